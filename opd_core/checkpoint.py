@@ -1,0 +1,155 @@
+"""Checkpoints: a folder with safetensors weights, safetensors optimizer tensors, and JSON metadata.
+
+`meta.json` holds the policy kind and architecture, the action tokenizer statistics, the training step, the run
+config, the optimizer's non-tensor state and the RNG states, so that a resumed run continues exactly where it
+stopped. Nothing is pickled: loading a checkpoint never executes code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from opd_core.errors import CheckpointError
+from opd_core.policies.base import Policy, build_policy
+from opd_core.tokenizer import ActionTokenizer
+
+FORMAT = "opd-checkpoint-v1"
+META = "meta.json"
+
+
+@dataclass
+class TrainingState:
+    step: int
+    optimizer: dict[str, Any] | None
+    rng: dict[str, Any]
+    run_config: dict[str, Any]
+    extra: dict[str, Any]
+
+
+def save_checkpoint(directory: str | Path, policy: Policy, *, step: int, run_config: dict[str, Any] | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, rng: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write atomically (a temporary folder renamed into place) so a killed process never leaves half a checkpoint."""
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    policy.save_weights(tmp)
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "policy": {"kind": policy.kind, "arch": policy.arch_config()},
+        "tokenizer": policy.tokenizer.to_dict(),
+        "step": step,
+        "run_config": run_config or {},
+        "extra": extra or {},
+    }
+    if optimizer is not None:
+        meta["optimizer"] = _split_optimizer_state(optimizer.state_dict(), tensors)
+    rng = dict(rng or {})
+    if "torch" in rng:
+        tensors["rng.torch"] = rng.pop("torch")
+    meta["rng"] = rng
+    if tensors:
+        save_file(tensors, str(tmp / "training_state.safetensors"))
+    (tmp / META).write_text(json.dumps(meta, indent=1))
+    if directory.exists():
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+    return directory
+
+
+def _split_optimizer_state(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    scalars: dict[str, dict[str, Any]] = {}
+    for param_id, param_state in state["state"].items():
+        for name, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param_id}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(param_id), {})[name] = value
+    return {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _join_optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, param_id, name = key.split(".", 2)
+            state.setdefault(int(param_id), {})[name] = value
+    for param_id, values in meta.get("scalars", {}).items():
+        state.setdefault(int(param_id), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    path = directory / META
+    if not directory.exists():
+        raise CheckpointError(f"checkpoint not found: {directory}")
+    if not path.is_file():
+        raise CheckpointError(f"{directory} is not an OPD checkpoint (no {META})")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{directory}: unsupported checkpoint format {meta.get('format')!r}")
+    return meta
+
+
+def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Policy:
+    """Rebuild the policy stored in a checkpoint folder, on `device`."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
+    policy = build_policy(meta["policy"]["kind"], meta["policy"]["arch"], tokenizer).to(device)
+    try:
+        policy.load_weights(directory)
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load weights from {directory}: {exc}") from exc
+    return policy
+
+
+def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer | None = None) -> TrainingState:
+    """Step, RNG states and run config of a checkpoint; restores `optimizer` in place when given."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    path = directory / "training_state.safetensors"
+    tensors = load_file(str(path)) if path.exists() else {}
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{directory} holds no optimizer state to resume from")
+        optimizer.load_state_dict(_join_optimizer_state(meta["optimizer"], tensors))
+    rng = dict(meta.get("rng", {}))
+    if "rng.torch" in tensors:
+        rng["torch"] = tensors["rng.torch"]
+    return TrainingState(meta["step"], meta.get("optimizer"), rng, meta.get("run_config", {}), meta.get("extra", {}))
+
+
+def rng_state(numpy_rng: np.random.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": numpy_rng.bit_generator.state}
+
+
+def restore_rng(state: dict[str, Any], numpy_rng: np.random.Generator) -> None:
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        numpy_rng.bit_generator.state = state["numpy"]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete `checkpoints/step_<n>` folder of a run, or None."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    steps = [(int(p.name.split("_")[1]), p) for p in root.glob("step_*")
+             if p.name.split("_")[1].isdigit() and (p / META).is_file()]
+    return max(steps)[1] if steps else None

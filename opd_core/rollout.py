@@ -1,0 +1,100 @@
+"""Phase 1: the student acts in the simulator, on-policy, and every visited state is kept.
+
+B instructions x G trajectories run as one vectorized batch. Each step the policy is queried only for the
+episodes still running; an episode ends at success or at the suite's step limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from opd_core.envs.base import Observation, VectorEnv
+from opd_core.policies.base import Policy
+
+
+@dataclass
+class Rollout:
+    obs: Observation
+    """Every visited state, flattened over trajectories and time [S]."""
+    actions: torch.Tensor
+    """Sampled bins [S, D] (long)."""
+    behaviour_logp: torch.Tensor
+    """log-prob of the sampled bins under the sampling distribution [S, D]."""
+    student_logits: torch.Tensor
+    """The student's logits (temperature 1) at acting time [S, D, K], for entropy and KL diagnostics."""
+    trajectory: np.ndarray
+    """Trajectory index of each state [S]."""
+    success: np.ndarray
+    """Per trajectory [num_traj] bool."""
+    lengths: np.ndarray
+    """Steps taken per trajectory."""
+    tasks: list[str]
+    frames: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    """Trajectory index -> rendered frames, for the trajectories asked to be filmed."""
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.lengths.sum())
+
+
+def sample_bins(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs)."""
+    if temperature == 0:
+        bins = logits.argmax(-1)
+        logp = torch.log_softmax(logits, -1).gather(-1, bins[..., None])[..., 0]
+        return bins, logp
+    scaled = torch.log_softmax(logits / temperature, -1)
+    flat = scaled.reshape(-1, scaled.shape[-1]).exp()
+    bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
+    return bins, scaled.gather(-1, bins[..., None])[..., 0]
+
+
+@torch.no_grad()
+def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int], temperature: float,
+            generator: torch.Generator | None = None, film: set[int] = frozenset(), keep_states: bool = True) -> Rollout:
+    """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`."""
+    n = len(tasks)
+    obs = env.reset(tasks, init_ids)
+    running = np.ones(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    lengths = np.zeros(n, dtype=np.int64)
+    frames = {i: [obs.image[i]] for i in film}
+    kept: dict[str, list] = {"obs": [], "actions": [], "logp": [], "logits": [], "traj": []}
+    for _ in range(env.max_episode_steps):
+        active = np.nonzero(running)[0]
+        current = obs.take(active)
+        logits = policy(current).float()
+        bins, logp = sample_bins(logits, temperature, generator)
+        actions = np.zeros((n, policy.tokenizer.dim))
+        actions[active] = policy.tokenizer.decode(bins.cpu().numpy())
+        if keep_states:
+            kept["obs"].append(current)
+            kept["actions"].append(bins.cpu())
+            kept["logp"].append(logp.cpu())
+            kept["logits"].append(logits.cpu())
+            kept["traj"].append(active)
+        obs, step_success = env.step(actions)
+        lengths[active] += 1
+        success[active] |= step_success[active]
+        for i in film:
+            if running[i]:
+                frames[i].append(obs.image[i])
+        running &= ~step_success
+        if not running.any():
+            break
+    return _assemble(kept, success, lengths, tasks, frames, keep_states)
+
+
+def _assemble(kept, success, lengths, tasks, frames, keep_states) -> Rollout:
+    if not keep_states or not kept["obs"]:
+        empty = Observation(np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 5), np.float32), [])
+        return Rollout(empty, torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0), torch.zeros(0, 0, 0),
+                       np.zeros(0, np.int64), success, lengths, list(tasks), frames)
+    obs = Observation(np.concatenate([o.image for o in kept["obs"]]),
+                      np.concatenate([o.proprio for o in kept["obs"]]),
+                      [text for o in kept["obs"] for text in o.instructions])
+    return Rollout(obs, torch.cat(kept["actions"]), torch.cat(kept["logp"]), torch.cat(kept["logits"]),
+                   np.concatenate(kept["traj"]), success, lengths, list(tasks), frames)

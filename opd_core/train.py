@@ -1,0 +1,361 @@
+"""The training loop (paper Algorithm 1) and its pipelines: sft, opd, grpo, opd_then_grpo.
+
+One flat loop per pipeline family. For the on-policy pipelines every step is:
+  Phase 1  rollout: B instructions x G trajectories sampled by the student
+  Phase 2  label:   the frozen teacher's logits on every visited state (distillation phases only)
+  Phase 3  update:  `updates_per_step` passes of minibatch gradient steps on the chosen objective
+and, every `eval_every` steps, an evaluation of seen and unseen tasks on fixed initial states (with videos) and a
+checkpoint. Metrics go to a `MetricsSink`; the loop knows nothing of where they end up.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from opd_core import objectives
+from opd_core.checkpoint import (
+    latest_checkpoint, load_policy, load_training_state, restore_rng, rng_state, save_checkpoint,
+)
+from opd_core.config import ConfigError, RunConfig
+from opd_core.data import DemoSet, load_demos
+from opd_core.envs.base import make_env, task_catalog
+from opd_core.errors import CheckpointError
+from opd_core.evaluate import EvalResult, evaluate
+from opd_core.labeling import label_states
+from opd_core.policies.base import Policy, build_policy
+from opd_core.rollout import Rollout, collect
+from opd_core.sinks import MetricsSink
+from opd_core.tokenizer import ActionTokenizer
+
+TRAIN_INIT_RANGE = (50, 1000)
+"""Training rollouts start from initial states 50-999; evaluation uses 0-49 and demos 1000+."""
+
+
+@dataclass
+class TrainResult:
+    status: str
+    """finished | cancelled"""
+    step: int
+    out_dir: Path
+    last_eval: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    config: RunConfig
+    sink: MetricsSink
+    out_dir: Path
+    student: Policy
+    optimizer: torch.optim.Optimizer
+    seen: list[str]
+    unseen: list[str]
+    rng: np.random.Generator
+    generator: torch.Generator
+    teacher: Policy | None = None
+    demos: DemoSet | None = None
+    env_steps: int = 0
+    wall_offset: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    last_eval: dict = field(default_factory=dict)
+
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.started
+
+
+# ============================================================================================ entry point
+def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], bool] = lambda: False,
+          resume: bool = False, progress_bar: bool = False) -> TrainResult:
+    """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`."""
+    config.validate()
+    state = _setup(config, sink, resume)
+    start = _resume(state) if resume else 0
+    total = config.total_steps
+    bar = _progress(progress_bar, total, start, config.name)
+    if start == 0:
+        _evaluate_and_save(state, 0)
+    status, step = "finished", start
+    for step in range(start + 1, total + 1):
+        step_started = time.perf_counter()
+        metrics = _sft_step(state) if config.pipeline == "sft" else _on_policy_step(state, _phase(config, step))
+        metrics["time/step_seconds"] = time.perf_counter() - step_started
+        metrics["time/env_steps"] = float(state.env_steps)
+        metrics["time/wall_seconds"] = state.wall_seconds()
+        sink.log(metrics, step)
+        sink.progress(step, total)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in metrics.items() if k in _BAR_KEYS})
+        cancel = stop_requested()
+        if _due(step, config.eval_every, total):
+            _evaluate_and_save(state, step)
+        elif cancel or _due(step, config.save_every, total):
+            _save(state, step)
+        if cancel:
+            status = "cancelled"
+            break
+    if bar is not None:
+        bar.close()
+    return TrainResult(status, step, state.out_dir, state.last_eval)
+
+
+_BAR_KEYS = ("train/success", "train/entropy", "train/loss", "eval/seen_success")
+
+
+def _phase(config: RunConfig, step: int) -> str:
+    if config.pipeline == "grpo" or (config.pipeline == "opd_then_grpo" and step > config.steps):
+        return "grpo"
+    return "opd"
+
+
+def _due(step: int, every: int, total: int) -> bool:
+    return step == total or (every > 0 and step % every == 0)
+
+
+def _progress(enabled: bool, total: int, start: int, name: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc=name, unit="step", dynamic_ncols=True)
+
+
+# ============================================================================================ setup
+def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
+    torch.manual_seed(config.seed)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen, unseen = _resolve_tasks(config)
+    demos = _load_sft_demos(config, seen) if config.pipeline == "sft" else None
+    student = _build_student(config, demos)
+    student.train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    teacher = _load_teacher(config, student.tokenizer) if config.pipeline in ("opd", "opd_then_grpo") else None
+    config.save(out_dir / "config.yaml")
+    return RunState(config, sink, out_dir, student, optimizer, seen, unseen, np.random.default_rng(config.seed),
+                    torch.Generator().manual_seed(config.seed), teacher, demos)
+
+
+def _resolve_tasks(config: RunConfig) -> tuple[list[str], list[str]]:
+    catalog = task_catalog(config.env)
+    try:
+        seen = list(config.tasks) or catalog.suite_tasks(config.suite)
+    except KeyError as exc:
+        raise ConfigError("suite", str(exc).strip("'\"")) from exc
+    for field_name, names in (("tasks", seen), ("unseen_tasks", config.unseen_tasks)):
+        for task in names:
+            try:
+                catalog.instruction(task)
+            except KeyError as exc:
+                raise ConfigError(field_name, str(exc).strip("'\"")) from exc
+    return seen, list(config.unseen_tasks)
+
+
+def _load_sft_demos(config: RunConfig, seen: list[str]) -> DemoSet:
+    return load_demos(config.demos, config.num_demos, seen)
+
+
+def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokenizer:
+    if config.env == "tabletop":
+        return ActionTokenizer.identity()  # the simulator's native action range is the dataset statistic
+    if demos is None:
+        raise ConfigError("student_checkpoint", "a fresh student on this env needs demos to fit action statistics")
+    return ActionTokenizer.fit(demos.actions)
+
+
+def _build_student(config: RunConfig, demos: DemoSet | None) -> Policy:
+    if config.student_checkpoint:
+        return _load_checkpoint_policy(config.student_checkpoint, config.device, "student")
+    arch = {"width": config.policy_width, "hidden": config.policy_hidden, "input_size": config.policy_input_size}
+    return build_policy(config.policy, arch, _default_tokenizer(config, demos)).to(config.device)
+
+
+def _load_checkpoint_policy(path: str, device: str, role: str) -> Policy:
+    if not Path(path).exists():
+        raise CheckpointError(f"{role} checkpoint not found: {path}")
+    return load_policy(path, device)
+
+
+def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer) -> Policy:
+    teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher")
+    student_tokenizer.check_compatible(teacher.tokenizer, "teacher")
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+def _resume(state: RunState) -> int:
+    checkpoint = latest_checkpoint(state.out_dir)
+    if checkpoint is None:
+        return 0
+    state.student.load_weights(checkpoint)
+    saved = load_training_state(checkpoint, state.optimizer)
+    restore_rng(saved.rng, state.rng)
+    if "generator" in saved.extra:
+        state.generator.set_state(torch.tensor(saved.extra["generator"], dtype=torch.uint8))
+    state.env_steps = int(saved.extra.get("env_steps", 0))
+    state.wall_offset = float(saved.extra.get("wall_seconds", 0.0))
+    state.last_eval = saved.extra.get("eval", {})
+    state.sink.resume_from(saved.step)
+    return saved.step
+
+
+# ============================================================================================ sft
+def _sft_step(state: RunState) -> dict[str, float]:
+    config, demos = state.config, state.demos
+    index = state.rng.integers(0, len(demos), size=min(config.sft_batch_size, len(demos)))
+    targets = torch.from_numpy(state.student.tokenizer.encode(demos.actions[index])).to(state.student.device)
+    logits = state.student(demos.observations(index))
+    loss = objectives.sft(logits, targets, None, config.sft_label_sigma)
+    grad_norm = _optimize(state, loss)
+    with torch.no_grad():
+        accuracy = (logits.argmax(-1) == targets).float().mean().item()
+        entropy = objectives.entropy(logits).mean().item()
+    return {"train/loss": loss.item(), "train/entropy": entropy, "train/bin_accuracy": accuracy,
+            "train/grad_norm": grad_norm}
+
+
+def _optimize(state: RunState, loss: torch.Tensor) -> float:
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    max_norm = state.config.max_grad_norm if state.config.max_grad_norm > 0 else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm)
+    state.optimizer.step()
+    return float(grad_norm)
+
+
+# ============================================================================================ on-policy step
+_env_cache: dict[tuple, object] = {}
+
+
+def _rollout_env(config: RunConfig, num_envs: int):
+    key = (config.env, num_envs, config.image_size, config.max_episode_steps)
+    if key not in _env_cache:
+        _env_cache.clear()
+        _env_cache[key] = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
+    return _env_cache[key]
+
+
+def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
+    config = state.config
+    # ---- Phase 1: B instructions x G on-policy trajectories
+    t0 = time.perf_counter()
+    tasks, init_ids = _sample_instructions(state)
+    env = _rollout_env(config, len(tasks))
+    rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+    state.env_steps += rollout.env_steps
+    t1 = time.perf_counter()
+    # ---- Phase 2: frozen teacher labels every visited state (distillation only)
+    teacher_logits = None
+    if state.teacher is not None and phase == "opd":
+        teacher_logits = label_states(state.teacher, rollout.obs, config.label_batch_size, state.student.device)
+    t2 = time.perf_counter()
+    # ---- Phase 3: policy update
+    if phase == "opd":
+        loss, grad_norm, used = _update(state, rollout, _distillation_loss_fn(config, rollout, teacher_logits))
+    else:
+        loss, grad_norm, used = _update(state, rollout, _grpo_loss_fn(config, rollout))
+    t3 = time.perf_counter()
+    return {
+        **_rollout_metrics(rollout, teacher_logits),
+        "train/loss": loss, "train/grad_norm": grad_norm, "train/updated_state_fraction": used,
+        "train/phase_grpo": float(phase == "grpo"),
+        "time/rollout_seconds": t1 - t0, "time/label_seconds": t2 - t1, "time/update_seconds": t3 - t2,
+    }
+
+
+def _sample_instructions(state: RunState) -> tuple[list[str], list[int]]:
+    config = state.config
+    replace = config.batch_tasks > len(state.seen)
+    chosen = state.rng.choice(len(state.seen), size=config.batch_tasks, replace=replace)
+    init_ids = state.rng.integers(*TRAIN_INIT_RANGE, size=config.batch_tasks)
+    tasks = [state.seen[i] for i in chosen for _ in range(config.group_size)]
+    return tasks, [int(i) for i in init_ids for _ in range(config.group_size)]
+
+
+LossFn = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
+
+
+def _distillation_loss_fn(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> LossFn:
+    def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        return objectives.distillation_loss(
+            config.objective, student_logits, rollout.actions[index].to(student_logits.device),
+            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), None, config.clip_eps)
+    return loss_fn
+
+
+def _grpo_loss_fn(config: RunConfig, rollout: Rollout) -> LossFn:
+    success = torch.from_numpy(rollout.success.astype(np.float32)).view(-1, config.group_size)
+    per_trajectory = objectives.group_advantages(success).reshape(-1)
+    advantages = per_trajectory[torch.from_numpy(rollout.trajectory)]
+
+    def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        device = student_logits.device
+        return objectives.grpo(student_logits, rollout.actions[index].to(device),
+                               rollout.behaviour_logp[index].to(device), advantages[index].to(device), None,
+                               config.clip_eps)
+    loss_fn.active = (advantages != 0).numpy()  # states of all-success or all-failure groups carry no gradient
+    return loss_fn
+
+
+def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, float, float]:
+    """`updates_per_step` shuffled passes of minibatch steps; returns mean loss, mean grad norm, share of states used."""
+    config = state.config
+    active = getattr(loss_fn, "active", np.ones(len(rollout.obs), dtype=bool))
+    states = np.nonzero(active)[0]
+    if len(states) == 0:
+        return 0.0, 0.0, 0.0
+    losses, norms = [], []
+    for _ in range(config.updates_per_step):
+        order = state.rng.permutation(states)
+        for start in range(0, len(order), config.minibatch_size):
+            index = order[start:start + config.minibatch_size]
+            loss = loss_fn(state.student(rollout.obs.take(index)), index)
+            norms.append(_optimize(state, loss))
+            losses.append(loss.item())
+    return float(np.mean(losses)), float(np.mean(norms)), len(states) / len(rollout.obs)
+
+
+def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None) -> dict[str, float]:
+    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, None)
+    metrics = {"train/success": float(rollout.success.mean()),
+               "train/episode_length": float(rollout.lengths.mean())}
+    metrics.update({f"train/{key}": value for key, value in stats.items()})
+    return metrics
+
+
+# ============================================================================================ eval + checkpoints
+def _evaluate_and_save(state: RunState, step: int) -> None:
+    config = state.config
+    if config.eval_init_states > 0 and (config.eval_every > 0 or step == config.total_steps):
+        result = _run_eval(state, step)
+        state.sink.log(result.metrics(), step)
+        for video in result.videos:
+            state.sink.log_video(step, video["task"], video["success"], video["path"])
+        state.last_eval = result.summary()
+    _save(state, step)
+
+
+def _run_eval(state: RunState, step: int) -> EvalResult:
+    config = state.config
+    video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
+    return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
+                    temperature=config.eval_temperature, image_size=config.image_size,
+                    max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,
+                    video_dir=state.out_dir / "videos" / f"step_{step}", run_dir=state.out_dir, seed=config.seed)
+
+
+def _save(state: RunState, step: int) -> None:
+    path = state.out_dir / "checkpoints" / f"step_{step}"
+    extra = {"env_steps": state.env_steps, "wall_seconds": state.wall_seconds(), "eval": state.last_eval,
+             "generator": state.generator.get_state().tolist()}
+    save_checkpoint(path, state.student, step=step, run_config=state.config.to_dict(), optimizer=state.optimizer,
+                    rng=rng_state(state.rng), extra=extra)
+    state.sink.log_checkpoint(step, str(path.relative_to(state.out_dir)), state.last_eval)
