@@ -10,10 +10,15 @@ from opd_core.policies.base import Policy
 
 
 @torch.no_grad()
-def label_states(teacher: Policy, obs: Observation, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Teacher logits [S, D, K] (float32, on `device`) for every state of `obs`."""
+def label_states(teacher: Policy, obs: Observation, actions: torch.Tensor, batch_size: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Teacher logits [S, D, K] (float32, on `device`) for every state of `obs`.
+
+    `actions` are the student's sampled bins: an autoregressive teacher scores dimension d given the student's
+    bins for dimensions before d (teacher forcing), as token-level distillation of language models does.
+    """
     chunks = []
     for start in range(0, len(obs), batch_size):
         index = np.arange(start, min(start + batch_size, len(obs)))
-        chunks.append(teacher(obs.take(index)).float().to(device))
+        chunks.append(teacher(obs.take(index), actions[index].to(teacher.device)).float().to(device))
     return torch.cat(chunks) if chunks else torch.zeros(0)

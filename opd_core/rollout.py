@@ -40,18 +40,6 @@ class Rollout:
         return int(self.lengths.sum())
 
 
-def sample_bins(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs)."""
-    if temperature == 0:
-        bins = logits.argmax(-1)
-        logp = torch.log_softmax(logits, -1).gather(-1, bins[..., None])[..., 0]
-        return bins, logp
-    scaled = torch.log_softmax(logits / temperature, -1)
-    flat = scaled.reshape(-1, scaled.shape[-1]).exp()
-    bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
-    return bins, scaled.gather(-1, bins[..., None])[..., 0]
-
-
 @torch.no_grad()
 def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int], temperature: float,
             generator: torch.Generator | None = None, film: set[int] = frozenset(), keep_states: bool = True) -> Rollout:
@@ -63,28 +51,30 @@ def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int
     lengths = np.zeros(n, dtype=np.int64)
     frames = {i: [obs.image[i]] for i in film}
     kept: dict[str, list] = {"obs": [], "actions": [], "logp": [], "logits": [], "traj": []}
-    for _ in range(env.max_episode_steps):
-        active = np.nonzero(running)[0]
-        current = obs.take(active)
-        logits = policy(current).float()
-        bins, logp = sample_bins(logits, temperature, generator)
-        actions = np.zeros((n, policy.tokenizer.dim))
-        actions[active] = policy.tokenizer.decode(bins.cpu().numpy())
+    while running.any():
+        queried = np.nonzero(running)[0]
+        current = obs.take(queried)
+        bins, logp, logits = policy.sample(current, temperature, generator)
         if keep_states:
             kept["obs"].append(current)
             kept["actions"].append(bins.cpu())
             kept["logp"].append(logp.cpu())
             kept["logits"].append(logits.cpu())
-            kept["traj"].append(active)
-        obs, step_success = env.step(actions)
-        lengths[active] += 1
-        success[active] |= step_success[active]
-        for i in film:
-            if running[i]:
-                frames[i].append(obs.image[i])
-        running &= ~step_success
-        if not running.any():
-            break
+            kept["traj"].append(queried)
+        chunk = policy.tokenizer.decode(bins.view(len(queried), -1, policy.tokenizer.dim).cpu().numpy())
+        for step_actions in chunk.transpose(1, 0, 2):  # an action chunk runs open loop, step by step
+            still = running[queried]
+            actions = np.zeros((n, policy.tokenizer.dim))
+            actions[queried[still]] = step_actions[still]
+            obs, step_success = env.step(actions)
+            lengths[running] += 1
+            success[running] |= step_success[running]
+            for i in film:
+                if running[i]:
+                    frames[i].append(obs.image[i])
+            running &= ~step_success & (lengths < env.max_episode_steps)
+            if not running[queried].any():
+                break
     return _assemble(kept, success, lengths, tasks, frames, keep_states)
 
 

@@ -136,7 +136,7 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
     student = _build_student(config, demos)
     student.train()
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    teacher = _load_teacher(config, student.tokenizer) if config.pipeline in ("opd", "opd_then_grpo") else None
+    teacher = _load_teacher(config, student.tokenizer, student.chunk_size) if config.pipeline in ("opd", "opd_then_grpo") else None
     config.save(out_dir / "config.yaml")
     return RunState(config, sink, out_dir, student, optimizer, seen, unseen, np.random.default_rng(config.seed),
                     torch.Generator().manual_seed(config.seed), teacher, demos)
@@ -182,9 +182,12 @@ def _load_checkpoint_policy(path: str, device: str, role: str) -> Policy:
     return load_policy(path, device)
 
 
-def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer) -> Policy:
+def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student_chunk: int) -> Policy:
     teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher")
     student_tokenizer.check_compatible(teacher.tokenizer, "teacher")
+    if teacher.chunk_size != student_chunk:
+        raise CheckpointError(f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "
+                              "their token distributions cannot be compared")
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -255,7 +258,8 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
     teacher_logits = None
     if state.teacher is not None and phase == "opd":
-        teacher_logits = label_states(state.teacher, rollout.obs, config.label_batch_size, state.student.device)
+        teacher_logits = label_states(state.teacher, rollout.obs, rollout.actions, config.label_batch_size,
+                                      state.student.device)
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
     if phase == "opd":
@@ -317,7 +321,7 @@ def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, 
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
             index = order[start:start + config.minibatch_size]
-            loss = loss_fn(state.student(rollout.obs.take(index)), index)
+            loss = loss_fn(state.student(rollout.obs.take(index), rollout.actions[index]), index)
             norms.append(_optimize(state, loss))
             losses.append(loss.item())
     return float(np.mean(losses)), float(np.mean(norms)), len(states) / len(rollout.obs)

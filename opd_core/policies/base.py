@@ -12,17 +12,29 @@ from opd_core.tokenizer import ActionTokenizer
 
 
 class Policy(torch.nn.Module):
-    """A tokenized-action policy. Subclasses set `kind` and implement `forward`, `arch_config`.
+    """A tokenized-action policy. Subclasses set `kind` and implement `forward` and `arch_config`.
 
-    `forward(obs)` takes raw batched observations (numpy, as the simulators return them) so that a teacher and a
-    student with different preprocessing can label the same stored states.
+    `forward(obs, actions)` takes raw batched observations (numpy, as the simulators return them) so that a
+    teacher and a student with different preprocessing can label the same stored states. It returns logits
+    [B, chunk_size * 7, 256]: one categorical per action dimension of each of the `chunk_size` steps emitted per
+    query. Autoregressive policies condition dimension d on the bins in `actions[:, :d]` (teacher forcing);
+    policies with a factorised head ignore `actions`. `sample` draws the bins themselves.
     """
 
     kind: str = ""
     tokenizer: ActionTokenizer
+    chunk_size: int = 1
+    """Environment steps per policy query (OpenVLA-OFT style action chunks)."""
 
-    def forward(self, obs: Observation) -> torch.Tensor:  # [B, D, K] logits
+    def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def sample(self, obs: Observation, temperature: float,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(bins [B, chunk*7], their log-probs at `temperature`, logits at temperature 1 [B, chunk*7, 256])."""
+        logits = self(obs).float()
+        bins, logp = sample_bins(logits, temperature, generator)
+        return bins, logp, logits
 
     def arch_config(self) -> dict[str, Any]:
         """JSON-able constructor arguments (saved in checkpoints)."""
@@ -43,6 +55,19 @@ class Policy(torch.nn.Module):
         from safetensors.torch import load_file
 
         self.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(self.device)))
+
+
+def sample_bins(logits: torch.Tensor, temperature: float,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs)."""
+    if temperature == 0:
+        bins = logits.argmax(-1)
+        logp = torch.log_softmax(logits, -1).gather(-1, bins[..., None])[..., 0]
+        return bins, logp
+    scaled = torch.log_softmax(logits / temperature, -1)
+    flat = scaled.reshape(-1, scaled.shape[-1]).exp()
+    bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
+    return bins, scaled.gather(-1, bins[..., None])[..., 0]
 
 
 PolicyFactory = Callable[[dict[str, Any], ActionTokenizer], Policy]

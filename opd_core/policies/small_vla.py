@@ -111,7 +111,8 @@ class SmallVLA(Policy):
                 F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         return torch.cat([x - 0.5, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
 
-    def forward(self, obs: Observation) -> torch.Tensor:
+    def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
+        # A factorised head: every dimension is predicted from the observation alone, so `actions` is unused.
         text = self.encode_instructions(obs.instructions)
         gamma1, beta1, gamma2, beta2 = self.film(text)[:, :, None, None].chunk(4, dim=1)
         x = F.relu(self.conv1(self.image_tensor(obs.image)))

@@ -27,9 +27,9 @@ from opd_core.envs.tabletop.tasks import (
 MOVE_SCALE = np.array([0.1, 0.1, 0.2])
 """World units moved per unit of action in x, y, z."""
 EXEC_NOISE_STD = 0.006
-GRASP_HEIGHT = 0.1
-GRASP_RADIUS = 0.1
-SUCCESS_RADIUS = 0.12
+GRASP_HEIGHT = 0.12
+GRASP_RADIUS = 0.14
+SUCCESS_RADIUS = 0.15
 MAX_GOALS = 2
 FINGER_OPEN, FINGER_HOLD = 0.04, 0.02
 TABLE_RGB = np.array([196, 172, 140], dtype=np.uint8)
@@ -207,13 +207,11 @@ class TabletopVecEnv:
         opening = ~want_closed & self.closed
         self.held[opening] = -1
         self.closed = want_closed.copy()
-        for i in np.nonzero(closing & (self.gripper[:, 2] < GRASP_HEIGHT))[0]:
-            valid = self.obj_kind[i] >= 0
-            distance = np.linalg.norm(self.obj_xy[i] - self.gripper[i, :2], axis=1)
-            distance[~valid] = np.inf
-            nearest = int(np.argmin(distance))
-            if distance[nearest] < GRASP_RADIUS:
-                self.held[i] = nearest
+        distance = np.linalg.norm(self.obj_xy - self.gripper[:, None, :2], axis=2)
+        distance[self.obj_kind < 0] = np.inf
+        nearest = distance.argmin(axis=1)
+        grasps = closing & (self.gripper[:, 2] < GRASP_HEIGHT) & (distance.min(axis=1) < GRASP_RADIUS)
+        self.held[grasps] = nearest[grasps]
 
     def goals_satisfied(self) -> np.ndarray:
         """[N, MAX_GOALS] bool: each goal's block rests (not held) within tolerance of its goal position."""

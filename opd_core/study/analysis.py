@@ -1,0 +1,286 @@
+"""Summary numbers of a study, read back from the run folders' metrics.jsonl (nothing is taken from memory).
+
+Definitions (also written into summary.json):
+  success (eval)     greedy success on the fixed evaluation initial states, every `eval_every` steps
+  success (train)    success of the step's B x G sampled training rollouts (temperature 1), every step
+  steps to 90%       eval: the first evaluated step whose seen success >= 0.9 x the teacher's greedy seen success;
+                     train: the first step whose trailing 3-step mean training success >= 0.9 x the teacher's
+                     sampled (temperature 1) success. null when never reached (the run's length is `censored_at`)
+  entropy            the student's mean per-dimension action entropy (nats) on its own rollout states;
+                     start = step 1, final = mean of the last 3 steps
+  unseen / pretrain  greedy success on the held-out compositions / on a few of the base's pre-training tasks
+  spread             over seeds: std (ddof=1 when more than one seed), min, max
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from opd_core.sinks import read_metrics
+from opd_core.study.plan import RunSpec, TaskGroups
+from opd_core.study.presets import METHOD_LABELS
+
+TRAIN_KEYS = {"train_success": "train/success", "entropy": "train/entropy",
+              "teacher_entropy": "train/teacher_entropy", "reverse_kl": "train/reverse_kl",
+              "forward_kl": "train/forward_kl", "loss": "train/loss", "phase_grpo": "train/phase_grpo"}
+REACH_FRACTION = 0.9
+TRAIN_WINDOW = 3
+FINAL_ENTROPY_WINDOW = 3
+
+DEFINITIONS = {
+    "success_eval": "greedy success on the fixed evaluation initial states, every eval_every steps",
+    "success_train": "success of the step's B x G sampled training rollouts (temperature 1)",
+    "steps_to_90_eval": "first evaluated step with seen success >= 0.9 x teacher greedy seen success (null: never)",
+    "steps_to_90_train": "first step with trailing 3-step mean training success >= 0.9 x teacher sampled success",
+    "entropy": "mean per-dimension action entropy (nats) on the policy's own rollout states; start = step 1, "
+               "final = mean of the last 3 steps",
+    "unseen_success": "greedy success on the held-out compositions (unseen suite)",
+    "pretrain_success": "greedy success on a few of the base's pre-training tasks (retention)",
+    "seconds_per_step": "median wall seconds per training step (rollout + labeling + update; eval excluded)",
+    "spread": "over seeds: std (ddof=1 when n > 1), min, max",
+}
+
+
+# ============================================================================================ one run
+def read_run(folder: Path, groups: TaskGroups) -> dict:
+    """Per-step training series and per-checkpoint evaluation series of one run folder."""
+    train_rows: dict[int, dict] = {}
+    eval_rows: dict[int, dict] = {}
+    for row in read_metrics(folder):
+        step = int(row["step"])
+        if "train/loss" in row:
+            train_rows.setdefault(step, {}).update(row)
+        if "eval/seen_success" in row:
+            eval_rows.setdefault(step, {}).update(row)
+    steps = sorted(train_rows)
+    eval_steps = sorted(eval_rows)
+    per_task = {task: [_num(eval_rows[s].get(f"eval/success/{task}")) for s in eval_steps]
+                for task in [*groups.seen, *groups.unseen]}
+    step_seconds = [_num(train_rows[s].get("time/step_seconds")) for s in steps]
+    return {
+        "folder": str(folder),
+        "steps": steps,
+        "train": {name: [_num(train_rows[s].get(key)) for s in steps] for name, key in TRAIN_KEYS.items()},
+        "eval_steps": eval_steps,
+        "eval": {"seen_success": _group_mean(per_task, groups.seen, len(eval_steps)),
+                 "unseen_success": _group_mean(per_task, groups.held_out, len(eval_steps)),
+                 "pretrain_success": _group_mean(per_task, groups.retention, len(eval_steps))},
+        "per_task": per_task,
+        "seconds_per_step": float(np.nanmedian(step_seconds)) if step_seconds else math.nan,
+        "wall_seconds": _num(train_rows[steps[-1]].get("time/wall_seconds")) if steps else math.nan,
+    }
+
+
+def _group_mean(per_task: dict[str, list[float]], tasks: list[str], length: int) -> list[float]:
+    if not tasks:
+        return [math.nan] * length
+    return [float(np.nanmean([per_task[t][i] for t in tasks])) for i in range(length)]
+
+
+def first_reach(steps: list[int], values: list[float], threshold: float, window: int = 1) -> int | None:
+    """The first step whose trailing `window` mean reaches `threshold`, or None."""
+    for i, step in enumerate(steps):
+        recent = [v for v in values[max(0, i - window + 1): i + 1] if not math.isnan(v)]
+        if recent and np.mean(recent) >= threshold - 1e-9:
+            return step
+    return None
+
+
+# ============================================================================================ aggregation
+def aggregate(values: list[float | None]) -> dict:
+    """Mean and spread over seeds (None and NaN are left out of the statistics but kept in `values`)."""
+    clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    out = {"values": [_json(v) for v in values], "n": len(clean)}
+    if clean:
+        out.update(mean=float(np.mean(clean)), std=float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0,
+                   min=float(np.min(clean)), max=float(np.max(clean)))
+    else:
+        out.update(mean=None, std=None, min=None, max=None)
+    return out
+
+
+def aggregate_curves(step_lists: list[list[int]], series: list[dict[str, list[float]]]) -> dict:
+    """Mean/std per step over seeds, on the steps every seed has."""
+    if not step_lists:
+        return {"step": []}
+    common = sorted(set(step_lists[0]).intersection(*map(set, step_lists[1:])))
+    out: dict = {"step": common}
+    for name in series[0]:
+        stacked = np.array([[run[name][steps.index(s)] for s in common] for steps, run in zip(step_lists, series)],
+                           dtype=float).reshape(len(series), len(common))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(stacked, axis=0) if len(common) else np.array([])
+            std = np.nanstd(stacked, axis=0, ddof=1 if len(series) > 1 else 0) if len(common) else np.array([])
+        out[name] = {"mean": [_json(v) for v in mean], "std": [_json(v) for v in std]}
+    return out
+
+
+def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teacher: dict, total_steps: int,
+                     pipeline: str, switch_step: int | None) -> dict:
+    eval_threshold = REACH_FRACTION * teacher["seen_success"]
+    train_threshold = REACH_FRACTION * teacher["sampled_success"]
+    reach_eval = [first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) for r in runs]
+    reach_train = [first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW) for r in runs]
+    final = {key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
+             for key in ("seen_success", "unseen_success", "pretrain_success")}
+    final["entropy_start"] = aggregate([r["train"]["entropy"][0] if r["steps"] else None for r in runs])
+    final["entropy"] = aggregate([_tail_mean(r["train"]["entropy"]) for r in runs])
+    final["teacher_entropy_on_student_states"] = aggregate([_tail_mean(r["train"]["teacher_entropy"]) for r in runs])
+    per_task = {task: aggregate([r["per_task"][task][-1] if r["per_task"][task] else None for r in runs])
+                for task in runs[0]["per_task"]} if runs else {}
+    return {
+        "label": METHOD_LABELS.get(method, _ablation_label(method)),
+        "pipeline": pipeline,
+        "seeds": [spec.seed for spec in specs],
+        "runs": [r["folder"] for r in runs],
+        "batch_tasks": specs[0].batch_tasks,
+        "group_size": specs[0].group_size,
+        "total_steps": total_steps,
+        "grpo_from_step": switch_step,
+        "curves": aggregate_curves([r["steps"] for r in runs], [r["train"] for r in runs]),
+        "eval_curves": aggregate_curves([r["eval_steps"] for r in runs],
+                                        [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}}
+                                         for r in runs]),
+        "steps_to_90": {
+            "eval": {**_reach(reach_eval), "threshold": eval_threshold},
+            "train": {**_reach(reach_train), "threshold": train_threshold},
+            "censored_at": total_steps,
+        },
+        "final": final,
+        "final_per_task": per_task,
+        "seconds_per_step": aggregate([r["seconds_per_step"] for r in runs]),
+        "wall_seconds": aggregate([r["wall_seconds"] for r in runs]),
+    }
+
+
+def _ablation_label(method: str) -> str:
+    return f"reverse KL, G={method.split('_G')[-1]}" if "_G" in method else method
+
+
+def _reach(values: list[int | None]) -> dict:
+    reached = [v for v in values if v is not None]
+    return {"values": values, "reached": len(reached), "of": len(values),
+            "mean": float(np.mean(reached)) if reached else None,
+            "max": max(reached) if reached else None}
+
+
+def _tail_mean(values: list[float]) -> float | None:
+    clean = [v for v in values[-FINAL_ENTROPY_WINDOW:] if not math.isnan(v)]
+    return float(np.mean(clean)) if clean else None
+
+
+# ============================================================================================ claims
+def claims(suite_result: dict) -> list[dict]:
+    """The paper's claims as this study measured them: numbers and a verdict by the stated rule, never forced."""
+    ref = suite_result["reference"]
+    methods = suite_result["methods"]
+    teacher, student = ref["teacher"], ref["student_init"]
+    out = []
+
+    def add(claim: str, rule: str, measured: str, verdict: bool | str | None):
+        if not isinstance(verdict, str):
+            verdict = "not measured" if verdict is None else ("holds" if verdict else "does not hold")
+        out.append({"claim": claim, "rule": rule, "measured": measured, "verdict": verdict})
+
+    add("The teacher is at least 90% on the suite", "teacher greedy seen success >= 0.90",
+        f"teacher {teacher['seen_success']:.2f}", teacher["seen_success"] >= 0.9)
+    add("The 1-demo student is well below the teacher", "student < 0.75 x teacher (greedy seen success)",
+        f"student {student['seen_success']:.2f} vs teacher {teacher['seen_success']:.2f}",
+        student["seen_success"] < 0.75 * teacher["seen_success"])
+
+    rkl, grpo = methods.get("reverse_kl"), methods.get("grpo")
+    if rkl and grpo:
+        for kind in ("eval", "train"):
+            r, g = rkl["steps_to_90"][kind], grpo["steps_to_90"][kind]
+            censored = grpo["steps_to_90"]["censored_at"]
+            r_steps = r["max"] if r["reached"] == r["of"] else None  # the slowest seed, all seeds must reach
+            g_steps = g["mean"] if g["reached"] == g["of"] else None
+            if r_steps is None:
+                verdict, text = False, f"reverse KL reached in {r['reached']}/{r['of']} seeds"
+            elif g_steps is None:
+                verdict = r_steps <= censored / 3
+                text = f"reverse KL {r_steps} (slowest seed); GRPO not in {censored} steps ({g['reached']}/{g['of']} seeds)"
+            else:
+                verdict, text = r_steps <= g_steps / 3, f"reverse KL {r_steps} (slowest seed) vs GRPO {g_steps:.1f}"
+            add(f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
+                "slowest reverse-KL seed <= GRPO mean / 3 (GRPO never reaching counts as its run length)", text,
+                verdict)
+
+    ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
+    if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
+        fkl, hce, rk = (ent[m]["entropy"]["mean"] for m in ("forward_kl", "hard_ce", "reverse_kl"))
+        fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
+        t_ent = teacher["entropy"]
+        add("Forward KL's entropy rises above its start and above the teacher's",
+            "final > start and final > teacher (own states)",
+            f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f}", fkl > fkl0 and fkl > t_ent)
+        add("Hard CE's entropy ends lowest and below its start", "final < start and lowest of the three",
+            f"hard CE {hce0:.2f} -> {hce:.2f}", hce < hce0 and hce < min(fkl, rk))
+        add("Reverse KL's entropy ends between them", "hard CE < reverse KL < forward KL (final)",
+            f"hard CE {hce:.2f} < reverse KL {rk:.2f} < forward KL {fkl:.2f}?", hce < rk < fkl)
+
+    fkl_run = methods.get("forward_kl")
+    if fkl_run and fkl_run["curves"]["step"]:
+        values = [v for v in fkl_run["curves"]["train_success"]["mean"] if v is not None]
+        early = values[: max(2, len(values) // 3)]
+        start, low = values[0], min(early)
+        add("Forward KL shows an early success valley", "min training success in the first third of the steps "
+            "< step-1 success - 0.10", f"step 1 {start:.2f}, early minimum {low:.2f}", low < start - 0.10)
+
+    sft = methods.get("sft")
+    if sft:
+        parts, holds = [], True
+        for key, name in (("unseen_success", "unseen"), ("pretrain_success", "pre-training")):
+            if student.get(key) is None:
+                continue
+            init = student[key]
+            sft_drop = init - (sft["final"][key]["mean"] or 0.0)
+            text = f"{name}: init {init:.2f}, sft {sft['final'][key]['mean']:.2f}"
+            for m in ("reverse_kl", "grpo"):
+                if m in methods and methods[m]["final"][key]["mean"] is not None:
+                    text += f", {m} {methods[m]['final'][key]['mean']:.2f}"
+                    holds &= methods[m]["final"][key]["mean"] > sft["final"][key]["mean"]
+            holds &= sft_drop > 0
+            parts.append(text)
+        add("Offline SFT loses unseen and pre-training success where on-policy methods keep it",
+            "sft final < student init, and reverse KL and GRPO final > sft final (both task groups)",
+            "; ".join(parts), holds if parts else None)
+
+    g2 = next((m for key, m in methods.items() if key == suite_result["ablation"]["group_sizes"].get("2")), None)
+    if g2:
+        final = g2["final"]["seen_success"]["mean"]
+        add("G=2 still learns", "final seen success > student init + 0.05",
+            f"G=2 final {final:.2f} vs student {student['seen_success']:.2f}", final > student["seen_success"] + 0.05)
+
+    if "reverse_kl" in methods and "reverse_kl_exact" in methods:
+        a, b = methods["reverse_kl"], methods["reverse_kl_exact"]
+        add("Sampled (eq. 6) and exact reverse KL side by side", "reported, no verdict",
+            f"final seen {a['final']['seen_success']['mean']:.2f} (sampled) vs "
+            f"{b['final']['seen_success']['mean']:.2f} (exact); steps to 90% (eval) "
+            f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}", "reported")
+    return out
+
+
+def _fmt_reach(reach: dict) -> str:
+    if reach["reached"] == 0:
+        return "never"
+    return f"{reach['mean']:.1f} ({reach['reached']}/{reach['of']} seeds)"
+
+
+# ============================================================================================ helpers
+def _num(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _json(value):
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+

@@ -1,0 +1,75 @@
+"""Run one RunConfig through `train()` into its out_dir, idempotently: finished runs are skipped, interrupted
+runs resume from their newest checkpoint, and a folder made with other settings is refused (never mixed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opd_core.checkpoint import META, latest_checkpoint, read_meta
+from opd_core.config import RunConfig
+from opd_core.errors import OpdError
+from opd_core.sinks import LocalDirSink
+
+PATH_FIELDS = ("out_dir", "student_checkpoint", "teacher_checkpoint", "demos")
+"""Fields left out of the same-settings check, so that a study folder (or its assets) can move."""
+
+
+class StudyError(OpdError):
+    """The study cannot go on (a stale run folder, an unfinished asset, a failed run)."""
+
+
+def final_checkpoint(config: RunConfig) -> Path:
+    return Path(config.out_dir) / "checkpoints" / f"step_{config.total_steps}"
+
+
+def is_finished(config: RunConfig) -> bool:
+    return (final_checkpoint(config) / META).is_file()
+
+
+def execute(config: RunConfig, *, progress: bool = False) -> tuple[Path, bool]:
+    """Make sure `config` has run to its last step; returns (final checkpoint, whether it ran now)."""
+    from opd_core.train import train
+
+    config.validate()
+    out = Path(config.out_dir)
+    if is_finished(config):
+        check_same_settings(config, out)
+        return final_checkpoint(config), False
+    resume = latest_checkpoint(out) is not None
+    if resume:
+        check_same_settings(config, out)
+    else:
+        for name in LocalDirSink.FILES:  # a run killed before its first checkpoint: start it clean
+            (out / name).unlink(missing_ok=True)
+    sink = LocalDirSink(out)
+    try:
+        result = train(config, sink, resume=resume, progress_bar=progress)
+    finally:
+        sink.close()
+    if result.status != "finished" or not is_finished(config):
+        raise StudyError(f"run {out} stopped at step {result.step} ({result.status})")
+    return final_checkpoint(config), True
+
+
+def check_same_settings(config: RunConfig, out: Path) -> None:
+    saved = _saved_config(out)
+    if saved is None:
+        return
+    wanted, have = _comparable(config.to_dict()), _comparable(saved)
+    differ = sorted(key for key in wanted.keys() | have.keys() if wanted.get(key) != have.get(key))
+    if differ:
+        details = ", ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} wanted" for k in differ[:4])
+        raise StudyError(f"{out} was made with other settings ({details}); use another --out or remove it")
+
+
+def _saved_config(out: Path) -> dict | None:
+    if (out / "config.yaml").is_file():
+        return RunConfig.load(out / "config.yaml").to_dict()
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is not None:
+        return read_meta(checkpoint).get("run_config") or None
+    return None
+
+
+def _comparable(values: dict) -> dict:
+    return {k: v for k, v in values.items() if k not in PATH_FIELDS}

@@ -1,0 +1,118 @@
+"""Which runs a study makes, and the RunConfig of each: every method from the same student with the same batch.
+
+Run folders: DIR/runs/<suite>/<method>_seed<k>. Method keys are the METHODS names plus `reverse_kl_G<g>` for the
+group-size ablation (reverse KL at a fixed number of trajectories per step, B = trajectories / G); an ablation
+point whose batch equals the main batch is the main reverse-KL run itself and is not run twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from opd_core.config import RunConfig
+from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.study.presets import StudyPreset
+
+
+@dataclass(frozen=True)
+class TaskGroups:
+    """What every evaluation measures: the seen tasks and two kinds of unseen tasks."""
+
+    seen: list[str]
+    """The suite's tasks: post-training trains on them."""
+    held_out: list[str]
+    """Held-out compositions (the `unseen` suite): never trained on by anyone."""
+    retention: list[str]
+    """A few of the base's pre-training tasks: how much of the pre-trained skill survives post-training."""
+
+    @property
+    def unseen(self) -> list[str]:
+        return [*self.held_out, *self.retention]
+
+    def to_dict(self) -> dict:
+        return {"seen": self.seen, "held_out": self.held_out, "retention": self.retention}
+
+
+def seen_tasks(preset: StudyPreset, suite: str) -> list[str]:
+    tasks = CATALOG.suite_tasks(suite)
+    return tasks[: preset.seen_tasks] if preset.seen_tasks else tasks
+
+
+def task_groups(preset: StudyPreset, suite: str, base_tasks: list[str]) -> TaskGroups:
+    """Seen: the suite; held out: the first `held_out_tasks` unseen tasks; retention: evenly spaced base tasks."""
+    held_out = CATALOG.suite_tasks("unseen")[: preset.held_out_tasks]
+    candidates = [t for t in base_tasks if t not in held_out and CATALOG.suite_of(t) != suite]
+    count = min(preset.retention_tasks, len(candidates))
+    retention = [candidates[i * len(candidates) // count] for i in range(count)] if count else []
+    return TaskGroups(seen_tasks(preset, suite), held_out, retention)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    method: str
+    """Method key: a METHODS name or reverse_kl_G<g>."""
+    seed: int
+    batch_tasks: int
+    group_size: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.method}_seed{self.seed}"
+
+    @property
+    def base_method(self) -> str:
+        return "reverse_kl" if self.method.startswith("reverse_kl_G") else self.method
+
+    def folder(self, out: Path) -> Path:
+        return Path(out) / "runs" / self.suite / self.run_id
+
+
+def ablation_methods(preset: StudyPreset) -> dict[int, str]:
+    """G -> the method key whose runs give that ablation point."""
+    keys = {}
+    for g in preset.ablation_group_sizes:
+        same_as_main = (g == preset.group_size and preset.ablation_trajectories == preset.batch_tasks * g
+                        and "reverse_kl" in preset.methods)
+        keys[g] = "reverse_kl" if same_as_main else f"reverse_kl_G{g}"
+    return keys
+
+
+def plan_runs(preset: StudyPreset, suites: list[str], seeds: list[int]) -> list[RunSpec]:
+    """Seed-major order, so that an interrupted study has whole seeds done first."""
+    specs = []
+    for seed in seeds:
+        for suite in suites:
+            for method in preset.methods:
+                specs.append(RunSpec(suite, method, seed, preset.batch_tasks, preset.group_size))
+            for g, key in ablation_methods(preset).items():
+                if key != "reverse_kl":
+                    specs.append(RunSpec(suite, key, seed, preset.ablation_trajectories // g, g))
+    return specs
+
+
+def method_config(spec: RunSpec, preset: StudyPreset, opd_recipe: RunConfig, sft_recipe: RunConfig,
+                  groups: TaskGroups, student: Path, teacher: Path, demos: Path | None, out: Path) -> RunConfig:
+    """The RunConfig of one run: the OPD YAML recipe (the teacher's SFT recipe for `sft`) sized by the preset."""
+    common = dict(name=f"study-{spec.suite}-{spec.run_id}", seed=spec.seed, suite=spec.suite, tasks=groups.seen,
+                  unseen_tasks=groups.unseen, student_checkpoint=str(student), out_dir=str(spec.folder(out)),
+                  eval_init_states=preset.eval_init_states, videos_per_eval=preset.videos_per_eval,
+                  max_episode_steps=preset.max_episode_steps)
+    if spec.method == "sft":
+        config = sft_recipe.replace(**common, pipeline="sft", demos=str(demos), steps=preset.sft_steps,
+                                    eval_every=preset.sft_eval_every, save_every=preset.sft_eval_every)
+    else:
+        config = opd_recipe.replace(**common, teacher_checkpoint=str(teacher), batch_tasks=spec.batch_tasks,
+                                    group_size=spec.group_size, eval_every=preset.eval_every,
+                                    save_every=preset.eval_every, **_pipeline(spec.base_method, preset))
+    return config.replace(**{**preset.common_overrides, **preset.method_overrides}).validate()
+
+
+def _pipeline(method: str, preset: StudyPreset) -> dict:
+    if method == "grpo":
+        return {"pipeline": "grpo", "steps": preset.steps, "grpo_steps": 0}
+    if method == "opd_then_grpo":
+        return {"pipeline": "opd_then_grpo", "objective": "reverse_kl", "steps": preset.distill_steps_before_grpo,
+                "grpo_steps": preset.steps - preset.distill_steps_before_grpo}
+    return {"pipeline": "opd", "objective": method, "steps": preset.steps, "grpo_steps": 0}

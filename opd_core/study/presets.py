@@ -1,0 +1,134 @@
+"""The study's sizes as explicit presets: which methods, how many steps, what batch, how often to evaluate.
+
+Recipes (learning rate, updates per step, minibatch, label smoothing, ...) are NOT here: they come from the
+YAML files in `configs/` so that the study and `opd train` use the same recipes. A preset only sizes the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+METHODS = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce", "grpo", "sft", "opd_then_grpo")
+"""Every post-training method of the study, all started from the same 1-demo student."""
+
+METHOD_LABELS = {
+    "reverse_kl": "VLA-OPD reverse KL (sampled, eq. 6)",
+    "reverse_kl_exact": "reverse KL (exact)",
+    "forward_kl": "forward KL",
+    "hard_ce": "hard CE (argmax)",
+    "grpo": "GRPO (sparse reward)",
+    "sft": "offline SFT (50 demos)",
+    "opd_then_grpo": "distill then GRPO",
+}
+
+TRADEOFF_METHODS = ("sft", "grpo", "reverse_kl")
+"""The methods of the seen-unseen trade-off plot (paper Fig. 3)."""
+
+
+@dataclass(frozen=True)
+class StudyPreset:
+    """How big a study is. Every on-policy method gets the same student, teacher and batch (B x G)."""
+
+    name: str
+    """Preset name, recorded in summary.json and the report."""
+    seeds: int
+    """Seeds per method (the summary gives mean and spread over them)."""
+    steps: int
+    """On-policy steps per method (one step = B x G trajectories and their updates)."""
+    batch_tasks: int
+    """B: instructions per step, shared by every on-policy method."""
+    group_size: int
+    """G: trajectories per instruction, shared by every on-policy method."""
+    eval_every: int
+    """Evaluate seen, held-out and pre-training tasks every K steps (and at the start and the end)."""
+    eval_init_states: int
+    """Fixed initial states per task at every evaluation (the same for the teacher, base and student rows)."""
+    distill_steps_before_grpo: int
+    """opd_then_grpo: reverse-KL steps before switching to GRPO; the GRPO part is `steps` minus this."""
+    sft_steps: int
+    """Offline-SFT baseline: gradient steps on the 50-demo set, from the student (recipe of the teacher YAML)."""
+    sft_eval_every: int
+    """Offline-SFT baseline: evaluate every K gradient steps (its points of the trade-off plot)."""
+    ablation_trajectories: int = 32
+    """Group-size ablation: trajectories per step held fixed (paper: 32), B = this / G."""
+    ablation_group_sizes: tuple[int, ...] = (2, 4, 8)
+    """Group-size ablation: the G values (reverse KL). A G whose batch equals the main batch reuses its runs."""
+    held_out_tasks: int = 4
+    """How many of the `unseen` suite's held-out compositions to evaluate (4 exist)."""
+    retention_tasks: int = 4
+    """Pre-training tasks evaluated at every checkpoint to measure retention of the base's skills."""
+    videos_per_eval: int = 0
+    """Rollout videos per evaluation in method runs (0: none; they cost time and disk)."""
+    methods: tuple[str, ...] = METHODS
+    """Methods to run (a subset of METHODS)."""
+    seen_tasks: int = 0
+    """Seen tasks per suite: the first N of the suite (0: all of them). Miniatures only."""
+    pretrain_tasks: int = 0
+    """Tasks the base is pre-trained on when the study builds it: the first N of `pretrain` (0: all 90)."""
+    max_episode_steps: int = 0
+    """Episode step limit of method runs and evaluations (0: the suite's default)."""
+    common_overrides: dict[str, Any] = field(default_factory=dict)
+    """RunConfig fields applied to every run the study makes, assets included (miniatures: tiny policy sizes)."""
+    asset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """RunConfig fields per asset role (base, teacher, student) applied over its YAML recipe when built."""
+    method_overrides: dict[str, Any] = field(default_factory=dict)
+    """RunConfig fields applied to every method run over the OPD YAML recipe."""
+
+    def __post_init__(self):
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
+        for name in ("seeds", "steps", "batch_tasks", "group_size", "sft_steps", "ablation_trajectories"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"preset field {name} must be at least 1")
+        if "opd_then_grpo" in self.methods and not 0 < self.distill_steps_before_grpo < self.steps:
+            raise ValueError("distill_steps_before_grpo must leave at least one GRPO step and be at least 1")
+        for g in self.ablation_group_sizes:
+            if g < 2 or self.ablation_trajectories % g:
+                raise ValueError(f"ablation group size {g} must be >= 2 and divide {self.ablation_trajectories}")
+
+    def with_changes(self, **changes: Any) -> "StudyPreset":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+QUICK = StudyPreset(
+    name="quick",
+    seeds=1,
+    steps=15,
+    batch_tasks=4,
+    group_size=8,
+    eval_every=5,
+    eval_init_states=5,
+    distill_steps_before_grpo=5,
+    sft_steps=150,
+    sft_eval_every=30,
+)
+"""About 10 minutes on a 2-core CPU from cached assets: 9 runs of 15 steps at B=4, G=8 (32 trajectories, the
+paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks x 5 initial
+states every 5 steps, and an offline-SFT baseline of 150 gradient steps (about one on-policy run's wall time).
+Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about 2-3 s at 32
+trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
+
+FULL = StudyPreset(
+    name="full",
+    seeds=3,
+    steps=50,
+    batch_tasks=8,
+    group_size=8,
+    eval_every=5,
+    eval_init_states=10,
+    distill_steps_before_grpo=15,
+    sft_steps=1500,
+    sft_eval_every=150,
+    videos_per_eval=1,
+)
+"""The study as the issue states it: 3 seeds, B=8 x G=8 (64 trajectories per step), 50 steps per method, the G
+ablation at 32 trajectories per step (three extra runs per seed), the SFT baseline with the teacher's 1500-step
+recipe. Several hours on a 2-core CPU (about 50 minutes per seed plus the assets)."""
+
+PRESETS = {"quick": QUICK, "full": FULL}

@@ -1,0 +1,119 @@
+"""`run_study`: assets -> reference rows -> every method run -> summary.json, plots and report.md.
+
+Everything a study makes lives under its folder:
+  assets/                       demos, base, <suite>/teacher, <suite>/student, <suite>/reference.json
+  runs/<suite>/<method>_seed<k> one ordinary run folder per run (config.yaml, metrics.jsonl, checkpoints/)
+  summary.json, report.md, plots/*.png
+Finished runs are skipped and interrupted ones resume, so running the same command again continues a study.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from opd_core.study import analysis, plots, report
+from opd_core.study.assets import AssetStore
+from opd_core.study.jobs import execute, is_finished
+from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
+from opd_core.study.presets import StudyPreset
+from opd_core.study.recipes import load_recipe
+from opd_core.study.references import ROLES, references
+
+
+def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("object",), assets: str | Path | None = None,
+              progress: bool = True, log=print) -> dict:
+    """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json."""
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    suites = list(suites)
+    seeds = list(range(preset.seeds))
+    store = AssetStore(out / "assets", preset, assets, progress=progress)
+
+    prepared = {}
+    for suite in suites:
+        log(f"[study] {suite}: assets")
+        seen = seen_tasks(preset, suite)
+        suite_assets = store.suite(suite, seen)
+        groups = task_groups(preset, suite, suite_assets.base_tasks)
+        opd_recipe = load_recipe("opd", suite)
+        demos = store.demos(suite, seen, store.suite_demo_count(suite)) if "sft" in preset.methods else None
+        log(f"[study] {suite}: reference evaluations (base, teacher, student)")
+        checkpoints = {row: getattr(suite_assets, role).path for row, role in ROLES.items()}
+        refs = references(out / "assets" / suite / "reference.json", checkpoints, groups,
+                          init_states=preset.eval_init_states, image_size=opd_recipe.image_size,
+                          max_episode_steps=preset.max_episode_steps)
+        prepared[suite] = (suite_assets, groups, opd_recipe, demos, refs)
+
+    specs = plan_runs(preset, suites, seeds)
+    configs = {}
+    for spec in specs:
+        suite_assets, groups, opd_recipe, demos, _ = prepared[spec.suite]
+        configs[spec] = method_config(spec, preset, opd_recipe, suite_assets.sft_recipe, groups,
+                                      suite_assets.student.path, suite_assets.teacher.path, demos, out)
+    reused = sum(is_finished(config) for config in configs.values())
+    log(f"[study] {len(specs)} runs ({reused} already finished) in {out / 'runs'}")
+    bar = _bar(progress, len(specs))
+    ran_now = 0
+    for spec in specs:
+        if bar is not None:
+            bar.set_postfix_str(f"{spec.suite}/{spec.run_id}")
+        _, ran = execute(configs[spec], progress=progress)
+        ran_now += ran
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    summary = {
+        "study": "opd reproduce",
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": preset.to_dict(),
+        "suites": suites,
+        "seeds": seeds,
+        "wall_seconds": None,
+        "runs_run_now": ran_now,
+        "runs_reused": len(specs) - ran_now,
+        "definitions": analysis.DEFINITIONS,
+        "results": {},
+    }
+    for suite in suites:
+        suite_assets, groups, _, _, refs = prepared[suite]
+        suite_specs = [s for s in specs if s.suite == suite]
+        methods = {}
+        for key in dict.fromkeys(s.method for s in suite_specs):
+            chosen = [s for s in suite_specs if s.method == key]
+            runs = [analysis.read_run(s.folder(out), groups) for s in chosen]
+            config = configs[chosen[0]]
+            methods[key] = analysis.summarize_method(
+                key, chosen, runs, refs["teacher"], config.total_steps, config.pipeline,
+                config.steps if config.pipeline == "opd_then_grpo" else None)
+        result = {
+            "tasks": groups.to_dict(),
+            "assets": suite_assets.describe(),
+            "reference": refs,
+            "methods": methods,
+            "ablation": {"trajectories": preset.ablation_trajectories,
+                         "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()}},
+        }
+        result["claims"] = analysis.claims(result)
+        summary["results"][suite] = result
+
+    made = plots.draw_all(summary, out / "plots")
+    summary["plots"] = made
+    summary["wall_seconds"] = time.perf_counter() - started
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
+    (out / "report.md").write_text(report.render(summary, made))
+    log(f"[study] done in {summary['wall_seconds']:.0f} s: {out / 'summary.json'}, {out / 'report.md'}")
+    return summary
+
+
+def _bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="study runs", unit="run", position=0, dynamic_ncols=True)
