@@ -105,12 +105,27 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Policy:
-    """Rebuild the policy stored in a checkpoint folder, on `device`."""
+def load_policy(directory: str | Path, device: str | torch.device = "cpu",
+                hf_settings: dict[str, Any] | None = None) -> Policy:
+    """Rebuild the policy stored in an OPD checkpoint folder, or load a transformers model directory, on `device`.
+
+    `hf_settings` (HFVLASettings fields) apply to a raw transformers directory such as an OpenVLA checkpoint.
+    """
     directory = Path(directory)
+    if not directory.exists():
+        raise CheckpointError(f"checkpoint not found: {directory}")
+    if (directory / "config.json").is_file() and not (directory / META).is_file():
+        from opd_core.policies.hf_vla import HFVLASettings, TransformersVLA
+
+        return TransformersVLA.from_pretrained(directory, HFVLASettings.from_dict(hf_settings or {}), str(device))
     meta = read_meta(directory)
     tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
-    policy = build_policy(meta["policy"]["kind"], meta["policy"]["arch"], tokenizer).to(device)
+    kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
+    if kind == "transformers":
+        from opd_core.policies.hf_vla import TransformersVLA
+
+        return TransformersVLA.from_checkpoint(directory, arch, tokenizer, str(device))
+    policy = build_policy(kind, arch, tokenizer).to(device)
     try:
         policy.load_weights(directory)
     except (OSError, RuntimeError) as exc:

@@ -18,6 +18,9 @@ PIPELINES = ("sft", "opd", "grpo", "opd_then_grpo")
 OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
 ENVS = ("tabletop", "libero")
 POLICY_KINDS = ("small_vla", "transformers")
+HF_DECODINGS = ("autoregressive", "parallel")
+HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
+OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 
 
 class ConfigError(ValueError):
@@ -71,6 +74,26 @@ class RunConfig:
     """Torch device of the student, e.g. cpu or cuda."""
     teacher_device: str = ""
     """Torch device of the teacher; empty means the student's device."""
+
+    # --- transformers checkpoints (student or teacher given as a model directory, e.g. OpenVLA) ---
+    hf_unnorm_key: str = ""
+    """Which dataset's action statistics to use when the checkpoint holds several (OpenVLA's unnorm_key)."""
+    hf_action_vocab_offset: int = 0
+    """Padding ids after the 256 action ids at the end of the vocabulary (OpenVLA: 64)."""
+    hf_chunk_size: int = 1
+    """Actions of 7 dims emitted per query (OpenVLA-OFT action chunks)."""
+    hf_decoding: str = "autoregressive"
+    """autoregressive (OpenVLA) | parallel (OpenVLA-OFT style: all action tokens in one pass)."""
+    hf_prompt_template: str = OPENVLA_PROMPT
+    """Prompt with an {instruction} slot; stored conventions in the model directory take over when left default."""
+    hf_dtype: str = "auto"
+    """auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16."""
+    hf_trust_remote_code: bool = False
+    """Allow modeling code shipped inside a checkpoint directory (OpenVLA needs it)."""
+    hf_lora_rank: int = 0
+    """>0: train LoRA adapters (rank r) on the language model instead of all weights."""
+    hf_gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (large students)."""
 
     # --- data (sft) ---
     demos: str = ""
@@ -129,12 +152,16 @@ class RunConfig:
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("env", self.env, ENVS)
         _check_choice("policy", self.policy, POLICY_KINDS)
-        for name in ("steps", "batch_tasks", "group_size", "updates_per_step", "minibatch_size",
+        _check_choice("hf_decoding", self.hf_decoding, HF_DECODINGS)
+        _check_choice("hf_dtype", self.hf_dtype, HF_DTYPES)
+        if "{instruction}" not in self.hf_prompt_template:
+            raise ConfigError("hf_prompt_template", "must contain the {instruction} slot")
+        for name in ("hf_chunk_size", "steps", "batch_tasks", "group_size", "updates_per_step", "minibatch_size",
                      "label_batch_size", "sft_batch_size", "num_demos", "image_size", "policy_width",
                      "policy_hidden", "policy_input_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
-        for name in ("grpo_steps", "eval_every", "save_every", "videos_per_eval", "max_episode_steps",
+        for name in ("hf_action_vocab_offset", "hf_lora_rank", "grpo_steps", "eval_every", "save_every", "videos_per_eval", "max_episode_steps",
                      "eval_init_states"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must not be negative, got {getattr(self, name)}")
@@ -159,6 +186,10 @@ class RunConfig:
         if not self.out_dir:
             raise ConfigError("out_dir", "must name a folder")
         return self
+
+    def hf_settings(self) -> dict[str, Any]:
+        """The hf_* fields without their prefix (HFVLASettings keyword arguments)."""
+        return {f.name[3:]: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.startswith("hf_")}
 
     @property
     def total_steps(self) -> int:

@@ -15,7 +15,8 @@ from opd_core.config import ConfigError
 
 def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "reproduce", help="run the paper's study (all methods, forgetting, G ablation) and write summary, plots, report",
+        "reproduce",
+        help="run the paper's study (all methods, forgetting, G ablation) and write summary, plots, report",
         description="Teacher and 1-demo student made once (cached in DIR/assets), then reverse KL (sampled and exact), "
                     "forward KL, hard CE, GRPO, offline SFT and distill-then-GRPO from the same student with the same "
                     "batch, plus the group-size ablation. Writes DIR/summary.json, DIR/report.md and DIR/plots/*.png. "

@@ -22,6 +22,8 @@ class ActionTokenizer:
     q01: tuple[float, ...]
     q99: tuple[float, ...]
     num_bins: int = NUM_BINS
+    mask: tuple[bool, ...] | None = None
+    """OpenVLA's per-dimension normalisation mask: False leaves that dimension as is (e.g. the gripper)."""
 
     @classmethod
     def fit(cls, actions: np.ndarray, num_bins: int = NUM_BINS) -> "ActionTokenizer":
@@ -43,8 +45,10 @@ class ActionTokenizer:
     def _range(self) -> tuple[np.ndarray, np.ndarray]:
         low, high = np.array(self.q01), np.array(self.q99)
         # A constant dimension (q01 == q99) would divide by zero; treat it as already normalised.
-        degenerate = (high - low) < 1e-8
-        return np.where(degenerate, -1.0, low), np.where(degenerate, 1.0, high)
+        keep_raw = (high - low) < 1e-8
+        if self.mask is not None:
+            keep_raw |= ~np.array(self.mask, dtype=bool)
+        return np.where(keep_raw, -1.0, low), np.where(keep_raw, 1.0, high)
 
     def normalize(self, actions: np.ndarray) -> np.ndarray:
         low, high = self._range()
@@ -70,11 +74,16 @@ class ActionTokenizer:
         return self.unnormalize(self.bin_centers()[np.asarray(bins, dtype=np.int64)])
 
     def to_dict(self) -> dict:
-        return {"q01": list(self.q01), "q99": list(self.q99), "num_bins": self.num_bins}
+        data = {"q01": list(self.q01), "q99": list(self.q99), "num_bins": self.num_bins}
+        if self.mask is not None:
+            data["mask"] = list(self.mask)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "ActionTokenizer":
-        return cls(tuple(data["q01"]), tuple(data["q99"]), int(data.get("num_bins", NUM_BINS)))
+        mask = data.get("mask")
+        return cls(tuple(data["q01"]), tuple(data["q99"]), int(data.get("num_bins", NUM_BINS)),
+                   tuple(bool(m) for m in mask) if mask is not None else None)
 
     def check_compatible(self, other: "ActionTokenizer", what: str = "teacher") -> None:
         """Raise TokenizerMismatchError unless `other` bins actions exactly as this tokenizer does."""
@@ -82,6 +91,9 @@ class ActionTokenizer:
             raise TokenizerMismatchError(
                 f"{what} action tokenizer has {other.dim} dims x {other.num_bins} bins, "
                 f"the student has {self.dim} x {self.num_bins}")
+        if (self.mask or (True,) * self.dim) != (other.mask or (True,) * other.dim):
+            raise TokenizerMismatchError(f"{what} normalises other action dimensions than the student "
+                                         f"(mask {other.mask} vs {self.mask})")
         for name, mine, theirs in (("q01", self.q01, other.q01), ("q99", self.q99, other.q99)):
             if not np.allclose(mine, theirs, rtol=1e-6, atol=1e-9):
                 raise TokenizerMismatchError(

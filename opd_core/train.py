@@ -171,19 +171,20 @@ def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokeni
 
 def _build_student(config: RunConfig, demos: DemoSet | None) -> Policy:
     if config.student_checkpoint:
-        return _load_checkpoint_policy(config.student_checkpoint, config.device, "student")
+        return _load_checkpoint_policy(config.student_checkpoint, config.device, "student", config)
     arch = {"width": config.policy_width, "hidden": config.policy_hidden, "input_size": config.policy_input_size}
     return build_policy(config.policy, arch, _default_tokenizer(config, demos)).to(config.device)
 
 
-def _load_checkpoint_policy(path: str, device: str, role: str) -> Policy:
+def _load_checkpoint_policy(path: str, device: str, role: str, config: RunConfig) -> Policy:
     if not Path(path).exists():
         raise CheckpointError(f"{role} checkpoint not found: {path}")
-    return load_policy(path, device)
+    return load_policy(path, device, hf_settings=config.hf_settings())
 
 
 def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student_chunk: int) -> Policy:
-    teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher")
+    teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher",
+                                      config)
     student_tokenizer.check_compatible(teacher.tokenizer, "teacher")
     if teacher.chunk_size != student_chunk:
         raise CheckpointError(f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "

@@ -124,8 +124,11 @@ def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teache
                      pipeline: str, switch_step: int | None) -> dict:
     eval_threshold = REACH_FRACTION * teacher["seen_success"]
     train_threshold = REACH_FRACTION * teacher["sampled_success"]
-    reach_eval = [first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) for r in runs]
-    reach_train = [first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW) for r in runs]
+    # a teacher at 0% makes "90% of the teacher" meaningless: no step is reported then
+    reach_eval = [first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0
+                  else None for r in runs]
+    reach_train = [first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
+                   if train_threshold > 0 else None for r in runs]
     final = {key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
              for key in ("seen_success", "unseen_success", "pretrain_success")}
     final["entropy_start"] = aggregate([r["train"]["entropy"][0] if r["steps"] else None for r in runs])
@@ -147,8 +150,8 @@ def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teache
                                         [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}}
                                          for r in runs]),
         "steps_to_90": {
-            "eval": {**_reach(reach_eval), "threshold": eval_threshold},
-            "train": {**_reach(reach_train), "threshold": train_threshold},
+            "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
+            "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0},
             "censored_at": total_steps,
         },
         "final": final,
@@ -198,31 +201,36 @@ def claims(suite_result: dict) -> list[dict]:
         for kind in ("eval", "train"):
             r, g = rkl["steps_to_90"][kind], grpo["steps_to_90"][kind]
             censored = grpo["steps_to_90"]["censored_at"]
-            r_steps = r["max"] if r["reached"] == r["of"] else None  # the slowest seed, all seeds must reach
-            g_steps = g["mean"] if g["reached"] == g["of"] else None
-            if r_steps is None:
-                verdict, text = False, f"reverse KL reached in {r['reached']}/{r['of']} seeds"
-            elif g_steps is None:
-                verdict = r_steps <= censored / 3
-                text = f"reverse KL {r_steps} (slowest seed); GRPO not in {censored} steps ({g['reached']}/{g['of']} seeds)"
+            # GRPO's mean with each seed that never reached counted at its run length: a lower bound
+            g_bound = float(np.mean([censored if v is None else v for v in g["values"]])) if g["values"] else None
+            if not r.get("defined", True):
+                verdict, text = None, "the teacher's success is 0: 90% of it is undefined"
+            elif r["reached"] < r["of"]:
+                verdict, text = False, f"reverse KL reached in {r['reached']}/{r['of']} seeds within {censored} steps"
             else:
-                verdict, text = r_steps <= g_steps / 3, f"reverse KL {r_steps} (slowest seed) vs GRPO {g_steps:.1f}"
+                verdict = r["max"] <= g_bound / 3
+                text = f"reverse KL {r['max']} (slowest seed) vs GRPO {g_bound:.1f}"
+                if g["reached"] < g["of"]:
+                    text += f" ({g['reached']}/{g['of']} GRPO seeds reached; the others counted at {censored})"
             add(f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
-                "slowest reverse-KL seed <= GRPO mean / 3 (GRPO never reaching counts as its run length)", text,
-                verdict)
+                "slowest reverse-KL seed <= GRPO mean / 3, a GRPO seed that never reached counted at its run "
+                "length (so GRPO's number is a lower bound)", text, verdict)
 
     ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
     if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
         fkl, hce, rk = (ent[m]["entropy"]["mean"] for m in ("forward_kl", "hard_ce", "reverse_kl"))
         fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
         t_ent = teacher["entropy"]
+        t_on = ent["forward_kl"]["teacher_entropy_on_student_states"]["mean"]
         add("Forward KL's entropy rises above its start and above the teacher's",
-            "final > start and final > teacher (own states)",
-            f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f}", fkl > fkl0 and fkl > t_ent)
+            "final > start and final > teacher (on its own states)",
+            f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f} on its own states"
+            + (f", {t_on:.2f} on forward-KL student states" if t_on is not None else ""),
+            fkl > fkl0 and fkl > t_ent)
         add("Hard CE's entropy ends lowest and below its start", "final < start and lowest of the three",
             f"hard CE {hce0:.2f} -> {hce:.2f}", hce < hce0 and hce < min(fkl, rk))
         add("Reverse KL's entropy ends between them", "hard CE < reverse KL < forward KL (final)",
-            f"hard CE {hce:.2f} < reverse KL {rk:.2f} < forward KL {fkl:.2f}?", hce < rk < fkl)
+            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}", hce < rk < fkl)
 
     fkl_run = methods.get("forward_kl")
     if fkl_run and fkl_run["curves"]["step"]:

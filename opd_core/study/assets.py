@@ -1,9 +1,9 @@
 """The study's fixed starting points, made once and cached in DIR/assets (or found in an `--assets` folder).
 
   demos/pretrain, demos/<suite>   expert demonstrations (opd_core.demos.generate_demos, DART noise 0.3)
-  base                            the pre-trained base: sft on the pretrain suite   (configs/pretrain_base.yaml)
-  <suite>/teacher                 base + 50-demo sft on the suite                    (configs/teacher_<suite>.yaml)
-  <suite>/student                 base + 1-demo sft on the suite                     (configs/student_<suite>_1demo.yaml)
+  base                            the pre-trained base: sft on the pretrain suite (configs/pretrain_base.yaml)
+  <suite>/teacher                 base + 50-demo sft on the suite              (configs/teacher_<suite>.yaml)
+  <suite>/student                 base + 1-demo sft on the suite               (configs/student_<suite>_1demo.yaml)
 
 Each asset is an ordinary run folder made by `train()` with the YAML recipe (paths overridden), so the study and
 `opd train` share recipes; its last checkpoint is the asset. An `--assets` folder may hold finished run folders or
@@ -120,19 +120,23 @@ class AssetStore:
         return {**self.preset.common_overrides, **self.preset.asset_overrides.get(role, {})}
 
     def _recipe(self, role: str, suite: str, seen: list[str], base: Path | None) -> RunConfig:
+        """The role's YAML recipe with the study's paths (and the preset's overrides) filled in."""
         if role == "base":
             recipe = load_recipe("base", "pretrain")
             count = self.preset.pretrain_tasks
-            tasks = CATALOG.suite_tasks(recipe.suite)[:count] if count else []
-            return recipe.replace(tasks=tasks, demos=str(self.root / "demos" / recipe.suite),
-                                  out_dir=str(self.root / "base"), **self._overrides(role))
-        return load_recipe(role, suite).replace(tasks=seen, student_checkpoint=str(base),
-                                                demos=str(self.root / "demos" / suite),
-                                                out_dir=str(self.root / suite / role), **self._overrides(role))
+            paths = {"tasks": CATALOG.suite_tasks(recipe.suite)[:count] if count else [],
+                     "demos": str(self.root / "demos" / recipe.suite), "out_dir": str(self.root / "base")}
+        else:
+            recipe = load_recipe(role, suite)
+            paths = {"tasks": seen, "student_checkpoint": str(base), "demos": str(self.root / "demos" / suite),
+                     "out_dir": str(self.root / suite / role)}
+        return recipe.replace(**{**paths, **self._overrides(role)})
 
     def _build(self, recipe: RunConfig, role: str) -> Asset:
         if not is_finished(recipe):
-            wanted = recipe.num_demos if role == "base" else max(recipe.num_demos, self.suite_demo_count(recipe.suite))
+            wanted = recipe.num_demos
+            if role != "base":  # the suite's one demo set: the student reads the first episode of each file
+                wanted = max(wanted, self.suite_demo_count(recipe.suite))
             folder = self.demos(recipe.suite, _trained_tasks(recipe.to_dict()), wanted)
             recipe = recipe.replace(demos=str(folder))
         label = f"asset {role}" + ("" if role == "base" else f" ({recipe.suite})")

@@ -62,7 +62,7 @@ def success_plot(suite: str, result: dict, path: Path) -> Path:
 
 def entropy_plot(suite: str, result: dict, path: Path) -> Path:
     methods, ref = result["methods"], result["reference"]
-    fig, (ax,) = _figure(1, width=6.5)
+    fig, (ax,) = _figure(1, width=8.5)
     for name in ON_POLICY:
         if name in methods:
             m = methods[name]
@@ -76,7 +76,7 @@ def entropy_plot(suite: str, result: dict, path: Path) -> Path:
                 color="black", linestyle="--", linewidth=0.9, label="teacher on reverse-KL student states")
     ax.set(xlabel="training step", ylabel="entropy (nats per action dimension)", title=f"{suite}: policy entropy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.savefig(path)
     return path
 

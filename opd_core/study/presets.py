@@ -63,6 +63,9 @@ class StudyPreset:
     """Rollout videos per evaluation in method runs (0: none; they cost time and disk)."""
     methods: tuple[str, ...] = METHODS
     """Methods to run (a subset of METHODS)."""
+    default_assets: str = ""
+    """Folder (relative to the repository root) of shipped base/teacher/student checkpoints used when no --assets
+    is given and it exists; empty: none (the study builds its assets, which takes far longer than the preset)."""
     seen_tasks: int = 0
     """Seen tasks per suite: the first N of the suite (0: all of them). Miniatures only."""
     pretrain_tasks: int = 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 from opd_core.study.analysis import DEFINITIONS
 from opd_core.study.presets import METHODS
 
-REF_ROWS = (("base", "Pre-trained base"), ("teacher", "Teacher (50-demo SFT)"),
-            ("student_init", "Student init (1-demo SFT)"))
+REF_ROWS = ("base", "teacher", "student_init")
 
 
 def _pm(agg: dict | None, digits: int = 2) -> str:
@@ -22,7 +21,7 @@ def _v(value, digits: int = 2) -> str:
 
 
 def _reach(reach: dict) -> str:
-    if reach["of"] == 0:
+    if reach["of"] == 0 or not reach.get("defined", True):
         return "–"
     if reach["reached"] == 0:
         return "never"
@@ -45,8 +44,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
     lines = [
         "# VLA-OPD reproduced on the built-in tabletop",
         "",
-        f"Preset **{preset['name']}**: {len(summary['seeds'])} seed(s), {preset['steps']} on-policy steps per method at "
-        f"B={preset['batch_tasks']} x G={preset['group_size']} from the same 1-demo student and teacher; evaluation "
+        f"Preset **{preset['name']}**: {len(summary['seeds'])} seed(s), {preset['steps']} on-policy steps per method "
+        f"at B={preset['batch_tasks']} x G={preset['group_size']} from the same 1-demo student and teacher; evaluation "
         f"every {preset['eval_every']} steps on {preset['eval_init_states']} fixed initial states per task; offline "
         f"SFT {preset['sft_steps']} gradient steps; group-size ablation at {preset['ablation_trajectories']} "
         f"trajectories per step. Wall time of this invocation: {summary['wall_seconds']:.0f} s "
@@ -58,7 +57,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         "",
     ]
     header = ["Method", *[f"{s} (seen)" for s in suites]]
-    rows = [[label, *[_v(results[s]["reference"][key]["seen_success"]) for s in suites]] for key, label in REF_ROWS]
+    first = results[suites[0]]["reference_labels"]
+    rows = [[first[key], *[_v(results[s]["reference"][key]["seen_success"]) for s in suites]] for key in REF_ROWS]
     all_methods = [m for m in METHODS if any(m in results[s]["methods"] for s in suites)]
     for m in all_methods:
         label = next(results[s]["methods"][m]["label"] for s in suites if m in results[s]["methods"])
@@ -75,8 +75,9 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
                   f"({', '.join(tasks['held_out'])}). Pre-training retention: {len(tasks['retention'])} of the base's "
                   f"tasks ({', '.join(tasks['retention'])}).", "",
                   "### Table 2: seen, unseen and pre-training success; entropy; cost", ""]
-        rows = [[label, _v(ref[key]["seen_success"]), _v(ref[key]["unseen_success"]), _v(ref[key]["pretrain_success"]),
-                 "–", _v(ref[key]["entropy"]), "–"] for key, label in REF_ROWS]
+        labels = result["reference_labels"]
+        rows = [[labels[key], _v(ref[key]["seen_success"]), _v(ref[key]["unseen_success"]),
+                 _v(ref[key]["pretrain_success"]), "–", _v(ref[key]["entropy"]), "–"] for key in REF_ROWS]
         for m in _method_keys(result):
             f = methods[m]["final"]
             rows.append([methods[m]["label"], _pm(f["seen_success"]), _pm(f["unseen_success"]),
@@ -113,7 +114,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         lines += _table(["G", "B", "Final seen success", "Steps to 90% (eval)", "Steps to 90% (train)"], rows)
 
         lines += ["", "### The paper's claims, as measured", "",
-                  "Each verdict follows the stated rule on the numbers above; nothing is tuned to make a claim hold.", ""]
+                  "Each verdict follows the stated rule on the numbers above; nothing is tuned to make a claim "
+                  "hold.", ""]
         lines += _table(["Claim", "Rule", "Measured", "Verdict"],
                         [[c["claim"], c["rule"], c["measured"], f"**{c['verdict']}**"] for c in result["claims"]])
 
@@ -131,7 +133,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         lines += ["### Assets", ""]
         lines += _table(["Role", "Checkpoint", "Source", "Recipe"],
                         [[a["role"], f"`{a['checkpoint']}`", a["source"],
-                          f"{a.get('name')}: {a.get('steps')} steps, {a.get('num_demos')} demos/task, lr {a.get('lr')}"]
+                          f"{a.get('name')}: {a.get('steps')} steps, {a.get('num_demos')} demos/task, "
+                          f"lr {a.get('lr')}"]
                          for a in assets.values()])
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()] + [""]
     return "\n".join(lines)

@@ -19,18 +19,20 @@ from opd_core.study.assets import AssetStore
 from opd_core.study.jobs import execute, is_finished
 from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
-from opd_core.study.recipes import load_recipe
+from opd_core.study.recipes import CONFIG_DIR, load_recipe
 from opd_core.study.references import ROLES, references
 
 
-def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("object",), assets: str | Path | None = None,
-              progress: bool = True, log=print) -> dict:
+def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("object",),
+              assets: str | Path | None = None, progress: bool = True, log=print) -> dict:
     """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json."""
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     suites = list(suites)
     seeds = list(range(preset.seeds))
+    if assets is None and preset.default_assets and (CONFIG_DIR.parent / preset.default_assets).is_dir():
+        assets = CONFIG_DIR.parent / preset.default_assets
     store = AssetStore(out / "assets", preset, assets, progress=progress)
 
     prepared = {}
@@ -91,10 +93,13 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
             methods[key] = analysis.summarize_method(
                 key, chosen, runs, refs["teacher"], config.total_steps, config.pipeline,
                 config.steps if config.pipeline == "opd_then_grpo" else None)
+            if key == "sft":
+                methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
         result = {
             "tasks": groups.to_dict(),
             "assets": suite_assets.describe(),
             "reference": refs,
+            "reference_labels": _reference_labels(suite_assets),
             "methods": methods,
             "ablation": {"trajectories": preset.ablation_trajectories,
                          "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()}},
@@ -109,6 +114,16 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
     (out / "report.md").write_text(report.render(summary, made))
     log(f"[study] done in {summary['wall_seconds']:.0f} s: {out / 'summary.json'}, {out / 'report.md'}")
     return summary
+
+
+def _reference_labels(suite_assets) -> dict[str, str]:
+    def demos(asset) -> str:
+        n = asset.run_config.get("num_demos")
+        return f" ({n}-demo SFT)" if n else ""
+
+    tasks = len(suite_assets.base_tasks)
+    return {"base": f"Pre-trained base ({tasks} tasks)", "teacher": "Teacher" + demos(suite_assets.teacher),
+            "student_init": "Student init" + demos(suite_assets.student)}
 
 
 def _bar(enabled: bool, total: int):
