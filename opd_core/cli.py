@@ -14,6 +14,7 @@ import yaml
 
 from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import OpdError
+from opd_core.reproduce import add_reproduce_command
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
@@ -54,6 +55,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     bench.add_argument("--batch", type=int, default=64)
     bench.add_argument("--steps", type=int, default=3)
     bench.set_defaults(handler=_cmd_bench)
+
+    add_reproduce_command(sub)
     return parser, sub
 
 

@@ -28,6 +28,11 @@ from opd_core.study.jobs import StudyError, execute, is_finished
 from opd_core.study.presets import StudyPreset
 from opd_core.study.recipes import load_recipe
 
+FOUND_NAMES = {"base": ("base", "pretrain_base"),
+               "teacher": ("{suite}/teacher", "teacher_{suite}", "teacher"),
+               "student": ("{suite}/student", "student_{suite}_1demo", "student")}
+"""Where an --assets folder may hold each role: a finished run folder or a checkpoint folder."""
+
 DEMO_NOISE = 0.3
 """DART execution noise of generated demos (the `opd demos` default)."""
 
@@ -67,11 +72,13 @@ class AssetStore:
     """Finds or builds assets under `root` (DIR/assets); `run_job(config, label)` runs a RunConfig."""
 
     def __init__(self, root: Path, preset: StudyPreset, found_in: Path | None,
-                 run_job: Callable[[RunConfig, str], Path] | None = None, progress: bool = False):
+                 run_job: Callable[[RunConfig, str], Path] | None = None, progress: bool = False,
+                 log: Callable[[str], None] = lambda message: None):
         self.root = Path(root)
         self.preset = preset
         self.found_in = Path(found_in) if found_in else None
         self.progress = progress
+        self.log = log
         self.run_job = run_job or (lambda config, label: execute(config, progress=progress)[0])
         self._base: Asset | None = None
         if self.found_in is not None and not self.found_in.is_dir():
@@ -88,9 +95,14 @@ class AssetStore:
         return SuiteAssets(suite, base, teacher, student, _trained_tasks(base.run_config), teacher_recipe)
 
     def base(self) -> Asset:
+        """The pre-trained base. An --assets folder must hold it: a folder where nothing is found is a mistake,
+        and building the base silently would cost far more than any preset's budget."""
         if self._base is None:
-            self._base = self._find("base", "pretrain") or self._build(self._recipe("base", "pretrain", [], None),
-                                                                       "base")
+            found = self._find("base", "pretrain")
+            if found is None and self.found_in is not None:
+                raise StudyError(f"no finished base checkpoint in --assets {self.found_in} (looked for "
+                                 f"{', '.join(str(self.found_in / n) for n in FOUND_NAMES['base'])})")
+            self._base = found or self._build(self._recipe("base", "pretrain", [], None), "base")
         return self._base
 
     def demos(self, suite: str, tasks: list[str], num: int) -> Path:
@@ -140,6 +152,9 @@ class AssetStore:
             folder = self.demos(recipe.suite, _trained_tasks(recipe.to_dict()), wanted)
             recipe = recipe.replace(demos=str(folder))
         label = f"asset {role}" + ("" if role == "base" else f" ({recipe.suite})")
+        if not is_finished(recipe):
+            where = f"not found in {self.found_in}; " if self.found_in is not None else ""
+            self.log(f"[study] {label}: {where}training it ({recipe.name}, {recipe.steps} steps) into {recipe.out_dir}")
         checkpoint = Path(self.run_job(recipe, label))
         return Asset(role, checkpoint, "built", read_meta(checkpoint).get("run_config", {}))
 
@@ -147,10 +162,8 @@ class AssetStore:
     def _find(self, role: str, suite: str) -> Asset | None:
         if self.found_in is None:
             return None
-        names = {"base": ["base", "pretrain_base"],
-                 "teacher": [f"{suite}/teacher", f"teacher_{suite}", "teacher"],
-                 "student": [f"{suite}/student", f"student_{suite}_1demo", "student"]}[role]
-        for name in names:
+        for name in FOUND_NAMES[role]:
+            name = name.format(suite=suite)
             checkpoint = _checkpoint_in(self.found_in / name)
             if checkpoint is None:
                 continue
@@ -175,7 +188,8 @@ def _require_finished(checkpoint: Path, meta: dict) -> None:
     run_config = meta.get("run_config") or {}
     if not run_config:
         return  # a bare checkpoint: taken as final
-    total = RunConfig.from_dict(run_config).total_steps
+    total = int(run_config.get("steps", 0)) + (int(run_config.get("grpo_steps", 0))
+                                               if run_config.get("pipeline") == "opd_then_grpo" else 0)
     if meta.get("step", total) < total:
         raise StudyError(f"{checkpoint} is not a finished run (step {meta.get('step')} of {total}); "
                          f"finish it (opd train --resume) or leave it out of --assets")

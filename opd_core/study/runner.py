@@ -33,7 +33,7 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
     seeds = list(range(preset.seeds))
     if assets is None and preset.default_assets and (CONFIG_DIR.parent / preset.default_assets).is_dir():
         assets = CONFIG_DIR.parent / preset.default_assets
-    store = AssetStore(out / "assets", preset, assets, progress=progress)
+    store = AssetStore(out / "assets", preset, assets, progress=progress, log=log)
 
     prepared = {}
     for suite in suites:
@@ -46,7 +46,8 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
         log(f"[study] {suite}: reference evaluations (base, teacher, student)")
         checkpoints = {row: getattr(suite_assets, role).path for row, role in ROLES.items()}
         refs = references(out / "assets" / suite / "reference.json", checkpoints, groups,
-                          init_states=preset.eval_init_states, image_size=opd_recipe.image_size,
+                          init_states=preset.eval_init_states,
+                          image_size=preset.common_overrides.get("image_size", opd_recipe.image_size),
                           max_episode_steps=preset.max_episode_steps)
         prepared[suite] = (suite_assets, groups, opd_recipe, demos, refs)
 

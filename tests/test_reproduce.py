@@ -1,0 +1,133 @@
+"""A miniature of `opd reproduce`: tiny policies, 2 tasks, 2 steps per method, assets made by the study itself.
+
+Checks the study's plumbing (every method ran from the same student, summary.json's structure, report and plots,
+resuming a finished study); the paper's claims are measured by the command, never asserted here.
+"""
+
+import argparse
+import json
+import shutil
+
+import pytest
+
+from opd_core.study import METHODS, StudyPreset, run_study
+from opd_core.study.assets import AssetStore
+from opd_core.study.jobs import StudyError, check_same_settings
+from opd_core.study.plan import plan_runs, seen_tasks
+from tinyrun import TINY_POLICY
+
+TINY = {**TINY_POLICY, "videos_per_eval": 0, "minibatch_size": 64, "updates_per_step": 1, "sft_batch_size": 32,
+        "eval_init_states": 1, "max_episode_steps": 8}
+TINY_ASSET = {"steps": 3, "eval_every": 0, "save_every": 0, "unseen_tasks": []}
+
+MINI = StudyPreset(
+    name="mini", seeds=1, steps=2, batch_tasks=2, group_size=2, eval_every=1, eval_init_states=1,
+    distill_steps_before_grpo=1, sft_steps=2, sft_eval_every=1, ablation_trajectories=4, ablation_group_sizes=(2, 4),
+    held_out_tasks=2, retention_tasks=1, seen_tasks=2, pretrain_tasks=2, max_episode_steps=8, common_overrides=TINY,
+    asset_overrides={"base": {**TINY_ASSET, "num_demos": 2, "lr": 3e-3}, "teacher": {**TINY_ASSET, "num_demos": 2},
+                     "student": {**TINY_ASSET, "steps": 2}},
+)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    summary = run_study(out, MINI, progress=False, log=lambda *_: None)
+    return out, summary
+
+
+def test_every_method_ran_from_the_same_student_and_batch(study):
+    out, summary = study
+    methods = summary["results"]["object"]["methods"]
+    assert set(methods) == {*METHODS, "reverse_kl_G4"}  # G=2 at 4 trajectories is the main batch: not run twice
+    assert summary["results"]["object"]["ablation"]["group_sizes"] == {"2": "reverse_kl", "4": "reverse_kl_G4"}
+    students = set()
+    for spec in plan_runs(MINI, ["object"], [0]):
+        folder = spec.folder(out)
+        assert (folder / f"checkpoints/step_{methods[spec.method]['total_steps']}/meta.json").is_file(), folder
+        config = (folder / "config.yaml").read_text()
+        students.add(next(line for line in config.splitlines() if line.startswith("student_checkpoint")))
+        if spec.method not in ("sft", "reverse_kl_G4"):
+            assert (methods[spec.method]["batch_tasks"], methods[spec.method]["group_size"]) == (2, 2)
+    assert len(students) == 1
+    assert methods["reverse_kl_G4"]["batch_tasks"] == 1 and methods["reverse_kl_G4"]["group_size"] == 4
+    assert methods["opd_then_grpo"]["grpo_from_step"] == 1
+
+
+def test_summary_structure(study):
+    out, summary = study
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["preset"]["name"] == "mini" and on_disk["seeds"] == [0]
+    result = on_disk["results"]["object"]
+    assert set(result["reference"]) == {"base", "teacher", "student_init"}
+    for row in result["reference"].values():
+        assert {"seen_success", "unseen_success", "pretrain_success", "sampled_success", "entropy"} <= set(row)
+    assert len(result["tasks"]["seen"]) == 2 and len(result["tasks"]["held_out"]) == 2
+    assert len(result["tasks"]["retention"]) == 1
+    for name, method in result["methods"].items():
+        assert {"curves", "eval_curves", "steps_to_90", "final", "seconds_per_step", "runs"} <= set(method), name
+        assert set(method["final"]) >= {"seen_success", "unseen_success", "pretrain_success", "entropy"}
+        assert method["final"]["seen_success"]["n"] == 1 and method["seconds_per_step"]["mean"] > 0
+        assert method["eval_curves"]["step"][0] == 0 and method["eval_curves"]["step"][-1] == method["total_steps"]
+        assert {"eval", "train", "censored_at"} <= set(method["steps_to_90"])
+        if name != "sft":
+            assert method["curves"]["step"] == [1, 2]
+            assert len(method["curves"]["train_success"]["mean"]) == 2
+            assert len(method["curves"]["entropy"]["mean"]) == 2
+    assert all(c["verdict"] in ("holds", "does not hold", "not measured", "reported") for c in result["claims"])
+
+
+def test_report_and_plots_exist(study):
+    out, summary = study
+    report = (out / "report.md").read_text()
+    assert "Table 1" in report and "steps to reach 90%" in report and "claims" in report
+    for kind in ("success", "entropy", "tradeoff", "ablation"):
+        relative = summary["plots"]["object"][kind]
+        assert f"]({relative})" in report
+        assert (out / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_second_invocation_reuses_everything(study):
+    out, _ = study
+    again = run_study(out, MINI, progress=False, log=lambda *_: None)
+    assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
+
+
+def test_a_run_folder_made_with_other_settings_is_refused(study):
+    out, summary = study
+    from opd_core.config import RunConfig
+
+    folder = out / "runs/object/grpo_seed0"
+    config = RunConfig.load(folder / "config.yaml")
+    check_same_settings(config, folder)
+    with pytest.raises(StudyError, match="other settings"):
+        check_same_settings(config.replace(lr=config.lr * 2), folder)
+
+
+def test_assets_are_found_in_an_assets_folder_and_unfinished_ones_refused(study, tmp_path):
+    out, _ = study
+    store = AssetStore(tmp_path / "assets", MINI, found_in=out / "assets")
+    found = store.suite("object", seen_tasks(MINI, "object"))
+    assert {getattr(found, role).source for role in ("base", "teacher", "student")} == {"found"}
+    assert found.teacher.path == out / "assets/object/teacher/checkpoints/step_3"
+    assert store.demos("object", seen_tasks(MINI, "object"), 2) == out / "assets/demos/object"
+    assert not (tmp_path / "assets").exists(), "nothing is built when everything is found"
+
+    partial = tmp_path / "runs/pretrain_base/checkpoints/step_1"
+    shutil.copytree(out / "assets/base/checkpoints/step_3", partial)
+    meta = json.loads((partial / "meta.json").read_text())
+    (partial / "meta.json").write_text(json.dumps({**meta, "step": 1}))
+    with pytest.raises(StudyError, match="not a finished run"):
+        AssetStore(tmp_path / "other", MINI, found_in=tmp_path / "runs").base()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StudyError, match="no finished base"):
+        AssetStore(tmp_path / "other", MINI, found_in=tmp_path / "empty").base()
+
+
+def test_cli_parses():
+    from opd_core.reproduce import add_reproduce_command
+
+    parser = argparse.ArgumentParser()
+    add_reproduce_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["reproduce", "--out", "x", "--quick", "--seeds", "2", "--assets", "runs"])
+    assert args.quick and args.seeds == 2 and args.assets == "runs" and args.suites == "object"
