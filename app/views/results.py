@@ -1,0 +1,46 @@
+"""Results: the paper's Table 2 from the store's final checkpoints, exportable as CSV and Markdown."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.backend import api
+from app.references import teacher_summaries
+from app.results_table import results_table
+from app.views.common import guarded
+
+
+@guarded
+def render() -> None:
+    st.title("Results")
+    st.caption("Seen-task success (%) at each run's final checkpoint, per suite and method; mean ± standard "
+               "deviation over seeds. The teacher row is the teachers' own evaluation on the same tasks, the "
+               "student-init row the step-0 evaluation of the runs.")
+    lab = api()
+    sweeps = {sweep.id: sweep.name for sweep in lab.list_sweeps()}
+    left, right = st.columns(2)
+    sweep_id = left.selectbox("Sweep", [None, *sweeps], key="results_sweep",
+                              format_func=lambda s: "all runs" if s is None else f"#{s} {sweeps[s]}")
+    include_unfinished = right.toggle("Include unfinished runs", value=False, key="results_unfinished",
+                                      help="Use the latest checkpoint of running, cancelled or crashed runs too")
+    all_runs = sorted(lab.list_runs(), key=lambda run: run.id)  # rows in launch order
+    runs = [run for run in all_runs if (sweep_id is None or run.sweep_id == sweep_id)
+            and (include_unfinished or run.status == "finished")]
+    if not runs:
+        st.info("No finished runs to tabulate yet.")
+        return
+    checkpoints = {run.id: lab.checkpoints(run.id) for run in runs}
+    summaries = {path: summary for path, (_, summary) in teacher_summaries(lab, runs, all_runs).items()}
+    table = results_table(runs, checkpoints, summaries, lab.artifact_path)
+    if not table.rows:
+        st.info("The selected runs have no evaluated checkpoint yet.")
+        return
+    st.dataframe(table.display_rows(), hide_index=True, key="results_table")
+    csv_column, markdown_column = st.columns(2)
+    csv_column.download_button("Download CSV", table.to_csv(), file_name="opd-results.csv", mime="text/csv",
+                               key="results_csv")
+    markdown = table.to_markdown()
+    markdown_column.download_button("Download Markdown", markdown, file_name="opd-results.md",
+                                    mime="text/markdown", key="results_md")
+    with st.expander("Markdown"):
+        st.code(markdown, language="markdown")

@@ -1,0 +1,248 @@
+"""End to end, in a real browser: the dashboard and a worker on the embedded default (SQLite + filesystem
+broker), driven through headless Chromium (Debian's `chromium` package, through Playwright).
+
+A researcher launches a short run from the form, watches its curve appear and grow on Compare without
+reloading, plays a rollout video, then launches a long run and cancels it from the Runs page. A PNG of every
+page goes to artifacts/dashboard/ for a person to look at. Skipped, saying why, without chromium or playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
+CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+SHORT_STEPS = 12
+"""The watched run: long enough (a second or more per step here) for the chart to be seen growing."""
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                       reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed (pip install -r requirements.txt)")
+
+
+# ============================================================================================ fixtures
+@pytest.fixture
+def lab_settings(tmp_path):
+    from worker.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", stale_after_seconds=30.0, heartbeat_seconds=0.5,
+                    cancel_poll_seconds=0.1)
+
+
+@pytest.fixture
+def lab(lab_settings):
+    """worker.api on the same data directory, to wait for what the browser caused."""
+    from worker import api
+
+    api.configure(lab_settings)
+    yield api
+    api.configure(None)
+
+
+@pytest.fixture
+def dashboard(lab_settings, tmp_path):
+    """The dashboard as a researcher starts it (`python -m app`, bound to 127.0.0.1) on a free port."""
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, tmp_path / "streamlit.log")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture
+def page(request):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1440, "height": 1000})
+            yield tab
+            if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+                shoot(tab, "99-failure")  # what the browser showed when the test gave up
+        finally:
+            browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"streamlit not healthy after {timeout} s:\n{log_path.read_text()}")
+
+
+# ============================================================================================ helpers
+def visit(page, url: str) -> None:
+    page.goto(url)
+    settle(page)
+
+
+def settle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the script run that the last action caused has finished and its elements are drawn."""
+    page.wait_for_timeout(300)  # the run state flips to "running" a moment after a click
+    page.wait_for_selector(READY, timeout=timeout_ms)
+    page.wait_for_timeout(300)
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator(f"input[aria-label='{label}']").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def type_into(page, label: str, value: str) -> None:
+    field = page.locator(f"input[aria-label='{label}']")
+    field.fill(value)
+    field.press("Tab")
+
+
+def pick_many(page, label: str, text: str, option: str | re.Pattern) -> None:
+    """Type into a multiselect to filter it, then take one option (not "select all matches")."""
+    page.locator(f"input[aria-label='{label}']").click()
+    page.locator(f"input[aria-label='{label}']").fill(text)
+    page.get_by_role("option", name=option, exact=isinstance(option, str)).click()
+    page.keyboard.press("Escape")
+
+
+def launch_from_form(page, url: str, name: str, steps: int) -> None:
+    visit(page, f"{url}/launch")
+    type_into(page, "name", name)
+    choose(page, "pipeline", "grpo")  # from a fresh student: no teacher or student checkpoint needed
+    pick_many(page, "unseen_tasks", "red_block_behind", "unseen/put_red_block_behind_tray")
+    for label, value in (("steps", steps), ("batch_tasks", 2), ("group_size", 2), ("eval_every", 4),
+                         ("eval_init_states", 2), ("videos_per_eval", 1), ("save_every", 4)):
+        type_into(page, label, str(value))
+    page.get_by_test_id("stFormSubmitButton").filter(has_text="Launch").first.click()
+    settle(page)
+    page.get_by_text("Queued run").wait_for(timeout=30_000)
+
+
+def trace_lengths(page) -> list[int]:
+    """Points in each trace of the first chart on the page, as Plotly drew them (its decoded full data: the
+    figure JSON carries arrays base64-encoded)."""
+    return page.locator(".js-plotly-plot").first.evaluate("div => (div._fullData || []).map(t => t._length || 0)")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ============================================================================================ the test
+def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard, page, start_worker):
+    url = dashboard
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # only this run's pictures
+    start_worker(lab_settings)
+
+    visit(page, url)
+    page.get_by_text("the store is empty").wait_for()
+    shoot(page, "01-overview-empty-store")
+    visit(page, f"{url}/launch")
+    shoot(page, "02-launch")
+
+    # --- a short run, launched from the form; its curve appears and grows while the page stays open
+    launch_from_form(page, url, "watched", SHORT_STEPS)
+    (watched,) = lab.list_runs()
+    assert watched.config["pipeline"] == "grpo" and watched.config["steps"] == SHORT_STEPS
+    page.get_by_role("link", name="Watch them on Compare").click()
+    settle(page)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    seen = [sum(trace_lengths(page))]
+    for _ in range(2):  # two more points in time, without any navigation: the fragment redraws the chart
+        seen.append(wait_for(lambda: (n := sum(trace_lengths(page))) > seen[-1] and n, 240,
+                             f"the curve to grow past {seen[-1]} points"))
+    assert page.url.endswith(f"compare?runs={watched.id}")
+    shoot(page, "03-compare-live")
+
+    wait_for(lambda: lab.get_run(watched.id).status == "finished", 300, "the watched run to finish")
+    visit(page, f"{url}/compare?runs={watched.id}&keys=train/entropy&keys=eval/seen_success&x=env_steps&smooth=0.5")
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
+    shoot(page, "04-compare-finished")
+
+    # --- the rollout video of a checkpoint plays in the browser (H.264)
+    visit(page, f"{url}/videos?runs={watched.id}")
+    video = page.locator("video").first
+    video.wait_for(timeout=60_000)
+    played = video.evaluate("""v => new Promise(done => {
+        v.muted = true;
+        v.play().then(() => setTimeout(() => done({time: v.currentTime, error: v.error && v.error.code}), 1500),
+                      e => done({time: 0, error: String(e)}));
+    })""")
+    assert played["error"] is None and played["time"] > 0, played
+    shoot(page, "05-videos")
+
+    visit(page, f"{url}/forgetting?runs={watched.id}")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    shoot(page, "06-forgetting")
+    visit(page, f"{url}/results")
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
+    shoot(page, "07-results")
+
+    # --- a long run, cancelled from the Runs page while it runs
+    launch_from_form(page, url, "to-cancel", 500)
+    to_cancel = max(run.id for run in lab.list_runs())
+    wait_for(lambda: lab.get_run(to_cancel).status == "running" and lab.get_run(to_cancel).step >= 1, 180,
+             "the second run to start")
+    visit(page, f"{url}/runs")
+    pick_many(page, "Selected runs (tick rows in the table, or pick here)", f"#{to_cancel} ",
+              re.compile(f"^#{to_cancel} to-cancel"))
+    settle(page)
+    page.get_by_role("button", name="Cancel 1").click()
+    settle(page)
+    cancelled = wait_for(lambda: (run := lab.get_run(to_cancel)).status == "cancelled" and run, 60,
+                         "the second run to be cancelled")
+    assert cancelled.step < 500
+    visit(page, f"{url}/runs")
+    shoot(page, "08-runs-after-cancel")
+    visit(page, url)
+    shoot(page, "09-overview")

@@ -1,0 +1,282 @@
+"""The lab's Python API: the only module the dashboard imports (it never touches Celery or SQL itself).
+
+Actions: launch, launch_sweep, cancel, resume, delete, set_tags, set_notes. Queries: list_runs, get_run,
+metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything returned is a
+plain dataclass (see worker.queries) or dict of numpy arrays.
+
+Settings come from the environment (OPD_DATA_DIR, OPD_DATABASE_URL, OPD_BROKER_URL, ...) on first use, when the
+database is also migrated to the newest schema; `configure(settings)` points the API elsewhere (tests, tools).
+Errors: ConfigError (a bad config, naming the field; nothing is written), StoreUnavailable (the database is
+busy or unreachable), QueueUnavailable (the broker refused the message), RunNotFound, RunStateError (e.g.
+resuming a finished run).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from celery import Celery
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import update
+
+from opd_core.config import ConfigError, RunConfig
+from worker import lifecycle, queries
+from worker.celery_app import RUN_TASK, ensure_broker_folders, make_celery, queue_for
+from worker.metric_rows import MetricSeries
+from worker.migrate import upgrade_to_head
+from worker.models import Metric, Run, Sweep
+from worker.queries import CheckpointInfo, RunInfo, SweepInfo, VideoInfo
+from worker.settings import Settings
+from worker.store import Store, StoreUnavailable, describe_url, utcnow
+
+__all__ = [
+    "launch", "launch_sweep", "cancel", "resume", "delete", "set_tags", "set_notes", "list_runs", "get_run",
+    "metric_keys", "metrics", "latest_metrics", "checkpoints", "videos", "list_sweeps", "artifact_path",
+    "reap_stale", "configure", "settings", "ConfigError", "StoreUnavailable", "QueueUnavailable", "RunNotFound",
+    "RunStateError", "RunInfo", "CheckpointInfo", "VideoInfo", "SweepInfo", "MetricSeries",
+]
+
+
+class QueueUnavailable(RuntimeError):
+    """The broker could not take the run's message; the run is marked failed with this reason."""
+
+
+class RunNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no run with id {self.args[0]}"
+
+
+class RunStateError(RuntimeError):
+    """The action does not apply to the run in its current status."""
+
+
+# ---- the configured lab --------------------------------------------------------------------------------------
+class _Lab:
+    def __init__(self, lab_settings: Settings):
+        self.settings = lab_settings
+        try:
+            self.store = Store(lab_settings)
+            upgrade_to_head(self.store.engine)
+        except OSError as exc:  # e.g. a data directory that cannot be created or is not a directory
+            raise StoreUnavailable(f"cannot open the data directory {lab_settings.data_dir}: {exc}") from exc
+        self._celery: Celery | None = None
+
+    @property
+    def celery(self) -> Celery:
+        if self._celery is None:
+            ensure_broker_folders(self.settings)
+            self._celery = make_celery(self.settings)
+        return self._celery
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_lab: _Lab | None = None
+_lab_lock = threading.Lock()  # Streamlit serves sessions from threads
+
+
+def configure(lab_settings: Settings | None) -> None:
+    """Use these settings from now on (None: read the environment again on next use)."""
+    global _lab
+    with _lab_lock:
+        if _lab is not None:
+            _lab.close()
+        _lab = _Lab(lab_settings) if lab_settings is not None else None
+
+
+def _current() -> _Lab:
+    global _lab
+    with _lab_lock:
+        if _lab is None:
+            _lab = _Lab(Settings.from_env())
+        return _lab
+
+
+def settings() -> Settings:
+    return _current().settings
+
+
+# ---- actions ----------------------------------------------------------------------------------------------
+def launch(config_or_dict: RunConfig | dict[str, Any], tags: Sequence[str] = (), notes: str = "",
+           sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+    """Validate and queue a run; returns its id. A bad config raises ConfigError naming the field, before
+    anything is written. The run's out_dir is always `runs/<id>` under the data directory; relative paths in
+    teacher_checkpoint, student_checkpoint and demos are read relative to the data directory."""
+    config = _validated(config_or_dict)
+    lab = _current()
+    run_id = lifecycle.create_run(lab.store, config.to_dict(), name=config.name, queue=queue_for(config.device),
+                                  total_steps=config.total_steps, tags=tags, notes=notes, sweep_id=sweep_id,
+                                  parent_run_id=parent_run_id)
+    _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+    return run_id
+
+
+def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list], name: str) -> tuple[int, list[int]]:
+    """Queue one run per point of the cartesian product of `grid` (config field -> values) over `base_config`,
+    as one sweep. Every config is validated before anything is written."""
+    base = _as_dict(base_config)
+    names = _check_grid(grid)
+    configs = []
+    for values in itertools.product(*(grid[field_name] for field_name in names)):
+        point = dict(zip(names, values))
+        label = " ".join(f"{key}={value}" for key, value in point.items())
+        configs.append(_validated({**base, **point, "name": f"{name} {label}".strip()}))
+    lab = _current()
+    with lab.store.session() as session:
+        sweep = Sweep(name=name, grid={key: list(grid[key]) for key in names}, created_at=utcnow())
+        session.add(sweep)
+        session.flush()
+        sweep_id = sweep.id
+        run_ids = [lifecycle.add_run(session, lab.store, config.to_dict(), name=config.name,
+                                     queue=queue_for(config.device), total_steps=config.total_steps,
+                                     sweep_id=sweep_id) for config in configs]
+    for run_id, config in zip(run_ids, configs):
+        _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+    return sweep_id, run_ids
+
+
+def cancel(run_id: int) -> str:
+    """Cancel a queued run at once, or ask a running one to stop after its current step (it then writes a
+    checkpoint and ends 'cancelled'). Returns the run's status after the request."""
+    status = lifecycle.request_cancel(_current().store, run_id)
+    if status is None:
+        raise RunNotFound(run_id)
+    return status
+
+
+def resume(run_id: int) -> None:
+    """Queue a crashed, cancelled or failed run again under the same id; it continues from its newest
+    checkpoint, and its metric series continues with no gap and no duplicate step."""
+    lab = _current()
+    requeued = lifecycle.requeue_for_resume(lab.store, run_id, lab.settings.stale_after_seconds)
+    if requeued is None:
+        run = _get(run_id)
+        raise RunStateError(f"run {run_id} is {run.status}: only crashed, cancelled or failed runs can be resumed")
+    attempt, queue = requeued
+    _send(lab, run_id, attempt=attempt, queue=queue)
+
+
+def delete(run_id: int) -> None:
+    """Delete a run that is not running: its rows and its folder under the data directory."""
+    lab = _current()
+    run = _get(run_id)
+    if run.status == "running":
+        raise RunStateError(f"run {run_id} is running: cancel it first")
+    with lab.store.session() as session:
+        session.execute(sql_delete(Metric).where(Metric.run_id == run_id))  # no foreign key there, see models
+        session.execute(sql_delete(Run).where(Run.id == run_id))  # checkpoints and videos cascade
+    run_folder = (lab.settings.data_dir / run.out_dir).resolve()
+    if run.out_dir and run_folder.is_relative_to((lab.settings.data_dir / "runs").resolve()):
+        shutil.rmtree(run_folder, ignore_errors=True)
+
+
+def set_tags(run_id: int, tags: Sequence[str]) -> None:
+    _update_run(run_id, tags=list(dict.fromkeys(str(tag) for tag in tags)))
+
+
+def set_notes(run_id: int, notes: str) -> None:
+    _update_run(run_id, notes=notes)
+
+
+def reap_stale() -> list[int]:
+    """Mark runs whose heartbeat went stale as crashed (queries already report them so); returns their ids."""
+    lab = _current()
+    return lifecycle.reap_stale(lab.store, lab.settings.stale_after_seconds)
+
+
+# ---- queries ----------------------------------------------------------------------------------------------
+def list_runs(status: str | None = None, sweep_id: int | None = None, tag: str | None = None) -> list[RunInfo]:
+    """Newest first. A running run whose heartbeat is stale is reported (and filtered) as crashed."""
+    return queries.list_runs(_current().store, status=status, sweep_id=sweep_id, tag=tag)
+
+
+def get_run(run_id: int) -> RunInfo | None:
+    return queries.get_run(_current().store, run_id)
+
+
+def metric_keys(run_ids: Sequence[int]) -> list[str]:
+    return queries.metric_keys(_current().store, run_ids)
+
+
+def metrics(run_ids: Sequence[int], keys: Sequence[str], min_step: int | None = None,
+            with_wall_time: bool = False) -> dict[int, dict[str, MetricSeries]]:
+    """run_id -> key -> MetricSeries(steps, values[, wall_times]) as numpy arrays in step order. Pass
+    `min_step` to fetch only points a live chart does not have; wall times only when asked (they cost a third
+    more to read)."""
+    return queries.metrics(_current().store, run_ids, keys, min_step=min_step, with_wall_time=with_wall_time)
+
+
+def latest_metrics(run_ids: Sequence[int], keys: Sequence[str]) -> dict[int, dict[str, tuple[int, float]]]:
+    return queries.latest_metrics(_current().store, run_ids, keys)
+
+
+def checkpoints(run_id: int) -> list[CheckpointInfo]:
+    return queries.checkpoints(_current().store, run_id)
+
+
+def videos(run_id: int, step: int | None = None) -> list[VideoInfo]:
+    return queries.videos(_current().store, run_id, step)
+
+
+def list_sweeps() -> list[SweepInfo]:
+    return queries.list_sweeps(_current().store)
+
+
+def artifact_path(relative: str) -> Path:
+    """The absolute path of a stored artifact path (checkpoint, video, run folder); refuses paths that would
+    leave the data directory."""
+    data_dir = _current().settings.data_dir.resolve()
+    path = (data_dir / relative).resolve()
+    if not path.is_relative_to(data_dir):
+        raise ValueError(f"artifact path outside the data directory: {relative}")
+    return path
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+def _as_dict(config_or_dict: RunConfig | dict[str, Any]) -> dict[str, Any]:
+    return config_or_dict.to_dict() if isinstance(config_or_dict, RunConfig) else dict(config_or_dict)
+
+
+def _validated(config_or_dict: RunConfig | dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict(_as_dict(config_or_dict)).validate()
+
+
+def _check_grid(grid: dict[str, list]) -> list[str]:
+    known = {f.name for f in fields(RunConfig)}
+    for field_name, values in grid.items():
+        if field_name not in known:
+            raise ConfigError(field_name, "unknown field")
+        if field_name == "out_dir":
+            raise ConfigError(field_name, "is chosen by the lab (runs/<id>); it cannot be swept")
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(field_name, f"a sweep needs a non-empty list of values, got {values!r}")
+    return list(grid)
+
+
+def _get(run_id: int) -> RunInfo:
+    run = get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+def _update_run(run_id: int, **values: Any) -> None:
+    with _current().store.session() as session:
+        if not session.execute(update(Run).where(Run.id == run_id).values(**values)).rowcount:
+            raise RunNotFound(run_id)
+
+
+def _send(lab: _Lab, run_id: int, attempt: int, queue: str) -> None:
+    try:
+        lab.celery.send_task(RUN_TASK, args=[run_id, attempt], queue=queue, routing_key=queue)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many types for "the broker is not there"
+        reason = (f"could not queue the run: broker unavailable "
+                  f"({describe_url(lab.settings.broker_url) if lab.settings.broker_url else 'filesystem'}): {exc}")
+        lifecycle.mark_unqueued(lab.store, run_id, attempt, reason)
+        raise QueueUnavailable(reason) from exc

@@ -1,0 +1,163 @@
+"""The `opd` command: opd_core's subcommands (train, eval, demos, bench) plus the lab's (worker, launch, sweep,
+runs, cancel, resume). Errors a researcher can fix print one line and exit 2, like opd_core's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from opd_core.cli import build_parser, load_config_with_overrides
+from opd_core.config import ConfigError
+from opd_core.errors import OpdError
+
+from worker.settings import INPUT_PATH_FIELDS, QUEUES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, subparsers = build_parser()
+    add_lab_commands(subparsers)
+    args = parser.parse_args(argv)
+    from worker.api import QueueUnavailable, RunNotFound, RunStateError, StoreUnavailable
+
+    try:
+        return int(args.handler(args) or 0)
+    except (ConfigError, OpdError, StoreUnavailable, QueueUnavailable, RunNotFound, RunStateError) as exc:
+        print(f"opd: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
+    worker = subparsers.add_parser("worker", help="start a worker that runs queued runs (Celery)")
+    worker.add_argument("-Q", "--queues", default=["cpu"], type=_queue_list,
+                        help=f"comma-separated queues to consume ({', '.join(QUEUES)}; default cpu)")
+    worker.add_argument("--concurrency", type=int, default=1, help="runs at the same time (one process each)")
+    worker.add_argument("--hostname", default=None, help="Celery node name (default: opd-<pid>@<host>)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_cmd_worker)
+
+    launch = subparsers.add_parser("launch", help="queue a run of a config; prints its id")
+    launch.add_argument("config", help="YAML run config")
+    _add_overrides(launch)
+    launch.add_argument("--tag", action="append", default=[], help="tag the run, repeatable")
+    launch.add_argument("--notes", default="")
+    launch.set_defaults(handler=_cmd_launch)
+
+    sweep = subparsers.add_parser("sweep", help="queue a grid of runs over config fields; prints their ids")
+    sweep.add_argument("config", help="YAML base config")
+    sweep.add_argument("name", help="sweep name")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="a field and its values (YAML each), repeatable; runs = the cartesian product")
+    _add_overrides(sweep)
+    sweep.set_defaults(handler=_cmd_sweep)
+
+    runs = subparsers.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--status", default=None)
+    runs.add_argument("--sweep", type=int, default=None)
+    runs.add_argument("--tag", default=None)
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.set_defaults(handler=_cmd_runs)
+
+    for name, help_text, handler in (("cancel", "stop a run after its current step", _cmd_cancel),
+                                     ("resume", "continue a crashed, cancelled or failed run", _cmd_resume)):
+        command = subparsers.add_parser(name, help=help_text)
+        command.add_argument("run_id", type=int)
+        command.set_defaults(handler=handler)
+
+
+def _queue_list(text: str) -> list[str]:
+    queues = [queue.strip() for queue in text.split(",") if queue.strip()]
+    unknown = [queue for queue in queues if queue not in QUEUES]
+    if unknown or not queues:
+        raise argparse.ArgumentTypeError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; known: {', '.join(QUEUES)}")
+    return queues
+
+
+def _add_overrides(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                         help="override a config field (YAML value), repeatable")
+
+
+# ---- handlers -------------------------------------------------------------------------------------------
+def _cmd_worker(args) -> int:
+    from worker.celery_app import app
+
+    # Several workers may share a host: give each its own node name unless told otherwise.
+    hostname = args.hostname or f"opd-{os.getpid()}@%h"
+    app.worker_main(["worker", "--pool", "prefork", "-Q", ",".join(args.queues), "--concurrency", str(args.concurrency),
+                     "--hostname", hostname, "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"])
+    return 0
+
+
+def _cmd_launch(args) -> int:
+    from worker import api
+
+    config = _absolute_inputs(load_config_with_overrides(args.config, args.set))
+    print(api.launch(config, tags=args.tag, notes=args.notes))
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    import yaml
+
+    from worker import api
+
+    config = _absolute_inputs(load_config_with_overrides(args.config, args.set))
+    grid = {}
+    for item in args.grid:
+        if "=" not in item:
+            raise ConfigError("<--grid>", f"expected FIELD=V1,V2, got {item!r}")
+        key, values = item.split("=", 1)
+        grid[key.strip()] = [yaml.safe_load(value) for value in values.split(",")]
+    sweep_id, run_ids = api.launch_sweep(config, grid, args.name)
+    print(json.dumps({"sweep_id": sweep_id, "run_ids": run_ids}))
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    from worker import api
+
+    runs = api.list_runs(status=args.status, sweep_id=args.sweep, tag=args.tag)
+    if args.json:
+        for run in runs:
+            print(json.dumps({"id": run.id, "name": run.name, "status": run.status, "step": run.step,
+                              "total_steps": run.total_steps, "progress": run.progress, "queue": run.queue,
+                              "error": run.error, "tags": run.tags}))
+        return 0
+    print(f"{'id':>5}  {'status':<10} {'progress':>9}  {'queue':<5} name")
+    for run in runs:
+        progress = f"{run.step}/{run.total_steps}"
+        error = f"  ({run.error.splitlines()[0][:80]})" if run.error else ""
+        print(f"{run.id:>5}  {run.status:<10} {progress:>9}  {run.queue:<5} {run.name}{error}")
+    return 0
+
+
+def _cmd_cancel(args) -> int:
+    from worker import api
+
+    print(api.cancel(args.run_id))
+    return 0
+
+
+def _cmd_resume(args) -> int:
+    from worker import api
+
+    api.resume(args.run_id)
+    print("queued")
+    return 0
+
+
+def _absolute_inputs(config):
+    """On the command line, a relative input path that exists from here means this file: make it absolute
+    (the worker would otherwise read it relative to the data directory)."""
+    for field_name in INPUT_PATH_FIELDS:
+        value = getattr(config, field_name)
+        if value and not Path(value).is_absolute() and Path(value).exists():
+            setattr(config, field_name, str(Path(value).resolve()))
+    return config
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Run status transitions, each one conditional UPDATE so that racing processes cannot both win.
+
+    queued   --claim-->  running  --finish-->  finished | failed | cancelled
+    queued   --request_cancel-->  cancelled           (running: the flag its worker polls every step)
+    running with a heartbeat older than the threshold  = crashed  (queries say so; reap_stale writes it)
+    crashed | cancelled | failed  --requeue_for_resume-->  queued as attempt + 1, resuming
+
+Every transition a worker makes names the attempt it holds: once a run was requeued (attempt bumped), the old
+worker's writes match no row, so it notices that it lost the run instead of overwriting the new attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from worker.models import Checkpoint, Run, Video
+from worker.store import Store, json_safe, utcnow
+
+RESUMABLE_STATUSES = ("crashed", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs to run the attempt it just claimed."""
+
+    run_id: int
+    attempt: int
+    config: dict[str, Any]
+    resume: bool
+
+
+def stale_cutoff(stale_after_seconds: float, now: datetime | None = None) -> datetime:
+    return (now or utcnow()) - timedelta(seconds=stale_after_seconds)
+
+
+def is_stale_running(stale_after_seconds: float):
+    """SQL condition: a 'running' run whose heartbeat is older than the threshold has really crashed."""
+    return and_(Run.status == "running", Run.heartbeat_at < stale_cutoff(stale_after_seconds))
+
+
+def create_run(store: Store, config: dict[str, Any], *, name: str, queue: str, total_steps: int,
+               tags=(), notes: str = "", sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+    """Insert a queued run; its config's out_dir becomes the run folder `runs/<id>` (data-dir relative)."""
+    with store.session() as session:
+        return add_run(session, store, config, name=name, queue=queue, total_steps=total_steps, tags=tags,
+                       notes=notes, sweep_id=sweep_id, parent_run_id=parent_run_id)
+
+
+def add_run(session, store: Store, config: dict[str, Any], *, name: str, queue: str, total_steps: int,
+            tags=(), notes: str = "", sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+    run = Run(name=name, config={}, status="queued", queue=queue, attempt=1, resume=False,
+              cancel_requested=False, step=0, total_steps=total_steps, progress=0.0, created_at=utcnow(),
+              tags=list(tags), notes=notes, sweep_id=sweep_id, parent_run_id=parent_run_id)
+    session.add(run)
+    session.flush()  # assigns the id, which names the run folder
+    run.config = json_safe({**config, "out_dir": store.settings.run_dir(run.id)})
+    return run.id
+
+
+def claim(store: Store, run_id: int, attempt: int, worker_host: str) -> Claim | None:
+    """queued -> running for exactly this attempt; None when the run is not (or no longer) ours to start."""
+    now = utcnow()
+    with store.session() as session:
+        claimed = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
+            .values(status="running", started_at=func.coalesce(Run.started_at, now), heartbeat_at=now,
+                    finished_at=None, worker_host=worker_host, error=None, traceback=None)
+        ).rowcount
+        if not claimed:
+            return None
+        config, resume = session.execute(select(Run.config, Run.resume).where(Run.id == run_id)).one()
+        return Claim(run_id=run_id, attempt=attempt, config=config, resume=resume)
+
+
+def touch(session, run_id: int, attempt: int, step: int | None = None, total: int | None = None) -> bool:
+    """Heartbeat (and progress) inside the caller's transaction. A run that was marked crashed while its worker
+    was merely slow comes back to running. False when the attempt is no longer ours (resumed elsewhere,
+    deleted): the caller must stop writing."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), "status": "running"}
+    if step is not None and total:
+        values.update(step=step, total_steps=total, progress=min(1.0, step / total))
+    return bool(session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
+        .values(**values)
+    ).rowcount)
+
+
+def cancel_requested(store: Store, run_id: int, attempt: int) -> bool | None:
+    """The cancel flag of our attempt; None when the attempt is no longer ours."""
+    with store.session() as session:
+        row = session.execute(
+            select(Run.cancel_requested).where(Run.id == run_id, Run.attempt == attempt)
+        ).first()
+    return None if row is None else bool(row[0])
+
+
+def finish(store: Store, run_id: int, attempt: int, status: str, *, step: int | None = None,
+           error: str | None = None, traceback: str | None = None) -> bool:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow(),
+                              "error": error, "traceback": traceback}
+    if status == "finished":
+        values["progress"] = 1.0
+    if step is not None:
+        values["step"] = step
+    with store.session() as session:
+        return bool(session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
+            .values(**values)
+        ).rowcount)
+
+
+def request_cancel(store: Store, run_id: int) -> str | None:
+    """A queued run is cancelled at once (its message will be refused); a running one gets the flag that its
+    worker polls every step. Returns the status after the request, None for an unknown run."""
+    with store.session() as session:
+        session.execute(update(Run).where(Run.id == run_id, Run.status == "queued")
+                        .values(status="cancelled", finished_at=utcnow()))
+        session.execute(update(Run).where(Run.id == run_id, Run.status == "running")
+                        .values(cancel_requested=True))
+        return session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+def requeue_for_resume(store: Store, run_id: int, stale_after_seconds: float) -> tuple[int, str] | None:
+    """crashed / cancelled / failed (or running with a stale heartbeat) -> queued with resume and a new
+    attempt. Returns (attempt, queue), or None when the run is not resumable."""
+    with store.session() as session:
+        resumable = or_(Run.status.in_(RESUMABLE_STATUSES), is_stale_running(stale_after_seconds))
+        updated = session.execute(
+            update(Run).where(Run.id == run_id, resumable)
+            .values(status="queued", attempt=Run.attempt + 1, resume=True, cancel_requested=False,
+                    finished_at=None, error=None, traceback=None)
+        ).rowcount
+        if not updated:
+            return None
+        attempt, queue = session.execute(select(Run.attempt, Run.queue).where(Run.id == run_id)).one()
+        return attempt, queue
+
+
+def mark_unqueued(store: Store, run_id: int, attempt: int, reason: str) -> None:
+    """The broker refused the message: the run can never start, so say why instead of leaving it queued."""
+    with store.session() as session:
+        session.execute(update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
+                        .values(status="failed", finished_at=utcnow(), error=reason))
+
+
+def reap_stale(store: Store, stale_after_seconds: float) -> list[int]:
+    """Mark running runs whose heartbeat went stale as crashed; returns their ids."""
+    # One UPDATE ... RETURNING: on SQLite a read followed by a write could fail at once on a busy database.
+    with store.session() as session:
+        return sorted(session.scalars(
+            update(Run).where(is_stale_running(stale_after_seconds))
+            .values(status="crashed", finished_at=Run.heartbeat_at).returning(Run.id)
+        ))
+
+
+def record_checkpoint(store: Store, run_id: int, step: int, path: str, summary: dict[str, Any]) -> None:
+    with store.session() as session:
+        put_checkpoint(session, run_id, step, path, summary)
+
+
+def record_video(store: Store, run_id: int, step: int, task: str, success: bool, path: str) -> None:
+    with store.session() as session:
+        put_video(session, run_id, step, task, success, path)
+
+
+def put_checkpoint(session, run_id: int, step: int, path: str, summary: dict[str, Any]) -> None:
+    """One row per (run, step): a resumed run that writes the same step again replaces it."""
+    session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step == step))
+    session.add(Checkpoint(run_id=run_id, step=step, path=path, summary=json_safe(summary), created_at=utcnow()))
+
+
+def put_video(session, run_id: int, step: int, task: str, success: bool, path: str) -> None:
+    session.execute(delete(Video).where(Video.run_id == run_id, Video.step == step, Video.task == task))
+    session.add(Video(run_id=run_id, step=step, task=task, success=bool(success), path=path, created_at=utcnow()))
+
+
+def forget_after(session, run_id: int, step: int) -> None:
+    """A resumed run restarts after `step`: checkpoints and videos of later steps no longer exist."""
+    session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step > step))
+    session.execute(delete(Video).where(Video.run_id == run_id, Video.step > step))
