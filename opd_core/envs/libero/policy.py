@@ -1,0 +1,90 @@
+"""The scripted LIBERO-Object expert as a `Policy` (kind `libero_expert`): a teacher with calibrated logits.
+
+It has no trainable weights: its logits are `expert.expert_logits` of the expert's action in the observed state.
+The state comes from `LiberoObservation.state` when the observation carries it, else from the per-process registry
+the LIBERO env fills (privileged.py). Acting greedily (temperature 0) it executes the expert's action rounded to
+the nearest bin, so `opd eval` of an expert checkpoint measures the expert itself.
+
+Registering: importing this module registers the kind; `opd_core.policies.base` must import it when it meets the
+kind `libero_expert` (see `ensure_registered`). Make a checkpoint with `save_expert_checkpoint`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from opd_core.envs.base import Observation
+from opd_core.envs.libero import privileged
+from opd_core.envs.libero.expert import ExpertParams, LogitParams, expert_actions, expert_logits
+from opd_core.policies.base import Policy, register_policy
+from opd_core.tokenizer import ActionTokenizer
+
+KIND = "libero_expert"
+
+
+class LiberoExpertPolicy(Policy):
+    kind = KIND
+
+    def __init__(self, tokenizer: ActionTokenizer, logit_params: LogitParams = LogitParams(),
+                 expert_params: ExpertParams = ExpertParams()):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.logit_params = logit_params
+        self.expert_params = expert_params
+        # No weights; one frozen scalar gives the module a device and a (trivial) state dict for checkpoints.
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def states(self, obs: Observation) -> np.ndarray:
+        state = getattr(obs, "state", None)
+        if state is None:
+            state = privileged.lookup(obs.image, obs.proprio)
+        if state is None:
+            raise RuntimeError(
+                "the libero_expert teacher needs the privileged simulator state of each observation; only "
+                "observations emitted by a LIBERO env in this process (or carrying `state`) can be labelled")
+        return np.asarray(state, dtype=np.float32)
+
+    def actions(self, obs: Observation) -> np.ndarray:
+        """The expert's continuous actions [B, 7]."""
+        return expert_actions(self.states(obs), self.expert_params)
+
+    def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
+        logits = expert_logits(self.actions(obs), self.tokenizer, self.logit_params)
+        return torch.from_numpy(logits).to(self.device)
+
+    def arch_config(self) -> dict[str, Any]:
+        return {"logits": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.logit_params).items()},
+                "expert": asdict(self.expert_params)}
+
+
+def _from_dict(cls, data: dict | None):
+    known = {f.name for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in (data or {}).items() if k in known}
+    return cls(**values)
+
+
+def _build(arch: dict[str, Any], tokenizer: ActionTokenizer) -> LiberoExpertPolicy:
+    return LiberoExpertPolicy(tokenizer, _from_dict(LogitParams, arch.get("logits")),
+                              _from_dict(ExpertParams, arch.get("expert")))
+
+
+def ensure_registered() -> None:
+    """Idempotent: register the `libero_expert` kind with the policy registry."""
+    register_policy(KIND, _build)
+
+
+ensure_registered()
+
+
+def save_expert_checkpoint(directory: str | Path, tokenizer: ActionTokenizer | None = None,
+                           logit_params: LogitParams = LogitParams()) -> Path:
+    """Write a teacher checkpoint for the expert (identity tokenizer: LIBERO's actions already lie in [-1, 1])."""
+    from opd_core.checkpoint import save_checkpoint
+
+    policy = LiberoExpertPolicy(tokenizer or ActionTokenizer.identity(), logit_params)
+    return save_checkpoint(directory, policy, step=0, extra={"note": "privileged scripted LIBERO-Object expert"})

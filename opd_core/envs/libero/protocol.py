@@ -1,0 +1,151 @@
+"""LIBERO's standard evaluation protocol for any policy: per-task success on the fixed initial states.
+
+The protocol: each task of a suite runs from its fixed initial states 0..n-1 (LIBERO ships 50 per task; the
+standard figure uses all 50), the environment first takes 10 no-op steps, then the policy acts greedily for at most
+220 / 280 / 300 / 520 steps (spatial / object / goal / 10); an episode succeeds when LIBERO's success predicate
+holds. Images are rotated 180 degrees as the standard scripts do. Videos show the agent view and the wrist camera
+side by side.
+
+`evaluate_protocol` is what `opd eval --protocol libero` (and a pipeline's final evaluation) should call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from opd_core.envs.libero.tasks import NUM_FIXED_INIT_STATES, catalog, suite_name
+from opd_core.policies.base import Policy
+from opd_core.video import write_mp4
+
+
+@dataclass
+class ProtocolResult:
+    suite: str
+    per_task: dict[str, float]
+    """Task -> success rate over its initial states."""
+    success: float
+    """Mean over tasks (the suite's headline number)."""
+    episodes: int
+    init_states: int
+    mean_length: dict[str, float]
+    failed_episodes: int
+    """Episodes lost to environment failures (marked failed after retries; counted as failures)."""
+    seconds: float
+    videos: list[dict] = field(default_factory=list)
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        out = {f"{prefix}/seen_success": self.success}
+        out.update({f"{prefix}/success/{task}": value for task, value in self.per_task.items()})
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None, *,
+                      init_states: int = NUM_FIXED_INIT_STATES, temperature: float = 0.0, image_size: int = 128,
+                      max_episode_steps: int = 0, num_envs: int = 0, num_workers: int = 0, cameras: bool = True,
+                      videos_per_task: int = 1, out_dir: str | Path | None = None, seed: int = 0,
+                      progress: Callable[[int], None] | None = None, env=None) -> ProtocolResult:
+    """Run the standard protocol; write `eval.json` and videos into `out_dir` when given.
+
+    `num_envs` episodes run at once (default: every initial state of one task, at most 10); `env` may pass a
+    prepared `LiberoVecEnv` (its size sets the batch). `cameras=False` runs physics only (for policies that read
+    the privileged state, such as the scripted expert: much faster, no videos).
+    """
+    from opd_core.envs.libero import make_libero_env
+
+    started = time.perf_counter()
+    suite = suite_name(suite)
+    tasks = list(tasks or catalog().suite_tasks(suite))
+    if not 1 <= init_states <= NUM_FIXED_INIT_STATES:
+        raise ValueError(f"init_states must be 1..{NUM_FIXED_INIT_STATES} (LIBERO's fixed initial states)")
+    episodes = [(task, i) for task in tasks for i in range(init_states)]
+    own_env = env is None
+    if own_env:
+        env = make_libero_env(num_envs or min(len(episodes), init_states, 10), image_size=image_size,
+                              max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras)
+    batch = env.num_envs
+    generator = torch.Generator().manual_seed(seed)
+    was_training = policy.training
+    policy.eval()
+    success = np.zeros(len(episodes), dtype=bool)
+    lengths = np.zeros(len(episodes), dtype=np.int64)
+    failed = 0
+    film = {k for k, (task, i) in enumerate(episodes) if i < videos_per_task} if out_dir and cameras else set()
+    frames: dict[int, list[np.ndarray]] = {}
+    try:
+        for start in range(0, len(episodes), batch):
+            chunk = episodes[start:start + batch]
+            padded = chunk + [chunk[-1]] * (batch - len(chunk))  # the pool has a fixed size
+            filmed = {k - start for k in film if start <= k < start + len(chunk)}
+            ok, steps, chunk_frames = _run_batch(policy, env, padded, len(chunk), temperature, generator, filmed)
+            success[start:start + len(chunk)] = ok
+            lengths[start:start + len(chunk)] = steps
+            failed += int(env.failed[: len(chunk)].sum())
+            frames.update({start + k: v for k, v in chunk_frames.items()})
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        policy.train(was_training)
+        if own_env:
+            env.close()
+    table = success.reshape(len(tasks), init_states)
+    per_task = {task: float(table[k].mean()) for k, task in enumerate(tasks)}
+    mean_length = {task: float(lengths.reshape(len(tasks), init_states)[k].mean()) for k, task in enumerate(tasks)}
+    result = ProtocolResult(suite, per_task, float(table.mean()), len(episodes), init_states, mean_length, failed,
+                            time.perf_counter() - started)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        for k in sorted(frames):
+            task, i = episodes[k]
+            path = write_mp4(out_dir / "videos" / f"{task}__init{i}.mp4", frames[k], scale=2)
+            result.videos.append({"task": task, "init_state": i, "success": bool(success[k]),
+                                  "path": str(path.relative_to(out_dir)), "cameras": "agentview | wrist"})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval.json").write_text(json.dumps(result.to_dict(), indent=1))
+    return result
+
+
+def _run_batch(policy: Policy, env, episodes: list[tuple[str, int]], real: int, temperature: float,
+               generator: torch.Generator, film: set[int]) -> tuple[np.ndarray, np.ndarray, dict]:
+    obs = env.reset([t for t, _ in episodes], [i for _, i in episodes])
+    n = len(episodes)
+    running = np.zeros(n, dtype=bool)
+    running[:real] = True
+    success = np.zeros(n, dtype=bool)
+    lengths = np.zeros(n, dtype=np.int64)
+    frames = {k: [_frame(obs, k)] for k in film}
+    tokenizer = policy.tokenizer
+    while running.any():
+        queried = np.nonzero(running)[0]
+        bins, _, _ = policy.sample(obs.take(queried), temperature, generator)
+        chunk = tokenizer.decode(bins.view(len(queried), -1, tokenizer.dim).cpu().numpy())
+        for step_actions in chunk.transpose(1, 0, 2):
+            still = running[queried]
+            actions = np.zeros((n, 7))
+            actions[:, 6] = -1.0
+            actions[queried[still]] = step_actions[still]
+            obs, step_success = env.step(actions)
+            lengths[running] += 1
+            success[running] |= step_success[running]
+            for k in film:
+                if running[k]:
+                    frames[k].append(_frame(obs, k))
+            running &= ~step_success & ~env.failed & (lengths < env.max_episode_steps)
+            if not running[queried].any():
+                break
+    return success[:real], lengths[:real], frames
+
+
+def _frame(obs, k: int) -> np.ndarray:
+    wrist = getattr(obs, "wrist", None)
+    return obs.image[k] if wrist is None else np.concatenate([obs.image[k], wrist[k]], axis=1)
