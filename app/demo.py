@@ -1,7 +1,7 @@
 """The newcomer's first run: the quick reproduction preset, and where its teacher and student come from.
 
 The preset is `opd reproduce --quick` (opd_core.study.presets.QUICK) expressed as a sweep for the worker queue:
-the OPD recipe of configs/opd_object_reverse_kl.yaml at the quick sizes (15 steps of B=4 x G=8, an evaluation
+the OPD recipe of configs/opd_object_reverse_kl.yaml at the quick sizes (20 steps of B=4 x G=8, an evaluation
 of 5 initial states every 5 steps), once per distillation objective, plus the GRPO baseline on the same batch:
 five small runs whose curves appear within minutes. (The study module is not imported: importing it loads the
 whole training stack into the dashboard process.)
@@ -24,7 +24,7 @@ from opd_core.config import ConfigError, RunConfig
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SUITE = "object"
 RECIPE = REPO_ROOT / "configs" / "opd_object_reverse_kl.yaml"
-QUICK_SIZES = {"steps": 15, "batch_tasks": 4, "group_size": 8, "eval_every": 5, "save_every": 5,
+QUICK_SIZES = {"steps": 20, "batch_tasks": 4, "group_size": 8, "eval_every": 5, "save_every": 5,
                "eval_init_states": 5, "videos_per_eval": 1}
 """opd_core.study.presets.QUICK's sizes (plus one video per evaluation, for the Videos page)."""
 OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import backend
+from opd_core.study.presets import QUICK
 from test_app_fakes import Checkpoint, FakeApi, Video, config, series, summary
 
 TIMEOUT = 30
@@ -102,7 +103,7 @@ def test_empty_store_offers_the_quick_reproduction(lab, tmp_path, monkeypatch):
     launched = [call for call in lab.calls if call[0] in ("launch_sweep", "launch")]
     assert launched[0][0] == "launch_sweep"
     assert launched[0][2] == {"objective": ["reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce"]}
-    assert launched[0][1]["steps"] == 15 and launched[0][1]["group_size"] == 8
+    assert launched[0][1]["steps"] == QUICK.steps and launched[0][1]["group_size"] == QUICK.group_size
     grpo = launched[-1][1]
     assert grpo["pipeline"] == "grpo" and grpo["teacher_checkpoint"] == str(tmp_path / "teacher")
     assert "Queued 5 runs" in texts(at) and len(lab.runs) == 5
@@ -333,3 +334,10 @@ def test_results_page_tabulates_and_exports(lab):
     assert table["object"].iloc[0] == "90.0" and table["object"].iloc[1] == "0.0"
     assert table["object"].iloc[3] == "80.0"  # seed 1 is still running: only seed 0 counts
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Markdown"]
+
+
+def test_demo_sizes_follow_the_quick_study_preset():
+    from app.demo import QUICK_SIZES
+
+    for name in ("steps", "batch_tasks", "group_size", "eval_every", "eval_init_states"):
+        assert QUICK_SIZES[name] == getattr(QUICK, name), name
