@@ -71,7 +71,11 @@ def write_like_a_worker(settings, run_id: int, steps: int, objective_bias: float
 
 def test_every_page_on_a_real_store(real_lab):
     api, settings = real_lab
-    base = RunConfig(teacher_checkpoint="/t", student_checkpoint="/s", unseen_tasks=UNSEEN, steps=20).to_dict()
+    for name in ("teacher", "student"):  # launch refuses checkpoints that are not there
+        (settings.data_dir / name).mkdir(parents=True, exist_ok=True)
+        (settings.data_dir / name / "meta.json").write_text("{}")
+    base = RunConfig(teacher_checkpoint="teacher", student_checkpoint="student", unseen_tasks=UNSEEN,
+                     steps=20).to_dict()
     sweep_id, run_ids = api.launch_sweep(base, {"objective": ["reverse_kl", "hard_ce"]}, "ablation")
     for run_id, bias in zip(run_ids, (0.2, 0.0)):
         write_like_a_worker(settings, run_id, steps=20, objective_bias=bias)

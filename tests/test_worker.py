@@ -93,8 +93,15 @@ def queued_messages(lab_settings) -> dict[str, int]:
 def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that_message(lab, lab_settings,
                                                                                        start_worker):
     start_worker(lab_settings)
+    with pytest.raises(ConfigError) as refused:
+        lab.launch(config(pipeline="opd", teacher_checkpoint="missing/teacher"))
+    assert refused.value.field == "teacher_checkpoint" and "not found" in str(refused.value)
+    assert lab.list_runs() == []
+    broken = lab_settings.data_dir / "broken/teacher"  # there at launch, unreadable when the run starts
+    broken.mkdir(parents=True)
+    (broken / "meta.json").write_text('{"format": "something-else"}')
     good = lab.launch(config(steps=4, eval_every=2, save_every=2), tags=["smoke"], notes="tiny")
-    bad = lab.launch(config(pipeline="opd", teacher_checkpoint="missing/teacher"))
+    bad = lab.launch(config(pipeline="opd", teacher_checkpoint="broken/teacher"))
 
     run = wait_until_ended(lab, good, 120)
     assert (run.status, run.step, run.progress, run.error) == ("finished", 4, 1.0, None)
@@ -110,7 +117,7 @@ def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that
 
     failed = wait_until_ended(lab, bad, 60)
     assert failed.status == "failed"
-    assert failed.error == f"teacher checkpoint not found: {lab_settings.data_dir / 'missing/teacher'}"
+    assert failed.error == f"{broken}: unsupported checkpoint format 'something-else'"
     assert "CheckpointError" in failed.traceback
 
     run_folder = lab.artifact_path(run.out_dir)

@@ -31,7 +31,7 @@ from worker.metric_rows import MetricSeries
 from worker.migrate import upgrade_to_head
 from worker.models import Metric, Run, Sweep
 from worker.queries import CheckpointInfo, RunInfo, SweepInfo, VideoInfo
-from worker.settings import Settings
+from worker.settings import INPUT_PATH_FIELDS, Settings
 from worker.store import Store, StoreUnavailable, describe_url, utcnow
 
 __all__ = [
@@ -244,7 +244,23 @@ def _as_dict(config_or_dict: RunConfig | dict[str, Any]) -> dict[str, Any]:
 
 
 def _validated(config_or_dict: RunConfig | dict[str, Any]) -> RunConfig:
-    return RunConfig.from_dict(_as_dict(config_or_dict)).validate()
+    config = RunConfig.from_dict(_as_dict(config_or_dict)).validate()
+    _check_inputs_exist(config, _current().settings.data_dir)
+    return config
+
+
+def _check_inputs_exist(config: RunConfig, data_dir: Path) -> None:
+    """Refuse at launch a checkpoint or demo folder that is not there (workers share the data directory)."""
+    for field_name in INPUT_PATH_FIELDS:
+        value = getattr(config, field_name)
+        if not value:
+            continue
+        path = Path(value) if Path(value).is_absolute() else data_dir / value
+        if not path.exists():
+            raise ConfigError(field_name, f"not found: {path} (relative paths are read from the data directory)")
+        if field_name != "demos" and not ((path / "meta.json").is_file() or (path / "config.json").is_file()):
+            raise ConfigError(field_name, f"{path} is neither an OPD checkpoint (meta.json) nor a transformers "
+                                          "model directory (config.json)")
 
 
 def _check_grid(grid: dict[str, list]) -> list[str]:
