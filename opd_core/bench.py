@@ -28,8 +28,10 @@ def simulator(batch: int = 64, steps: int = 400) -> dict:
             "env_steps_per_second": batch * steps / elapsed, "target_env_steps_per_second": 20000}
 
 
-def training_step(batch_tasks: int = 8, steps: int = 3, group_size: int = 8) -> dict:
-    """Seconds per OPD step (default small VLA student and teacher) split into rollout, labeling and update."""
+def training_step(batch_tasks: int = 8, steps: int = 3, group_size: int = 8, student: str = "",
+                  teacher: str = "", max_episode_steps: int = 0) -> dict:
+    """Seconds per OPD step split into rollout, labeling and update. Student and teacher default to freshly
+    initialised small VLAs; pass checkpoint or transformers directories to measure other policies."""
     from opd_core.checkpoint import save_checkpoint
     from opd_core.config import RunConfig
     from opd_core.policies import build_policy
@@ -48,10 +50,11 @@ def training_step(batch_tasks: int = 8, steps: int = 3, group_size: int = 8) -> 
         for name, seed in (("student", 0), ("teacher", 1)):
             torch.manual_seed(seed)
             save_checkpoint(os.path.join(tmp, name), build_policy("small_vla", {}, ActionTokenizer.identity()), step=0)
-        config = RunConfig(pipeline="opd", objective="reverse_kl", student_checkpoint=os.path.join(tmp, "student"),
-                           teacher_checkpoint=os.path.join(tmp, "teacher"), steps=steps + 1, batch_tasks=batch_tasks,
-                           group_size=group_size, eval_every=0, eval_init_states=0, save_every=0,
-                           out_dir=os.path.join(tmp, "run"))
+        config = RunConfig(pipeline="opd", objective="reverse_kl",
+                           student_checkpoint=student or os.path.join(tmp, "student"),
+                           teacher_checkpoint=teacher or os.path.join(tmp, "teacher"), steps=steps + 1,
+                           batch_tasks=batch_tasks, group_size=group_size, eval_every=0, eval_init_states=0,
+                           save_every=0, max_episode_steps=max_episode_steps, out_dir=os.path.join(tmp, "run"))
         train(config, Collect())
     measured = rows[1:]  # the first step pays one-off allocation costs
     mean = {key: float(np.mean([row[key] for row in measured])) for key in

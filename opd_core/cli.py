@@ -52,8 +52,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
     bench = sub.add_parser("bench", help="print benchmark figures as JSON")
     bench.add_argument("what", choices=["sim", "step"])
-    bench.add_argument("--batch", type=int, default=64)
-    bench.add_argument("--steps", type=int, default=3)
+    bench.add_argument("--batch", type=int, default=None,
+                       help="sim: environments (default 64); step: instructions B (default 8, with G=8)")
+    bench.add_argument("--steps", type=int, default=3, help="step: measured training steps")
     bench.set_defaults(handler=_cmd_bench)
 
     add_reproduce_command(sub)
@@ -144,7 +145,10 @@ def _cmd_demos(args) -> int:
 def _cmd_bench(args) -> int:
     from opd_core import bench
 
-    figures = bench.simulator(args.batch) if args.what == "sim" else bench.training_step(args.batch, args.steps)
+    if args.what == "sim":
+        figures = bench.simulator(args.batch or 64)
+    else:
+        figures = bench.training_step(args.batch or 8, args.steps)
     print(json.dumps(figures, indent=1))
     return 0
 

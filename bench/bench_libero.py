@@ -1,0 +1,116 @@
+"""LIBERO throughput on this machine: environment steps/s against the number of worker processes, and seconds per
+OPD step at B=1, G=2 (tiny small-VLA student and teacher, so the figure is the simulator's cost).
+
+    .venv/bin/python bench/bench_libero.py                       # workers 1,2; OPD step at the suite's horizon
+    .venv/bin/python bench/bench_libero.py --workers 1,2,4,8 --envs-per-worker 2 --skip-opd
+
+Prints one JSON object. Steps/s counts environment steps of all episodes together (random actions, both cameras
+rendered at --image-size), after the reset; build and reset times are reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TASK = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
+
+
+def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size: int, cameras: bool) -> dict:
+    from opd_core.envs.libero import make_libero_env
+
+    n = workers * envs_per_worker
+    env = make_libero_env(n, image_size=image_size, num_workers=workers, cameras=cameras)
+    try:
+        started = time.perf_counter()
+        env.reset([TASK] * n, list(range(n)))
+        first_reset = time.perf_counter() - started
+        started = time.perf_counter()
+        env.reset([TASK] * n, list(range(n, 2 * n)))
+        warm_reset = time.perf_counter() - started
+        rng = np.random.default_rng(0)
+        actions = rng.uniform(-0.3, 0.3, size=(steps, n, 7))
+        actions[..., 6] = -1.0
+        started = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        elapsed = time.perf_counter() - started
+    finally:
+        env.close()
+    return {"workers": workers, "episodes": n, "steps": steps, "image_size": image_size, "cameras": cameras,
+            "env_steps_per_second": n * steps / elapsed, "first_reset_seconds": first_reset,
+            "warm_reset_seconds": warm_reset}
+
+
+def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int) -> dict:
+    import torch
+
+    from opd_core.checkpoint import save_checkpoint
+    from opd_core.config import RunConfig
+    from opd_core.policies import build_policy
+    from opd_core.sinks import NullSink
+    from opd_core.tokenizer import ActionTokenizer
+    from opd_core.train import train
+
+    rows: list[dict] = []
+
+    class Collect(NullSink):
+        def log(self, metrics, step):
+            if "time/step_seconds" in metrics:
+                rows.append(metrics)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, seed in (("student", 0), ("teacher", 1)):
+            torch.manual_seed(seed)
+            save_checkpoint(os.path.join(tmp, name), build_policy("small_vla", {}, ActionTokenizer.identity()), step=0)
+        config = RunConfig(env="libero", suite="libero_object", tasks=[TASK], pipeline="opd", objective="reverse_kl",
+                           student_checkpoint=os.path.join(tmp, "student"),
+                           teacher_checkpoint=os.path.join(tmp, "teacher"), steps=steps + 1, batch_tasks=1,
+                           group_size=2, max_episode_steps=max_episode_steps, image_size=image_size, eval_every=0,
+                           eval_init_states=0, save_every=0, out_dir=os.path.join(tmp, "run"))
+        train(config, Collect())
+    measured = rows[1:] or rows  # the first step also builds the simulators
+    mean = {key.split("/")[-1]: float(np.mean([row[key] for row in measured])) for key in
+            ("time/step_seconds", "time/rollout_seconds", "time/label_seconds", "time/update_seconds",
+             "train/episode_length")}
+    return {"batch_tasks": 1, "group_size": 2, "image_size": image_size,
+            "max_episode_steps": max_episode_steps or 280, "measured_steps": len(measured),
+            "first_step_seconds": rows[0]["time/step_seconds"], **mean}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker process counts")
+    parser.add_argument("--envs-per-worker", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=40, help="environment steps per measurement")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--no-cameras", action="store_true", help="physics only")
+    parser.add_argument("--opd-steps", type=int, default=2, help="measured OPD steps (after one warm-up step)")
+    parser.add_argument("--opd-max-episode-steps", type=int, default=0, help="0: the suite's standard 280")
+    parser.add_argument("--skip-opd", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    report: dict = {"bench": "libero", "cpu_count": os.cpu_count(),
+                    "load_average_at_start": list(os.getloadavg()), "scaling": []}
+    for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
+        report["scaling"].append(steps_per_second(workers, args.envs_per_worker, args.steps, args.image_size,
+                                                  not args.no_cameras))
+        print(json.dumps(report["scaling"][-1]), file=sys.stderr, flush=True)
+    if not args.skip_opd:
+        report["opd_step"] = opd_step_seconds(args.opd_steps, args.opd_max_episode_steps, args.image_size)
+    report["load_average_at_end"] = list(os.getloadavg())
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
