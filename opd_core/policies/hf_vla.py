@@ -36,28 +36,22 @@ SETTINGS_FILE = "opd_vla.json"
 
 @dataclass
 class HFVLASettings:
+    """How to read a transformers VLA. Fields mirror RunConfig's `hf_*` fields (documented there), plus the two
+    paths below."""
+
     model_dir: str = ""
     """Local directory of the transformers model (config.json, weights, processor files)."""
     unnorm_key: str = ""
-    """Which dataset's action statistics to use when the checkpoint holds several (OpenVLA's unnorm_key)."""
     action_vocab_offset: int = 0
-    """Padding ids after the 256 action ids at the end of the output vocabulary (OpenVLA: 64)."""
     chunk_size: int = 1
-    """Actions (of 7 dims) emitted per query; OpenVLA-OFT uses chunks."""
     decoding: str = "autoregressive"
-    """autoregressive | parallel."""
     prompt_template: str = OPENVLA_PROMPT
-    """Prompt with an {instruction} slot (LLaVA-style processors need their image token in it)."""
     dtype: str = "auto"
-    """auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16."""
     trust_remote_code: bool = False
-    """Allow modeling code shipped inside the checkpoint directory (OpenVLA needs it)."""
     lora_rank: int = 0
-    """>0 trains LoRA adapters on the language model's attention projections instead of all weights."""
     lora_target: str = r".*language_model.*\.(q_proj|v_proj)"
     """Regex of modules that get LoRA (a plain ['q_proj','v_proj'] would also hit the vision tower)."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass to fit large students."""
     base_model_dir: str = ""
     """LoRA runs: the frozen base the adapters apply to (recorded for exact resume)."""
 
