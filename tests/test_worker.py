@@ -202,3 +202,31 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
     (sweep,) = lab.list_sweeps()
     assert (sweep.id, sweep.run_ids, sweep.status_counts) == (sweep_id, sorted(run_ids), {"finished": 6})
     assert [r.id for r in lab.list_runs(sweep_id=sweep_id)] == sorted(run_ids, reverse=True)
+
+
+@pytest.mark.timeout(240)
+def test_a_transformers_student_runs_like_any_other_run(lab, lab_settings, start_worker):
+    from opd_core.checkpoint import save_checkpoint
+    from opd_core.policies import build_policy
+    from opd_core.policies.hf_tiny import build_tiny_llava
+    from opd_core.tokenizer import ActionTokenizer
+    from tinyrun import TINY_POLICY
+
+    student = build_tiny_llava(lab_settings.data_dir / "models/tiny-vla", hidden=32, layers=1)
+    arch = {"width": TINY_POLICY["policy_width"], "hidden": TINY_POLICY["policy_hidden"],
+            "input_size": TINY_POLICY["policy_input_size"]}
+    save_checkpoint(lab_settings.data_dir / "models/teacher", build_policy("small_vla", arch,
+                                                                           ActionTokenizer.identity()), step=0)
+    with pytest.raises(ConfigError) as refused:  # a folder that is no model at all
+        (lab_settings.data_dir / "models/empty").mkdir()
+        lab.launch(config(pipeline="opd", student_checkpoint="models/empty", teacher_checkpoint="models/teacher"))
+    assert refused.value.field == "student_checkpoint"
+    start_worker(lab_settings)
+    run_id = lab.launch(config(pipeline="opd", objective="reverse_kl", student_checkpoint="models/tiny-vla",
+                               teacher_checkpoint="models/teacher", steps=2, max_episode_steps=3, eval_every=2,
+                               save_every=2))
+    run = wait_until_ended(lab, run_id, 200)
+    assert (run.status, run.error) == ("finished", None)
+    assert steps_of(lab, run_id, "train/reverse_kl") == [1, 2]
+    final = lab.checkpoints(run_id)[-1]
+    assert final.step == 2 and (lab.artifact_path(final.path) / "hf_model/config.json").is_file()
