@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 TASK = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
 
 
-def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size: int, cameras: bool) -> dict:
+def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size: int, cameras: bool,
+                     wrist: bool) -> dict:
     from opd_core.envs.libero import make_libero_env
 
     n = workers * envs_per_worker
-    env = make_libero_env(n, image_size=image_size, num_workers=workers, cameras=cameras)
+    env = make_libero_env(n, image_size=image_size, num_workers=workers, cameras=cameras, wrist=wrist)
     try:
         started = time.perf_counter()
         env.reset([TASK] * n, list(range(n)))
@@ -46,12 +47,13 @@ def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size:
         elapsed = time.perf_counter() - started
     finally:
         env.close()
-    return {"workers": workers, "episodes": n, "steps": steps, "image_size": image_size, "cameras": cameras,
+    return {"workers": workers, "episodes": n, "steps": steps, "image_size": image_size,
+            "cameras": ("agentview+wrist" if wrist else "agentview") if cameras else "none",
             "env_steps_per_second": n * steps / elapsed, "first_reset_seconds": first_reset,
             "warm_reset_seconds": warm_reset}
 
 
-def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int) -> dict:
+def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int, wrist: bool) -> dict:
     import torch
 
     from opd_core.checkpoint import save_checkpoint
@@ -62,6 +64,7 @@ def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int) -> dic
     from opd_core.train import train
 
     rows: list[dict] = []
+    os.environ["OPD_LIBERO_WRIST"] = "1" if wrist else "0"  # the training loop builds its env through make_env
 
     class Collect(NullSink):
         def log(self, metrics, step):
@@ -83,6 +86,7 @@ def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int) -> dic
             ("time/step_seconds", "time/rollout_seconds", "time/label_seconds", "time/update_seconds",
              "train/episode_length")}
     return {"batch_tasks": 1, "group_size": 2, "image_size": image_size,
+            "cameras": "agentview+wrist" if wrist else "agentview",
             "max_episode_steps": max_episode_steps or 280, "measured_steps": len(measured),
             "first_step_seconds": rows[0]["time/step_seconds"], **mean}
 
@@ -94,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=40, help="environment steps per measurement")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--no-cameras", action="store_true", help="physics only")
+    parser.add_argument("--no-wrist", action="store_true", help="agent view only (the wrist camera is not rendered)")
+    parser.add_argument("--opd-wrist", action="store_true", help="render the wrist camera in the OPD step too")
     parser.add_argument("--opd-steps", type=int, default=2, help="measured OPD steps (after one warm-up step)")
     parser.add_argument("--opd-max-episode-steps", type=int, default=0, help="0: the suite's standard 280")
     parser.add_argument("--skip-opd", action="store_true")
@@ -103,10 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "load_average_at_start": list(os.getloadavg()), "scaling": []}
     for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
         report["scaling"].append(steps_per_second(workers, args.envs_per_worker, args.steps, args.image_size,
-                                                  not args.no_cameras))
+                                                  not args.no_cameras, not args.no_wrist))
         print(json.dumps(report["scaling"][-1]), file=sys.stderr, flush=True)
     if not args.skip_opd:
-        report["opd_step"] = opd_step_seconds(args.opd_steps, args.opd_max_episode_steps, args.image_size)
+        report["opd_step"] = opd_step_seconds(args.opd_steps, args.opd_max_episode_steps, args.image_size,
+                                              args.opd_wrist)
     report["load_average_at_end"] = list(os.getloadavg())
     print(json.dumps(report, indent=1))
     return report

@@ -1,9 +1,10 @@
 """The privileged scripted expert for LIBERO-Object's pick-and-place tasks, and its calibrated action logits.
 
-It is a stateless function of the privileged state vector (`sim.PRIV`: hand pose, finger opening, the target's
-and the basket's bounding boxes, whether the fingers hold the target), so it can label any state a student visits:
-hover above the target with the fingers across its narrow side, descend, close, lift clear of the basket rim,
-carry the object over the basket centre, open. A grasp that closed on nothing re-opens and tries again.
+It is a stateless function of the privileged state vector (`sim.PRIV`: hand pose, finger opening, the target's,
+the basket's and the neighbouring objects' bounding boxes, whether the fingers hold the target), so it can label any
+state a student visits: hover above the target with the fingers across its narrow side (turned just enough that
+the hand clears tall neighbours), descend, close, lift clear of the basket rim, carry the object over the basket
+centre, lower it half-way in, open. A grasp that closed on nothing re-opens and tries again.
 
 Actions are LIBERO's OSC_POSE deltas in [-1, 1]: xyz (1 = 5 cm), axis-angle rotation (1 = 0.5 rad), gripper
 (+1 closes). As a teacher, `expert_logits` turns the expert's action into per-dimension categorical logits over the
@@ -40,7 +41,9 @@ class ExpertParams:
     rim_clearance: float = 0.04
     """How far above the basket rim the object's bottom is carried."""
     release_tolerance: float = 0.02
-    """Horizontal distance of the object from the basket centre at which it is released."""
+    """Horizontal distance of the object from the basket centre at which it starts to go down into it."""
+    release_depth: float = 0.5
+    """The object is released when its bottom is this fraction of the way from the floor up to the rim."""
     position_gain: float = 1.0
     rotation_gain: float = 1.0
     max_speed: float = 1.0
@@ -108,20 +111,25 @@ def expert_actions(state: np.ndarray, params: ExpertParams = ExpertParams()) -> 
     close &= ~empty_grip
     target[:, 2] = np.where(empty_grip, np.maximum(eef[:, 2] + 0.02, target[:, 2]), target[:, 2])
 
-    # ---- carry: lift above the rim, move the object over the basket, release
+    # ---- carry: lift above the rim, move the object over the basket, lower it in, release
     object_offset = center[:, :2] - eef[:, :2]
     destination = basket_xy - object_offset
     to_basket = destination - eef[:, :2]
     basket_distance = np.linalg.norm(to_basket, axis=1)
     carry_bottom = basket_top + params.rim_clearance
     carry_z = eef[:, 2] + (carry_bottom + 0.01 - bottom)
-    over_basket = basket_distance < params.release_tolerance
+    inside = (bottom < basket_top) & (np.linalg.norm(center[:, :2] - basket_xy, axis=1) < s[:, PRIV.BASKET_INNER])
+    over_basket = (basket_distance < params.release_tolerance) | inside
+    release_bottom = floor + params.release_depth * (basket_top - floor)
+    lowered = bottom < release_bottom + 0.01
     lifting = bottom < carry_bottom - 0.005
+    lower_z = eef[:, 2] - (bottom - release_bottom)
     carry_target = np.where(lifting[:, None] & ~over_basket[:, None],
                             np.column_stack([eef[:, :2], carry_z]),
                             np.column_stack([destination, carry_z]))
+    carry_target = np.where(over_basket[:, None], np.column_stack([destination, lower_z]), carry_target)
     target = np.where(grasped[:, None], carry_target, target)
-    close = np.where(grasped, ~over_basket, close)
+    close = np.where(grasped, ~(over_basket & lowered), close)
     rotate &= ~grasped  # hold the grasp orientation while carrying (only levelling)
 
     # ---- done: open and back off upwards

@@ -65,7 +65,7 @@ def _env_default(name: str, default: float) -> float:
 class _Worker:
     """One environment process and its end of the socket pair."""
 
-    def __init__(self, index: int, image_size: int, cameras: bool, start_timeout: float):
+    def __init__(self, index: int, image_size: int, cameras: int, start_timeout: float):
         self.index = index
         parent, child = Pipe(duplex=True)
         log_dir = Path(tempfile.gettempdir()) / "opd-libero"
@@ -80,7 +80,7 @@ class _Worker:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "opd_core.envs.libero.worker", str(child.fileno()), str(image_size),
-                 "1" if cameras else "0"],
+                 str(cameras)],
                 pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         child.close()
         self.conn = parent
@@ -175,7 +175,7 @@ class LiberoVecEnv:
     """`VectorEnv` over LIBERO: reset(tasks, init_ids) -> LiberoObservation, step(actions [N, 7])."""
 
     def __init__(self, num_envs: int, image_size: int = 128, max_episode_steps: int = 0, *,
-                 num_workers: int = 0, cameras: bool = True, max_retries: int = 2,
+                 num_workers: int = 0, cameras: bool = True, wrist: bool | None = None, max_retries: int = 2,
                  step_timeout: float | None = None, reset_timeout: float | None = None,
                  start_timeout: float | None = None, record_privileged: bool = True):
         if num_envs < 0:
@@ -187,8 +187,12 @@ class LiberoVecEnv:
         workers = num_workers or int(_env_default("OPD_LIBERO_WORKERS", 0)) or (os.cpu_count() or 1)
         self.num_workers = max(1, min(num_envs, workers))
         self.cameras = cameras
+        self.wrist = cameras and (wrist if wrist is not None else os.environ.get("OPD_LIBERO_WRIST", "0") == "1")
+        """Render the wrist camera too (the standard protocol's videos, wrist-camera policies). Off by default, since
+        `Observation` has no wrist field yet and rendering it costs about 40% of the step rate; OPD_LIBERO_WRIST=1
+        turns it on by default. When off, `LiberoObservation.wrist` is black."""
         self.max_retries = max_retries
-        self.step_timeout = step_timeout or _env_default("OPD_LIBERO_STEP_TIMEOUT", 60.0)
+        self.step_timeout = step_timeout or _env_default("OPD_LIBERO_STEP_TIMEOUT", 30.0)
         """Seconds a worker may take per episode of a request (a step, or a reset's no-op warm-up) before it
         counts as hung."""
         self.reset_timeout = reset_timeout or _env_default("OPD_LIBERO_RESET_TIMEOUT", 240.0)
@@ -283,7 +287,7 @@ class LiberoVecEnv:
     def _worker(self, index: int) -> _Worker:
         worker = self._workers[index]
         if worker is None:
-            worker = _Worker(index, self.image_size, self.cameras, self.start_timeout)
+            worker = _Worker(index, self.image_size, 2 if self.wrist else int(self.cameras), self.start_timeout)
             self._workers[index] = worker
         return worker
 

@@ -72,7 +72,8 @@ def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None
     own_env = env is None
     if own_env:
         env = make_libero_env(num_envs or min(len(episodes), init_states, 10), image_size=image_size,
-                              max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras)
+                              max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras,
+                              wrist=True)
     batch = env.num_envs
     generator = torch.Generator().manual_seed(seed)
     was_training = policy.training

@@ -38,7 +38,7 @@ class PRIV:
     BASKET_CENTER = slice(17, 19)  # receptacle: xy centre of its bounding box
     BASKET_TOP = 19              # receptacle rim height
     BASKET_INNER = 20            # receptacle inner half width (smaller horizontal side, walls excluded)
-    GRASPED = 21                 # 1 when both finger pads touch the target
+    GRASPED = 21                 # 1 when both fingers (pads or finger bodies) touch the target
     FLOOR = 22                   # height of the surface the objects rest on
     SUCCESS = 23                 # LIBERO's success predicate
     VALID = 24                   # 1 when the task has the pick-and-place layout the expert understands
@@ -60,15 +60,18 @@ def flip(image: np.ndarray) -> np.ndarray:
 class TaskSim:
     """One LIBERO environment for one task that runs any number of episodes, one at a time.
 
-    An episode is a small *slot state* (MuJoCo's integration state plus the few Python-side controller values:
-    gripper command, OSC goal, step counter): `step(slot_state, action)` loads it, steps, and returns the next
+    An episode is a small *slot state*: MuJoCo's integration state (which includes the solver warm-start) plus the
+    Python-side values robosuite carries between steps (gripper command, OSC goal, step counter, and each
+    observable's sampling clock and last value). `step(slot_state, action)` loads it, steps, and returns the next
     observation with the new slot state. Many episodes of a task thus share one simulator and its renderer (each
     simulator costs about 0.75-2 GB), and an episode lost with a crashed worker is replayed exactly from its last
-    slot state. The environment uses robosuite's soft reset; the warm-start and the controller are cleared at each
-    reset, so an episode does not depend on what ran before it.
+    slot state. The environment uses robosuite's soft reset; the warm-start, gripper command and controller goal
+    are cleared at each reset, so an episode does not depend on what ran before it: observations and images were
+    checked bitwise equal to a dedicated, hard-reset environment running the standard protocol, with another
+    episode of the same task interleaved step by step.
     """
 
-    def __init__(self, suite: str, task: str, image_size: int = 128, cameras: bool = True):
+    def __init__(self, suite: str, task: str, image_size: int = 128, cameras: bool = True, wrist: bool = True):
         os.environ.setdefault("MUJOCO_GL", "egl")
         from libero.libero import get_libero_path
         from libero.libero.envs import OffScreenRenderEnv
@@ -80,10 +83,11 @@ class TaskSim:
         spec, self.fixed_init_states = libero_task(suite, task)
         bddl = os.path.join(get_libero_path("bddl_files"), spec.problem_folder, spec.bddl_file)
         self.image_size = image_size
-        self.cameras = cameras
-        if cameras:
+        self.cameras, self.wrist = cameras, cameras and wrist
+        if cameras:  # the wrist camera can be left out where nothing looks at it (halves the rendering)
+            names = ["agentview", "robot0_eye_in_hand"] if self.wrist else ["agentview"]
             self.env = OffScreenRenderEnv(bddl_file_name=bddl, camera_heights=image_size, camera_widths=image_size,
-                                          hard_reset=False)
+                                          camera_names=names, hard_reset=False)
         else:  # physics only (expert checks, benchmarks): no renderer at all
             self.env = ControlEnv(bddl_file_name=bddl, use_camera_obs=False, has_offscreen_renderer=False,
                                   hard_reset=False)
@@ -186,7 +190,8 @@ class TaskSim:
         obs = self.last_obs
         size = self.image_size
         if self.cameras:
-            image, wrist = flip(obs["agentview_image"]), flip(obs["robot0_eye_in_hand_image"])
+            image = flip(obs["agentview_image"])
+            wrist = flip(obs["robot0_eye_in_hand_image"]) if self.wrist else np.zeros_like(image)
         else:
             image = wrist = np.zeros((size, size, 3), np.uint8)
         proprio = np.concatenate([obs["robot0_eef_pos"], obs["robot0_gripper_qpos"][:2]]).astype(np.float32)
@@ -218,7 +223,8 @@ class TaskSim:
         out[PRIV.BASKET_CENTER] = b_center[:2]
         out[PRIV.BASKET_TOP] = b_center[2] + b_half[2]
         out[PRIV.BASKET_INNER] = max(float(min(b_half[0], b_half[1])) - 0.015, 0.01)
-        out[PRIV.GRASPED] = float(e._check_grasp(gripper=robot.gripper, object_geoms=e.objects_dict[geometry["names"][0]]))
+        fingers = [robot.gripper.important_geoms["left_finger"], robot.gripper.important_geoms["right_finger"]]
+        out[PRIV.GRASPED] = float(e._check_grasp(gripper=fingers, object_geoms=e.objects_dict[geometry["names"][0]]))
         out[PRIV.VALID] = 1.0
         obstacles = []
         for geoms in geometry["others"]:

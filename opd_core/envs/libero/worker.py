@@ -1,7 +1,7 @@
 """An environment worker process: runs LIBERO episodes on request, one simulator per task.
 
 Started by `pool.LiberoVecEnv` as `python -m opd_core.envs.libero.worker FD IMAGE_SIZE CAMERAS`, where FD is its end
-of a socket pair inherited from the parent. Messages are `(command, payload)` tuples:
+of a socket pair inherited from the parent and CAMERAS is 2 (agent view and wrist), 1 (agent view) or 0 (none). Messages are `(command, payload)` tuples:
 - `("run", [op, ...])`, answered by `("ok", [result, ...])` in the same order. An op is
   `("reset", suite, task, init_id)` or `("step", suite, task, slot_state, action)`; a result is the episode's
   observation dict (see `sim.TaskSim.observation`, with the new `slot_state`) or `("error", message)` when that
@@ -26,7 +26,7 @@ IDLE_SIMS = int(os.environ.get("OPD_LIBERO_IDLE_SIMS", "2"))
 
 
 class WorkerState:
-    def __init__(self, image_size: int, cameras: bool):
+    def __init__(self, image_size: int, cameras: int):
         self.image_size, self.cameras = image_size, cameras
         self.sims: "OrderedDict[str, object]" = OrderedDict()
 
@@ -35,7 +35,7 @@ class WorkerState:
         if sim is None:
             from opd_core.envs.libero.sim import TaskSim
 
-            sim = TaskSim(suite, task, image_size=self.image_size, cameras=self.cameras)
+            sim = TaskSim(suite, task, image_size=self.image_size, cameras=self.cameras > 0, wrist=self.cameras > 1)
             self.sims[task] = sim
         self.sims.move_to_end(task)
         return sim
@@ -62,7 +62,7 @@ class WorkerState:
         raise ValueError(f"unknown operation {kind!r}")
 
 
-def serve(conn: Connection, image_size: int, cameras: bool) -> None:
+def serve(conn: Connection, image_size: int, cameras: int) -> None:
     state = WorkerState(image_size, cameras)
     conn.send(("ready", os.getpid()))
     while True:
@@ -95,7 +95,7 @@ def serve(conn: Connection, image_size: int, cameras: bool) -> None:
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it closes or kills us
-    fd, image_size, cameras = int(argv[0]), int(argv[1]), argv[2] == "1"
+    fd, image_size, cameras = int(argv[0]), int(argv[1]), int(argv[2])
     conn = Connection(fd)
     try:
         import logging
