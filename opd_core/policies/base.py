@@ -80,6 +80,8 @@ def register_policy(kind: str, factory: PolicyFactory) -> None:
 
 def build_policy(kind: str, arch: dict[str, Any], tokenizer: ActionTokenizer) -> Policy:
     _ensure_builtin()
+    if kind == "libero_expert":  # registers itself on import; LIBERO is an optional extra
+        import opd_core.envs.libero.policy  # noqa: F401
     if kind not in _REGISTRY:
         raise ValueError(f"unknown policy kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[kind](arch, tokenizer)
