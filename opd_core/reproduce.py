@@ -1,6 +1,6 @@
 """`opd reproduce`: run the paper's study end to end (see opd_core/study/ for the parts).
 
-    opd reproduce --out DIR [--quick] [--seeds N] [--suites object] [--assets FOLDER]
+    opd reproduce --out DIR [--quick] [--seeds N] [--suites object] [--assets FOLDER] [--jobs N]
 
 Hook into the CLI with `add_reproduce_command(subparsers)` in `opd_core.cli.build_parser`.
 """
@@ -29,6 +29,8 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
     parser.add_argument("--assets", default=None, metavar="FOLDER",
                         help="folder with finished base / teacher / student checkpoints or run folders to start "
                              "from (e.g. runs, after the configs/ chain was trained with opd train)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="method runs at once, one process each, sharing the CPU cores (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_reproduce)
     return parser
@@ -43,12 +45,15 @@ def _cmd_reproduce(args) -> int:
         if args.seeds < 1:
             raise ConfigError("--seeds", f"must be at least 1, got {args.seeds}")
         preset = preset.with_changes(seeds=args.seeds)
+    if args.jobs < 1:
+        raise ConfigError("--jobs", f"must be at least 1, got {args.jobs}")
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     for suite in suites:
         if suite not in ("spatial", "object", "goal", "long"):
             raise ConfigError("--suites", f"{suite!r} is not a post-training suite (spatial, object, goal, long)")
         CATALOG.suite_tasks(suite)
-    summary = run_study(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress)
+    summary = run_study(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress,
+                        jobs=args.jobs)
     brief = {suite: {m: {"seen": r["final"]["seen_success"]["mean"], "unseen": r["final"]["unseen_success"]["mean"],
                          "steps_to_90_eval": r["steps_to_90"]["eval"]["mean"]}
                      for m, r in result["methods"].items()}

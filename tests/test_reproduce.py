@@ -12,7 +12,7 @@ import pytest
 
 from opd_core.study import METHODS, StudyPreset, run_study
 from opd_core.study.assets import AssetStore
-from opd_core.study.jobs import StudyError, check_same_settings
+from opd_core.study.jobs import StudyError, check_same_settings, execute_all
 from opd_core.study.plan import plan_runs, seen_tasks
 from tinyrun import TINY_POLICY
 
@@ -91,6 +91,28 @@ def test_a_second_invocation_reuses_everything(study):
     out, _ = study
     again = run_study(out, MINI, progress=False, log=lambda *_: None)
     assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
+
+
+def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path):
+    out, summary = study
+    parallel = run_study(tmp_path, MINI, assets=out / "assets", jobs=2, progress=False, log=lambda *_: None)
+    specs = plan_runs(MINI, ["object"], [0])
+    assert parallel["runs_run_now"] == len(specs)
+    assert set(parallel["results"]["object"]["methods"]) == set(summary["results"]["object"]["methods"])
+    for spec in specs:
+        method = parallel["results"]["object"]["methods"][spec.method]
+        assert (spec.folder(tmp_path) / f"checkpoints/step_{method['total_steps']}/meta.json").is_file()
+
+
+def test_a_failed_parallel_run_is_named_after_the_others_end(study, tmp_path):
+    from opd_core.config import RunConfig
+
+    out, _ = study
+    good = RunConfig.load(out / "runs/object/grpo_seed0/config.yaml").replace(out_dir=str(tmp_path / "good"))
+    bad = good.replace(out_dir=str(tmp_path / "bad"), student_checkpoint=str(tmp_path / "missing"))
+    with pytest.raises(StudyError, match=r"1 run\(s\) failed:\n.*bad"):
+        execute_all([bad, good], jobs=2)
+    assert (tmp_path / f"good/checkpoints/step_{good.total_steps}/meta.json").is_file()
 
 
 def test_a_run_folder_made_with_other_settings_is_refused(study):

@@ -3,7 +3,11 @@ runs resume from their newest checkpoint, and a folder made with other settings 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable, Sequence
 
 from opd_core.checkpoint import META, latest_checkpoint, read_meta
 from opd_core.config import RunConfig
@@ -49,6 +53,48 @@ def execute(config: RunConfig, *, progress: bool = False) -> tuple[Path, bool]:
     if result.status != "finished" or not is_finished(config):
         raise StudyError(f"run {out} stopped at step {result.step} ({result.status})")
     return final_checkpoint(config), True
+
+
+def execute_all(configs: Sequence[RunConfig], *, jobs: int = 1, progress: bool = False,
+                on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None) -> int:
+    """Run every config to its last step, `jobs` at a time; returns how many ran now (the rest were finished).
+
+    With jobs > 1 each run gets its own process with cpu_count // jobs torch threads (OpenMP threads of
+    concurrent runs fighting over the same cores are slower than one thread each). A failed run does not stop
+    the others; the study raises after all have ended, naming every failed run.
+    """
+    if jobs <= 1:
+        ran_now = 0
+        for config in configs:
+            _, ran = execute(config, progress=progress)
+            ran_now += ran
+            on_done(config, ran)
+        return ran_now
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    failures, ran_now = [], 0
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                             initializer=_limit_threads, initargs=(threads,)) as pool:
+        pending = {pool.submit(execute, config): config for config in configs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                config = pending.pop(future)
+                try:
+                    _, ran = future.result()
+                except Exception as error:  # noqa: BLE001 - reported together once every run has ended
+                    failures.append(f"{config.out_dir}: {error}")
+                    continue
+                ran_now += ran
+                on_done(config, ran)
+    if failures:
+        raise StudyError(f"{len(failures)} run(s) failed:\n" + "\n".join(failures))
+    return ran_now
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def check_same_settings(config: RunConfig, out: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from opd_core.study import analysis, plots, report
 from opd_core.study.assets import AssetStore
-from opd_core.study.jobs import execute, is_finished
+from opd_core.study.jobs import execute_all, is_finished
 from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
 from opd_core.study.recipes import CONFIG_DIR, load_recipe
@@ -24,8 +24,11 @@ from opd_core.study.references import ROLES, references
 
 
 def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("object",),
-              assets: str | Path | None = None, progress: bool = True, log=print) -> dict:
-    """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json."""
+              assets: str | Path | None = None, progress: bool = True, jobs: int = 1, log=print) -> dict:
+    """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json.
+
+    `jobs` runs that many method runs at once, each in its own process (the assets are made first, in order).
+    """
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,14 +63,14 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
     reused = sum(is_finished(config) for config in configs.values())
     log(f"[study] {len(specs)} runs ({reused} already finished) in {out / 'runs'}")
     bar = _bar(progress, len(specs))
-    ran_now = 0
-    for spec in specs:
+
+    def advance(config, ran):
         if bar is not None:
-            bar.set_postfix_str(f"{spec.suite}/{spec.run_id}")
-        _, ran = execute(configs[spec], progress=progress)
-        ran_now += ran
-        if bar is not None:
+            bar.set_postfix_str(Path(config.out_dir).name)
             bar.update(1)
+
+    ran_now = execute_all([configs[spec] for spec in specs], jobs=jobs, progress=progress and jobs == 1,
+                          on_done=advance)
     if bar is not None:
         bar.close()
 
