@@ -29,13 +29,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
     train.set_defaults(handler=_cmd_train)
 
-    ev = sub.add_parser("eval", help="seen/unseen success of a checkpoint on the fixed initial states")
+    ev = sub.add_parser("eval", help="seen/unseen success of a checkpoint on the fixed initial states",
+                        description="Per-task success from the fixed initial states. On LIBERO this is the standard "
+                                    "protocol: 10 no-op steps, then at most 220/280/300/520 steps (spatial/object/"
+                                    "goal/10), 50 initial states per task by default.")
     ev.add_argument("checkpoint")
     ev.add_argument("--env", default=None, help="simulator (default: the checkpoint's run config)")
     ev.add_argument("--suite", default=None)
     ev.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     ev.add_argument("--unseen", default=None, help="comma-separated held-out task names")
-    ev.add_argument("--init-states", type=int, default=10)
+    ev.add_argument("--init-states", type=int, default=None,
+                    help="initial states per task (default: 10 on tabletop, 50 on LIBERO)")
+    ev.add_argument("--num-envs", type=int, default=0, help="LIBERO: episodes stepped at once (default 10)")
+    ev.add_argument("--workers", type=int, default=0,
+                    help="LIBERO: environment processes (default: OPD_LIBERO_WORKERS or the CPU count)")
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument("--videos", type=int, default=2, help="tasks to film (init state 0)")
     ev.add_argument("--out", default=None, help="folder for videos and eval.json")
@@ -115,13 +122,38 @@ def _cmd_eval(args) -> int:
     unseen = _split(args.unseen) if args.unseen is not None else run_config.unseen_tasks
     out = Path(args.out or Path(args.checkpoint) / "eval")
     policy = load_policy(args.checkpoint)
-    result = evaluate(policy, env, tasks, unseen, init_states=args.init_states, temperature=args.temperature,
-                      image_size=run_config.image_size, video_tasks=tasks[: args.videos], video_dir=out, run_dir=out)
+    if env == "libero":
+        result = _evaluate_libero(args, policy, tasks, unseen, run_config, out)
+    else:
+        result = evaluate(policy, env, tasks, unseen, init_states=args.init_states or 10,
+                          temperature=args.temperature, image_size=run_config.image_size,
+                          video_tasks=tasks[: args.videos], video_dir=out, run_dir=out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(args.checkpoint), "env": env, **result.summary(), "videos": result.videos}
+    if env == "libero":
+        report["protocol"] = ("LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, greedy actions, "
+                              "at most 220/280/300/520 steps for spatial/object/goal/10")
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0
+
+
+def _evaluate_libero(args, policy, tasks: list[str], unseen: list[str], run_config: RunConfig, out: Path):
+    from tqdm import tqdm
+
+    from opd_core.envs.libero.protocol import evaluate_run
+    from opd_core.envs.libero.tasks import NUM_FIXED_INIT_STATES
+
+    init_states = args.init_states or NUM_FIXED_INIT_STATES
+    if not 1 <= init_states <= NUM_FIXED_INIT_STATES:
+        raise ConfigError("--init-states", f"LIBERO has {NUM_FIXED_INIT_STATES} fixed initial states per task, "
+                                           f"got {init_states}")
+    total = len(dict.fromkeys([*tasks, *unseen])) * init_states
+    with tqdm(total=total, desc="LIBERO protocol", unit="episode") as bar:
+        return evaluate_run(policy, tasks, unseen, init_states=init_states, temperature=args.temperature,
+                            image_size=run_config.image_size, max_episode_steps=0,
+                            video_tasks=tasks[: args.videos], video_dir=out, run_dir=out,
+                            num_envs=args.num_envs, num_workers=args.workers, progress=bar.update)
 
 
 def _cmd_demos(args) -> int:

@@ -2,7 +2,10 @@
 
 The same reader loads the files `opd demos` writes and LIBERO's original demo files from a local folder:
 `data.attrs["problem_info"]` (JSON) carries the language instruction, `obs/agentview_rgb` the camera,
-`obs/ee_pos` and `obs/gripper_states` the proprioception.
+`obs/ee_pos` and `obs/gripper_states` the proprioception. LIBERO's original files store the camera as rendered,
+upside down (the environment adapter flips its observations as the standard scripts do), so their images are
+flipped on loading to match what the policy sees in the simulator; our files (which name their `task` in
+problem_info) are stored upright.
 """
 
 from __future__ import annotations
@@ -83,10 +86,11 @@ def read_task_demos(path: Path, num_demos: int) -> tuple[str, str, list[Episode]
         with h5py.File(path, "r") as handle:
             data = handle["data"]
             info = json.loads(data.attrs.get("problem_info", "{}"))
+            upright = "task" in info  # written by opd_core; LIBERO's originals have no task key
             task = info.get("task") or path.name.removesuffix(DEMO_SUFFIX)
             instruction = info.get("language_instruction") or task.replace("_", " ")
             names = sorted((n for n in data.keys() if n.startswith("demo_")), key=_demo_sort_key)[:num_demos]
-            episodes = [_read_episode(data[name]) for name in names]
+            episodes = [_read_episode(data[name], flip=not upright) for name in names]
     except (OSError, KeyError) as exc:
         raise DataError(f"cannot read demonstrations from {path}: {exc}") from exc
     if not episodes:
@@ -94,9 +98,11 @@ def read_task_demos(path: Path, num_demos: int) -> tuple[str, str, list[Episode]
     return task, instruction, episodes
 
 
-def _read_episode(demo: h5py.Group) -> Episode:
+def _read_episode(demo: h5py.Group, flip: bool) -> Episode:
     obs = demo["obs"]
     images = np.asarray(obs["agentview_rgb"], dtype=np.uint8)
+    if flip:  # rotate 180 degrees, as LIBERO's evaluation scripts do with the rendered frames
+        images = np.ascontiguousarray(images[:, ::-1, ::-1])
     ee_pos = np.asarray(obs["ee_pos"], dtype=np.float32)
     gripper = np.asarray(obs["gripper_states"], dtype=np.float32)
     proprio = np.concatenate([ee_pos, gripper[:, :2]], axis=1)

@@ -21,6 +21,8 @@ class EvalResult:
     unseen_success: float | None
     videos: list[dict] = field(default_factory=list)
     """One dict per written video: task, success, path (relative to the run folder)."""
+    details: dict = field(default_factory=dict)
+    """Simulator-specific facts (LIBERO: episodes lost to environment failures, mean episode length per task)."""
 
     def metrics(self) -> dict[str, float]:
         out = {"eval/seen_success": self.seen_success}
@@ -30,14 +32,23 @@ class EvalResult:
         return out
 
     def summary(self) -> dict:
-        return {"seen_success": self.seen_success, "unseen_success": self.unseen_success, "per_task": self.per_task}
+        return {"seen_success": self.seen_success, "unseen_success": self.unseen_success, "per_task": self.per_task,
+                **self.details}
 
 
 def evaluate(policy: Policy, env_name: str, seen: list[str], unseen: list[str], *, init_states: int,
              temperature: float = 0.0, image_size: int = 64, max_episode_steps: int = 0,
              video_tasks: list[str] = (), video_dir: Path | None = None, run_dir: Path | None = None,
              seed: int = 0) -> EvalResult:
-    """Run every task from its first `init_states` fixed initial states; film init state 0 of `video_tasks`."""
+    """Run every task from its first `init_states` fixed initial states; film init state 0 of `video_tasks`.
+
+    LIBERO runs under its standard protocol (no-op warm-up, per-suite step limits, a few episodes at a time)."""
+    if env_name == "libero":
+        from opd_core.envs.libero.protocol import evaluate_run
+
+        return evaluate_run(policy, seen, unseen, init_states=init_states, temperature=temperature,
+                            image_size=image_size, max_episode_steps=max_episode_steps, video_tasks=list(video_tasks),
+                            video_dir=video_dir, run_dir=run_dir, seed=seed)
     tasks = list(dict.fromkeys([*seen, *unseen]))
     episodes = [(task, i) for task in tasks for i in range(init_states)]
     film = {episodes.index((task, 0)) for task in video_tasks if task in tasks}
@@ -60,8 +71,9 @@ def evaluate(policy: Policy, env_name: str, seen: list[str], unseen: list[str], 
             path = write_mp4(video_dir / f"{task.replace('/', '__')}.mp4", rollout.frames[index])
             relative = path.relative_to(run_dir) if run_dir else path
             videos.append({"task": task, "success": bool(rollout.success[index]), "path": str(relative)})
-    return EvalResult(per_task, _mean(per_task, seen), _mean(per_task, unseen) if unseen else None, videos)
+    unseen_success = mean_success(per_task, unseen) if unseen else None
+    return EvalResult(per_task, mean_success(per_task, seen), unseen_success, videos)
 
 
-def _mean(per_task: dict[str, float], tasks: list[str]) -> float:
+def mean_success(per_task: dict[str, float], tasks: list[str]) -> float:
     return float(np.mean([per_task[t] for t in tasks])) if tasks else float("nan")

@@ -75,6 +75,14 @@ def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], 
     """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`."""
     config.validate()
     state = _setup(config, sink, resume)
+    try:
+        return _loop(state, stop_requested, resume, progress_bar)
+    finally:
+        close_rollout_envs()  # LIBERO keeps worker processes (GBs each) alive until closed
+
+
+def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, progress_bar: bool) -> TrainResult:
+    config, sink = state.config, state.sink
     start = _resume(state) if resume else 0
     total = config.total_steps
     bar = _progress(progress_bar, total, start, config.name)
@@ -239,10 +247,17 @@ def _optimize(state: RunState, loss: torch.Tensor) -> float:
 _env_cache: dict[tuple, object] = {}
 
 
+def close_rollout_envs() -> None:
+    """Close the cached rollout environment (kept between the steps of a run, closed at its end)."""
+    while _env_cache:
+        _, env = _env_cache.popitem()
+        env.close()
+
+
 def _rollout_env(config: RunConfig, num_envs: int):
     key = (config.env, num_envs, config.image_size, config.max_episode_steps)
     if key not in _env_cache:
-        _env_cache.clear()
+        close_rollout_envs()
         _env_cache[key] = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
     return _env_cache[key]
 

@@ -40,10 +40,11 @@ def test_missing_extra_is_a_clear_error(monkeypatch):
     assert "requirements-libero.txt" in INSTALL_HINT
 
 
-def _write_original_layout(path, num_demos: int, steps: int, size: int = 16) -> list[np.ndarray]:
-    """A demo file shaped like LIBERO's originals: problem_info without a task key, extra obs keys, robot states."""
+def _write_original_layout(path, num_demos: int, steps: int, size: int = 16) -> tuple[list, list]:
+    """A demo file shaped like LIBERO's originals: problem_info without a task key, extra obs keys, robot states,
+    camera frames as rendered (upside down). Returns each demo's actions and frames."""
     rng = np.random.default_rng(0)
-    actions = []
+    actions, frames = [], []
     with h5py.File(path, "w") as handle:
         data = handle.create_group("data")
         data.attrs["problem_info"] = json.dumps({"problem_name": "libero_floor_manipulation",
@@ -67,14 +68,15 @@ def _write_original_layout(path, num_demos: int, steps: int, size: int = 16) -> 
             demo.create_dataset("rewards", data=np.r_[np.zeros(steps - 1), 1].astype(np.uint8))
             demo.create_dataset("dones", data=np.r_[np.zeros(steps - 1), 1].astype(np.uint8))
             obs = demo.create_group("obs")
-            obs.create_dataset("agentview_rgb", data=rng.integers(0, 255, (steps, size, size, 3), dtype=np.uint8))
+            frames.append(rng.integers(0, 255, (steps, size, size, 3), dtype=np.uint8))
+            obs.create_dataset("agentview_rgb", data=frames[-1])
             obs.create_dataset("eye_in_hand_rgb", data=rng.integers(0, 255, (steps, size, size, 3), dtype=np.uint8))
             obs.create_dataset("ee_pos", data=rng.normal(size=(steps, 3)))
             obs.create_dataset("ee_ori", data=rng.normal(size=(steps, 3)))
             obs.create_dataset("ee_states", data=rng.normal(size=(steps, 6)))
             obs.create_dataset("gripper_states", data=rng.normal(size=(steps, 2)))
             obs.create_dataset("joint_states", data=rng.normal(size=(steps, 7)))
-    return actions
+    return actions, frames
 
 
 def test_hdf5_loader_reads_liberos_original_layout(tmp_path):
@@ -82,7 +84,7 @@ def test_hdf5_loader_reads_liberos_original_layout(tmp_path):
 
     folder = tmp_path / "libero_object"
     folder.mkdir()
-    actions = _write_original_layout(folder / f"{OBJECT_TASK}_demo.hdf5", num_demos=3, steps=5)
+    actions, frames = _write_original_layout(folder / f"{OBJECT_TASK}_demo.hdf5", num_demos=3, steps=5)
     # a second task's file in the folder must be ignored when only the first task is asked for
     _write_original_layout(folder / "pick_up_the_milk_and_place_it_in_the_basket_demo.hdf5", num_demos=1, steps=4)
 
@@ -91,6 +93,7 @@ def test_hdf5_loader_reads_liberos_original_layout(tmp_path):
     assert one.images.shape == (5, 16, 16, 3) and one.images.dtype == np.uint8
     assert one.proprio.shape == (5, 5) and one.proprio.dtype == np.float32
     np.testing.assert_allclose(one.actions, actions[0])
+    np.testing.assert_array_equal(one.images, frames[0][:, ::-1, ::-1])  # upright, as the simulator shows it
     every = load_demos(folder, 50, [OBJECT_TASK])
     assert len(every) == 15 and every.episodes_per_task == {OBJECT_TASK: 3}
     both = load_demos(folder, 50)
@@ -235,11 +238,9 @@ def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_p
         result = train(config, sink)
     finally:
         sink.close()
-        import opd_core.train as train_module  # the loop caches its rollout env; free its worker processes now
+    from opd_core.envs.libero.pool import _LIVE
 
-        for env in train_module._env_cache.values():
-            env.close()
-        train_module._env_cache.clear()
+    assert not _LIVE, "train() closes its LIBERO environments (their worker processes hold GBs)"
     assert result.status == "finished" and result.step == 2
     rows = read_metrics(tmp_path / "run")
     steps = [row for row in rows if "train/loss" in row]
@@ -254,3 +255,18 @@ def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_p
     for video in videos:
         info = read_video_info(tmp_path / "run" / video["path"])
         assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["frames"] == 4
+
+    # `opd eval` on the run's checkpoint: the standard protocol (object suite: at most 280 steps after the no-op
+    # warm-up) with per-task success and an agent-view | wrist video
+    from opd_core.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", str(tmp_path / "run/checkpoints/step_2"), "--init-states", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["env"] == "libero" and "no-op" in report["protocol"]
+    assert set(report["per_task"]) == {OBJECT_TASK} and report["failed_episodes"] == 0
+    length = report["mean_length"][OBJECT_TASK]
+    assert report["per_task"][OBJECT_TASK] == 1.0 or length == 280
+    [video] = report["videos"]
+    info = read_video_info(out / video["path"])
+    assert info["frames"] == length + 1 and info["width"] == 2 * 2 * 32  # two cameras side by side, scaled x2

@@ -93,8 +93,10 @@ def test_demo_files_use_the_libero_layout(tmp_path):
         assert demo["obs/agentview_rgb"].shape[1:] == (64, 64, 3)
         assert demo["actions"].shape[1] == 7
         assert "language_instruction" in handle["data"].attrs["problem_info"]
+        first_frames = demo["obs/agentview_rgb"][:]
     demos = load_demos(folder, 1)
     assert set(demos.episodes_per_task.values()) == {1}
+    np.testing.assert_array_equal(demos.images[: len(first_frames)], first_frames)  # our files are stored upright
     assert len(demos.images) == len(demos.actions) == len(demos.proprio)
 
 

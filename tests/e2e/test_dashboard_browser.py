@@ -168,6 +168,17 @@ def trace_lengths(page) -> list[int]:
     return page.locator(".js-plotly-plot").first.evaluate("div => (div._fullData || []).map(t => t._length || 0)")
 
 
+def assert_first_video_plays(page, play_ms: int) -> None:
+    video = page.locator("video").first
+    video.wait_for(timeout=60_000)
+    played = video.evaluate("""(v, ms) => new Promise(done => {
+        v.muted = true;
+        v.play().then(() => setTimeout(() => done({time: v.currentTime, error: v.error && v.error.code}), ms),
+                      e => done({time: 0, error: String(e)}));
+    })""", play_ms)
+    assert played["error"] is None and played["time"] > 0, played
+
+
 def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,14 +222,7 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
 
     # --- the rollout video of a checkpoint plays in the browser (H.264)
     visit(page, f"{url}/videos?runs={watched.id}")
-    video = page.locator("video").first
-    video.wait_for(timeout=60_000)
-    played = video.evaluate("""v => new Promise(done => {
-        v.muted = true;
-        v.play().then(() => setTimeout(() => done({time: v.currentTime, error: v.error && v.error.code}), 1500),
-                      e => done({time: 0, error: String(e)}));
-    })""")
-    assert played["error"] is None and played["time"] > 0, played
+    assert_first_video_plays(page, 1500)
     shoot(page, "05-videos")
 
     visit(page, f"{url}/forgetting?runs={watched.id}")
@@ -246,3 +250,40 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
     shoot(page, "08-runs-after-cancel")
     visit(page, url)
     shoot(page, "09-overview")
+
+
+# ============================================================================================ LIBERO
+def test_a_libero_run_shows_its_curves_and_videos_like_any_other(lab, lab_settings, dashboard, page, start_worker):
+    """The LIBERO smoke run (two OPD steps, G=2, one LIBERO-Object task, short horizon) through the queue."""
+    pytest.importorskip("libero.libero", reason="LIBERO is an optional extra (pip install -r requirements-libero.txt)")
+    import torch
+
+    from opd_core.checkpoint import save_checkpoint
+    from opd_core.policies import build_policy
+    from opd_core.tokenizer import ActionTokenizer
+
+    url = dashboard
+    tiny = {"width": 4, "hidden": 32, "input_size": 16}
+    for name, seed in (("student", 0), ("teacher", 1)):
+        torch.manual_seed(seed)
+        policy = build_policy("small_vla", tiny, ActionTokenizer.identity())
+        save_checkpoint(lab_settings.data_dir / "models" / name, policy, step=0)
+    start_worker(lab_settings)
+    task = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
+    run_id = lab.launch({
+        "name": "libero-smoke", "env": "libero", "suite": "libero_object", "tasks": [task], "pipeline": "opd",
+        "objective": "reverse_kl", "student_checkpoint": "models/student", "teacher_checkpoint": "models/teacher",
+        "steps": 2, "batch_tasks": 1, "group_size": 2, "max_episode_steps": 3, "image_size": 32, "eval_every": 1,
+        "eval_init_states": 1, "videos_per_eval": 1, "save_every": 0, "minibatch_size": 64, "updates_per_step": 1})
+    run = wait_for(lambda: (r := lab.get_run(run_id)).status in ("finished", "failed", "crashed") and r, 600,
+                   "the LIBERO run to end")
+    assert (run.status, run.error) == ("finished", None)
+
+    visit(page, f"{url}/compare?runs={run_id}&keys=train/reverse_kl&keys=eval/seen_success")
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
+    assert sum(trace_lengths(page)) >= 2
+    shoot(page, "10-libero-compare")
+
+    visit(page, f"{url}/videos?runs={run_id}")
+    assert_first_video_plays(page, 500)
+    shoot(page, "11-libero-videos")

@@ -6,7 +6,8 @@ standard figure uses all 50), the environment first takes 10 no-op steps, then t
 holds. Images are rotated 180 degrees as the standard scripts do. Videos show the agent view and the wrist camera
 side by side.
 
-`evaluate_protocol` is what `opd eval --protocol libero` (and a pipeline's final evaluation) should call.
+`evaluate_protocol` is what `opd eval` runs for a LIBERO checkpoint; `evaluate_run` is the training loop's
+evaluation on LIBERO (the same protocol on a run's seen and unseen tasks).
 """
 
 from __future__ import annotations
@@ -61,17 +62,62 @@ def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None
     prepared `LiberoVecEnv` (its size sets the batch). `cameras=False` runs physics only (for policies that read
     the privileged state, such as the scripted expert: much faster, no videos).
     """
-    from opd_core.envs.libero import make_libero_env
-
     started = time.perf_counter()
     suite = suite_name(suite)
     tasks = list(tasks or catalog().suite_tasks(suite))
     if not 1 <= init_states <= NUM_FIXED_INIT_STATES:
         raise ValueError(f"init_states must be 1..{NUM_FIXED_INIT_STATES} (LIBERO's fixed initial states)")
     episodes = [(task, i) for task in tasks for i in range(init_states)]
+    film = {k for k, (_, i) in enumerate(episodes) if i < videos_per_task} if out_dir and cameras else set()
+    outcome = run_episodes(policy, episodes, film, temperature=temperature, image_size=image_size,
+                           max_episode_steps=max_episode_steps, num_envs=num_envs or min(init_states, 10),
+                           num_workers=num_workers, cameras=cameras, seed=seed, progress=progress, env=env)
+    table = outcome.success.reshape(len(tasks), init_states)
+    per_task = {task: float(table[k].mean()) for k, task in enumerate(tasks)}
+    lengths = outcome.lengths.reshape(len(tasks), init_states)
+    mean_length = {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}
+    result = ProtocolResult(suite, per_task, float(table.mean()), len(episodes), init_states, mean_length,
+                            outcome.failed, time.perf_counter() - started)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        result.videos = outcome.write_videos(episodes, out_dir / "videos", out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval.json").write_text(json.dumps(result.to_dict(), indent=1))
+    return result
+
+
+@dataclass
+class EpisodeOutcome:
+    success: np.ndarray
+    """bool [episodes]"""
+    lengths: np.ndarray
+    """Policy steps taken (after the no-op warm-up) [episodes]."""
+    failed: int
+    """Episodes lost to environment failures (counted as failures)."""
+    frames: dict[int, list[np.ndarray]]
+    """Episode index -> frames (agent view | wrist), for the filmed episodes."""
+
+    def write_videos(self, episodes: list[tuple[str, int]], video_dir: Path, relative_to: Path) -> list[dict]:
+        videos = []
+        for k in sorted(self.frames):
+            task, i = episodes[k]
+            path = write_mp4(Path(video_dir) / f"{task}__init{i}.mp4", self.frames[k], scale=2)
+            videos.append({"task": task, "init_state": i, "success": bool(self.success[k]),
+                           "path": str(path.relative_to(relative_to)), "cameras": "agent view | wrist"})
+        return videos
+
+
+@torch.no_grad()
+def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int], *, temperature: float,
+                 image_size: int, max_episode_steps: int, num_envs: int, num_workers: int = 0, cameras: bool = True,
+                 seed: int = 0, progress: Callable[[int], None] | None = None, env=None) -> EpisodeOutcome:
+    """(task, init state) episodes under the protocol, `num_envs` at a time in task order, so that a worker holds
+    few simulators at once (about 1-2 GB each)."""
+    from opd_core.envs.libero import make_libero_env
+
     own_env = env is None
     if own_env:
-        env = make_libero_env(num_envs or min(len(episodes), init_states, 10), image_size=image_size,
+        env = make_libero_env(max(1, min(len(episodes), num_envs)), image_size=image_size,
                               max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras,
                               wrist=True)
     batch = env.num_envs
@@ -81,7 +127,6 @@ def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None
     success = np.zeros(len(episodes), dtype=bool)
     lengths = np.zeros(len(episodes), dtype=np.int64)
     failed = 0
-    film = {k for k, (task, i) in enumerate(episodes) if i < videos_per_task} if out_dir and cameras else set()
     frames: dict[int, list[np.ndarray]] = {}
     try:
         for start in range(0, len(episodes), batch):
@@ -99,21 +144,31 @@ def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None
         policy.train(was_training)
         if own_env:
             env.close()
-    table = success.reshape(len(tasks), init_states)
+    return EpisodeOutcome(success, lengths, failed, frames)
+
+
+def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_states: int, temperature: float,
+                 image_size: int, max_episode_steps: int, video_tasks: list[str], video_dir: Path | None,
+                 run_dir: Path | None, seed: int = 0, num_envs: int = 0, num_workers: int = 0,
+                 progress: Callable[[int], None] | None = None):
+    """The protocol on a run's seen and unseen tasks (an `opd_core.evaluate.EvalResult`): init states
+    0..init_states-1, filming init state 0 of `video_tasks`. The training loop's evaluation and `opd eval`."""
+    from opd_core.evaluate import EvalResult, mean_success
+
+    tasks = list(dict.fromkeys([*seen, *unseen]))
+    episodes = [(task, i) for task in tasks for i in range(init_states)]
+    film = {episodes.index((task, 0)) for task in video_tasks if task in tasks} if video_dir is not None else set()
+    outcome = run_episodes(policy, episodes, film, temperature=temperature, image_size=image_size,
+                           max_episode_steps=max_episode_steps, num_envs=num_envs or min(init_states, 10),
+                           num_workers=num_workers, seed=seed, progress=progress)
+    table = outcome.success.reshape(len(tasks), init_states)
     per_task = {task: float(table[k].mean()) for k, task in enumerate(tasks)}
-    mean_length = {task: float(lengths.reshape(len(tasks), init_states)[k].mean()) for k, task in enumerate(tasks)}
-    result = ProtocolResult(suite, per_task, float(table.mean()), len(episodes), init_states, mean_length, failed,
-                            time.perf_counter() - started)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        for k in sorted(frames):
-            task, i = episodes[k]
-            path = write_mp4(out_dir / "videos" / f"{task}__init{i}.mp4", frames[k], scale=2)
-            result.videos.append({"task": task, "init_state": i, "success": bool(success[k]),
-                                  "path": str(path.relative_to(out_dir)), "cameras": "agentview | wrist"})
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "eval.json").write_text(json.dumps(result.to_dict(), indent=1))
-    return result
+    lengths = outcome.lengths.reshape(len(tasks), init_states)
+    videos = outcome.write_videos(episodes, video_dir, run_dir or video_dir) if film else []
+    details = {"failed_episodes": outcome.failed,
+               "mean_length": {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}}
+    return EvalResult(per_task, mean_success(per_task, seen), mean_success(per_task, unseen) if unseen else None,
+                      videos, details)
 
 
 def _run_batch(policy: Policy, env, episodes: list[tuple[str, int]], real: int, temperature: float,
