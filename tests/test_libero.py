@@ -270,3 +270,35 @@ def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_p
     [video] = report["videos"]
     info = read_video_info(out / video["path"])
     assert info["frames"] == length + 1 and info["width"] == 2 * 2 * 32  # two cameras side by side, scaled x2
+
+
+@needs_libero
+def test_sft_from_an_original_demo_file_and_grpo_run_on_libero_too(tmp_path):
+    from opd_core.checkpoint import save_checkpoint
+    from opd_core.config import RunConfig
+    from opd_core.policies import build_policy
+    from opd_core.sinks import LocalDirSink, read_metrics
+    from opd_core.tokenizer import ActionTokenizer
+    from opd_core.train import train
+
+    folder = tmp_path / "demos"
+    folder.mkdir()
+    _write_original_layout(folder / f"{OBJECT_TASK}_demo.hdf5", num_demos=1, steps=6, size=32)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "student", build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16},
+                                                       ActionTokenizer.identity()), step=0)
+    common = dict(env="libero", suite="libero_object", tasks=[OBJECT_TASK], image_size=32, steps=1,
+                  eval_init_states=0, save_every=0, student_checkpoint=str(tmp_path / "student"))
+    runs = {"sft": dict(demos=str(folder), num_demos=1, sft_batch_size=4),
+            "grpo": dict(batch_tasks=1, group_size=2, max_episode_steps=3, minibatch_size=64, updates_per_step=1)}
+    for pipeline, extra in runs.items():
+        config = RunConfig.from_dict(dict(name=f"libero-{pipeline}", pipeline=pipeline, **common, **extra,
+                                          out_dir=str(tmp_path / pipeline))).validate()
+        sink = LocalDirSink(config.out_dir)
+        try:
+            result = train(config, sink)
+        finally:
+            sink.close()
+        assert result.status == "finished" and result.step == 1, pipeline
+        [row] = [row for row in read_metrics(tmp_path / pipeline) if "train/loss" in row]
+        assert np.isfinite(row["train/loss"]), pipeline
