@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,41 +53,13 @@ def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size:
 
 
 def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int, wrist: bool) -> dict:
-    import torch
+    from opd_core.bench import training_step
 
-    from opd_core.checkpoint import save_checkpoint
-    from opd_core.config import RunConfig
-    from opd_core.policies import build_policy
-    from opd_core.sinks import NullSink
-    from opd_core.tokenizer import ActionTokenizer
-    from opd_core.train import train
-
-    rows: list[dict] = []
     os.environ["OPD_LIBERO_WRIST"] = "1" if wrist else "0"  # the training loop builds its env through make_env
-
-    class Collect(NullSink):
-        def log(self, metrics, step):
-            if "time/step_seconds" in metrics:
-                rows.append(metrics)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, seed in (("student", 0), ("teacher", 1)):
-            torch.manual_seed(seed)
-            save_checkpoint(os.path.join(tmp, name), build_policy("small_vla", {}, ActionTokenizer.identity()), step=0)
-        config = RunConfig(env="libero", suite="libero_object", tasks=[TASK], pipeline="opd", objective="reverse_kl",
-                           student_checkpoint=os.path.join(tmp, "student"),
-                           teacher_checkpoint=os.path.join(tmp, "teacher"), steps=steps + 1, batch_tasks=1,
-                           group_size=2, max_episode_steps=max_episode_steps, image_size=image_size, eval_every=0,
-                           eval_init_states=0, save_every=0, out_dir=os.path.join(tmp, "run"))
-        train(config, Collect())
-    measured = rows[1:] or rows  # the first step also builds the simulators
-    mean = {key.split("/")[-1]: float(np.mean([row[key] for row in measured])) for key in
-            ("time/step_seconds", "time/rollout_seconds", "time/label_seconds", "time/update_seconds",
-             "train/episode_length")}
-    return {"batch_tasks": 1, "group_size": 2, "image_size": image_size,
-            "cameras": "agentview+wrist" if wrist else "agentview",
-            "max_episode_steps": max_episode_steps or 280, "measured_steps": len(measured),
-            "first_step_seconds": rows[0]["time/step_seconds"], **mean}
+    figures = training_step(1, steps, group_size=2, max_episode_steps=max_episode_steps, env="libero",
+                            suite="libero_object", tasks=[TASK], image_size=image_size)
+    return {**figures, "image_size": image_size, "cameras": "agentview+wrist" if wrist else "agentview",
+            "max_episode_steps": max_episode_steps or 280}
 
 
 def main(argv: list[str] | None = None) -> dict:

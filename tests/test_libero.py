@@ -120,7 +120,6 @@ def _expert_state(eef=(0.0, 0.0, 0.25), target=(0.1, -0.1, 0.02), grasped=False,
 
 
 def test_expert_phases_and_calibrated_logits_without_a_simulator():
-    from opd_core.envs.libero import privileged
     from opd_core.envs.libero.expert import expert_actions, expert_logits
     from opd_core.envs.libero.policy import LiberoExpertPolicy
     from opd_core.envs.base import Observation
@@ -148,8 +147,8 @@ def test_expert_phases_and_calibrated_logits_without_a_simulator():
     plain = Observation(images, proprio, ["x"] * 3)
     with pytest.raises(RuntimeError, match="privileged"):
         policy(plain)
-    privileged.record(images, proprio, np.stack([far, above, holding]))  # as a LIBERO env in this process does
-    bins, _, _ = policy.sample(plain, 0.0)
+    with_state = Observation(images, proprio, ["x"] * 3, np.stack([far, above, holding]))  # as LIBERO gives them
+    bins, _, _ = policy.sample(with_state.take(np.arange(3)), 0.0)
     assert np.abs(tokenizer.decode(bins.numpy()) - actions).max() <= half_bin
 
 
@@ -223,10 +222,12 @@ def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_p
     from opd_core.train import train
     from opd_core.video import read_video_info
 
+    from opd_core.envs.libero.policy import save_expert_checkpoint
+
+    torch.manual_seed(0)
     tiny = {"width": 4, "hidden": 32, "input_size": 16}
-    for name, seed in (("student", 0), ("teacher", 1)):
-        torch.manual_seed(seed)
-        save_checkpoint(tmp_path / name, build_policy("small_vla", tiny, ActionTokenizer.identity()), step=0)
+    save_checkpoint(tmp_path / "student", build_policy("small_vla", tiny, ActionTokenizer.identity()), step=0)
+    save_expert_checkpoint(tmp_path / "teacher")  # labels from the privileged state the rollout keeps per state
     config = RunConfig.from_dict(dict(
         name="libero-smoke", env="libero", suite="libero_object", tasks=[OBJECT_TASK], pipeline="opd",
         objective="reverse_kl", student_checkpoint=str(tmp_path / "student"),

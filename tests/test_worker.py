@@ -15,6 +15,7 @@ import pytest
 from opd_core.checkpoint import load_policy
 from opd_core.config import ConfigError
 from opd_core.sinks import read_metrics
+from polling import wait_for
 from tinyrun import tiny_config
 
 # A few tenths of a second per step on this machine, no evaluation: long enough to act on a run mid-way.
@@ -24,16 +25,6 @@ SLOW_STEPS = dict(pipeline="grpo", max_episode_steps=16, batch_tasks=2, group_si
 
 def config(**changes) -> dict:
     return tiny_config(Path("set-by-the-lab"), **{"pipeline": "grpo", **changes}).to_dict()
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_until_ended(lab, run_id: int, timeout: float):

@@ -20,12 +20,16 @@ class Observation:
     """Proprioception float32 [N, 5]: end-effector xyz and the two gripper finger positions."""
     instructions: list[str]
     """One natural-language instruction per environment."""
+    state: np.ndarray | None = None
+    """Privileged simulator state float32 [N, S] (object poses, grasp flags) for scripted teachers that label the
+    student's states; learned policies never read it. None when the simulator provides none."""
 
     def __len__(self) -> int:
         return len(self.instructions)
 
     def take(self, index: np.ndarray) -> "Observation":
-        return Observation(self.image[index], self.proprio[index], [self.instructions[i] for i in index])
+        return Observation(self.image[index], self.proprio[index], [self.instructions[i] for i in index],
+                           None if self.state is None else self.state[index])
 
 
 class VectorEnv(Protocol):

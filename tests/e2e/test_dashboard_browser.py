@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
@@ -177,16 +178,6 @@ def assert_first_video_plays(page, play_ms: int) -> None:
                       e => done({time: 0, error: String(e)}));
     })""", play_ms)
     assert played["error"] is None and played["time"] > 0, played
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # ============================================================================================ the test

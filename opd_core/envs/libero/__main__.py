@@ -4,7 +4,8 @@
   expert-success             the scripted expert's per-task success under the standard protocol
   demos                      expert demonstrations in LIBERO's HDF5 layout (for sft and the 1-demo split)
   make-teacher               a `libero_expert` teacher checkpoint (calibrated logits, identity action bins)
-  eval CHECKPOINT            the standard protocol for any checkpoint (per-task success, agent+wrist videos)
+
+A checkpoint's standard-protocol evaluation is `opd eval CHECKPOINT` (per-task success, agent-view + wrist videos).
 """
 
 from __future__ import annotations
@@ -77,24 +78,11 @@ def cmd_make_teacher(args) -> dict:
             "tokenizer_from": args.like or "identity ([-1, 1] per dimension)"}
 
 
-def cmd_eval(args) -> dict:
-    import opd_core.envs.libero.policy  # noqa: F401  (registers the libero_expert kind)
-    from opd_core.checkpoint import load_policy
-    from opd_core.envs.libero.protocol import evaluate_protocol
-
-    policy = load_policy(args.checkpoint)
-    result = evaluate_protocol(policy, args.suite, _tasks(args), init_states=args.init_states,
-                               temperature=args.temperature, image_size=args.image_size, num_envs=args.num_envs,
-                               num_workers=args.workers, out_dir=args.out, videos_per_task=args.videos,
-                               seed=args.seed)
-    return result.to_dict()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m opd_core.envs.libero", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p, init_states=50):
+    def common(p, init_states=5):
         p.add_argument("--suite", default="libero_object")
         p.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
         p.add_argument("--image-size", type=int, default=128)
@@ -112,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128)
     p.set_defaults(handler=cmd_check)
     p = sub.add_parser("expert-success")
-    common(p, init_states=5)
+    common(p)
     p.add_argument("--no-cameras", action="store_true", help="physics only (faster; no videos)")
     p.set_defaults(handler=cmd_expert_success)
     p = sub.add_parser("demos")
@@ -127,10 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", default=None, help="checkpoint whose action tokenizer the teacher must share "
                                                   "(the student's); default: identity bins over [-1, 1]")
     p.set_defaults(handler=cmd_make_teacher)
-    p = sub.add_parser("eval")
-    p.add_argument("checkpoint")
-    common(p)
-    p.set_defaults(handler=cmd_eval)
     return parser
 
 

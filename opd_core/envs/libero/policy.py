@@ -1,8 +1,8 @@
 """The scripted LIBERO-Object expert as a `Policy` (kind `libero_expert`): a teacher with calibrated logits.
 
 It has no trainable weights: its logits are `expert.expert_logits` of the expert's action in the observed state.
-The state comes from `LiberoObservation.state` when the observation carries it, else from the per-process registry
-the LIBERO env fills (privileged.py). Acting greedily (temperature 0) it executes the expert's action rounded to
+The state comes from `Observation.state`, which the LIBERO env fills and the rollout keeps for every visited state
+(a learned student never reads it). Acting greedily (temperature 0) it executes the expert's action rounded to
 the nearest bin, so `opd eval` of an expert checkpoint measures the expert itself.
 
 Registering: importing this module registers the kind; `opd_core.policies.base` must import it when it meets the
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from opd_core.envs.base import Observation
-from opd_core.envs.libero import privileged
 from opd_core.envs.libero.expert import ExpertParams, LogitParams, expert_actions, expert_logits
 from opd_core.policies.base import Policy, register_policy
 from opd_core.tokenizer import ActionTokenizer
@@ -40,14 +39,11 @@ class LiberoExpertPolicy(Policy):
         self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
 
     def states(self, obs: Observation) -> np.ndarray:
-        state = getattr(obs, "state", None)
-        if state is None:
-            state = privileged.lookup(obs.image, obs.proprio)
-        if state is None:
+        if obs.state is None:
             raise RuntimeError(
-                "the libero_expert teacher needs the privileged simulator state of each observation; only "
-                "observations emitted by a LIBERO env in this process (or carrying `state`) can be labelled")
-        return np.asarray(state, dtype=np.float32)
+                "the libero_expert teacher needs the privileged simulator state of each observation "
+                "(Observation.state); only states visited in a LIBERO env carry it")
+        return np.asarray(obs.state, dtype=np.float32)
 
     def actions(self, obs: Observation) -> np.ndarray:
         """The expert's continuous actions [B, 7]."""

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from opd_core.envs.base import Observation
-from opd_core.envs.libero import privileged
 from opd_core.envs.libero.tasks import MAX_EPISODE_STEPS, catalog
 from opd_core.envs.libero.sim import PRIV
 from opd_core.errors import EnvironmentUnavailable
@@ -38,17 +37,15 @@ from opd_core.errors import EnvironmentUnavailable
 
 @dataclass
 class LiberoObservation(Observation):
-    """An `Observation` that also carries the wrist camera and the privileged state (for the scripted teacher)."""
+    """An `Observation` that also carries the wrist camera (`state` holds the privileged state, see sim.PRIV)."""
 
     wrist: np.ndarray | None = None
     """Wrist (eye-in-hand) RGB, uint8 [N, H, W, 3], flipped like the agent view."""
-    state: np.ndarray | None = None
-    """Privileged state float32 [N, PRIV.SIZE] (see sim.PRIV)."""
 
     def take(self, index: np.ndarray) -> "LiberoObservation":
         return LiberoObservation(self.image[index], self.proprio[index], [self.instructions[i] for i in index],
-                                 None if self.wrist is None else self.wrist[index],
-                                 None if self.state is None else self.state[index])
+                                 state=None if self.state is None else self.state[index],
+                                 wrist=None if self.wrist is None else self.wrist[index])
 
 
 class WorkerFailure(Exception):
@@ -177,7 +174,7 @@ class LiberoVecEnv:
     def __init__(self, num_envs: int, image_size: int = 128, max_episode_steps: int = 0, *,
                  num_workers: int = 0, cameras: bool = True, wrist: bool | None = None, max_retries: int = 2,
                  step_timeout: float | None = None, reset_timeout: float | None = None,
-                 start_timeout: float | None = None, record_privileged: bool = True):
+                 start_timeout: float | None = None):
         if num_envs < 0:
             raise ValueError("num_envs must not be negative")
         self.num_envs = num_envs
@@ -198,7 +195,6 @@ class LiberoVecEnv:
         self.reset_timeout = reset_timeout or _env_default("OPD_LIBERO_RESET_TIMEOUT", 240.0)
         """Extra seconds allowed for a request that may build simulators (resets, fresh workers, retries)."""
         self.start_timeout = start_timeout or _env_default("OPD_LIBERO_START_TIMEOUT", 120.0)
-        self.record_privileged = record_privileged
         self.catalog = catalog()
         self._workers: list[_Worker | None] = [None] * self.num_workers
         self._consecutive_start_failures = 0
@@ -376,12 +372,10 @@ class LiberoVecEnv:
         if not last:  # an empty pool (e.g. an evaluation with no initial states)
             size = self.image_size
             empty = np.zeros((0, size, size, 3), np.uint8)
-            return LiberoObservation(empty, np.zeros((0, 5), np.float32), [], empty,
-                                     np.zeros((0, PRIV.SIZE), np.float32))
-        obs = LiberoObservation(
+            return LiberoObservation(empty, np.zeros((0, 5), np.float32), [],
+                                     state=np.zeros((0, PRIV.SIZE), np.float32), wrist=empty)
+        return LiberoObservation(
             np.stack([r["image"] for r in last]), np.stack([r["proprio"] for r in last]).astype(np.float32),
-            [self.catalog.instruction(t) for t in self.tasks], np.stack([r["wrist"] for r in last]),
-            np.stack([r["state"] for r in last]).astype(np.float32))
-        if self.record_privileged:
-            privileged.record(obs.image, obs.proprio, obs.state)
-        return obs
+            [self.catalog.instruction(t) for t in self.tasks],
+            state=np.stack([r["state"] for r in last]).astype(np.float32),
+            wrist=np.stack([r["wrist"] for r in last]))
