@@ -131,7 +131,8 @@ def _cmd_eval(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(args.checkpoint), "env": env, **result.summary(), "videos": result.videos}
     if env == "libero":
-        report["protocol"] = ("LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, greedy actions, "
+        actions = "greedy actions" if args.temperature == 0 else f"actions sampled at temperature {args.temperature}"
+        report["protocol"] = (f"LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, {actions}, "
                               "at most 220/280/300/520 steps for spatial/object/goal/10")
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

@@ -28,7 +28,11 @@ class ConfigError(ValueError):
 
     def __init__(self, field_name: str, message: str):
         self.field = field_name
+        self.reason = message
         super().__init__(f"config field '{field_name}': {message}")
+
+    def __reduce__(self):  # picklable, so it crosses process boundaries (study jobs, Celery results)
+        return ConfigError, (self.field, self.reason)
 
 
 @dataclass

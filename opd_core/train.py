@@ -366,6 +366,8 @@ def _evaluate_and_save(state: RunState, step: int) -> None:
 def _run_eval(state: RunState, step: int) -> EvalResult:
     config = state.config
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
+    if config.env == "libero":
+        close_rollout_envs()  # the evaluation builds its own pool: never hold two sets of simulators (GBs each)
     return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
                     temperature=config.eval_temperature, image_size=config.image_size,
                     max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,

@@ -104,14 +104,18 @@ def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path):
         assert (spec.folder(tmp_path) / f"checkpoints/step_{method['total_steps']}/meta.json").is_file()
 
 
-def test_a_failed_parallel_run_is_named_after_the_others_end(study, tmp_path):
+def test_failed_parallel_runs_are_named_after_the_others_end(study, tmp_path):
     from opd_core.config import RunConfig
 
     out, _ = study
     good = RunConfig.load(out / "runs/object/grpo_seed0/config.yaml").replace(out_dir=str(tmp_path / "good"))
-    bad = good.replace(out_dir=str(tmp_path / "bad"), student_checkpoint=str(tmp_path / "missing"))
-    with pytest.raises(StudyError, match=r"1 run\(s\) failed:\n.*bad"):
-        execute_all([bad, good], jobs=2)
+    missing = good.replace(out_dir=str(tmp_path / "missing"), student_checkpoint=str(tmp_path / "nowhere"))
+    invalid = good.replace(out_dir=str(tmp_path / "invalid"), lr=-1.0)  # a ConfigError, raised in the child
+    with pytest.raises(StudyError, match=r"2 run\(s\) failed") as failed:
+        execute_all([missing, invalid, good], jobs=2)
+    message = str(failed.value)
+    assert "missing" in message and "nowhere" in message
+    assert "invalid: ConfigError: config field 'lr'" in message
     assert (tmp_path / f"good/checkpoints/step_{good.total_steps}/meta.json").is_file()
 
 

@@ -4,13 +4,15 @@ runs resume from their newest checkpoint, and a folder made with other settings 
 from __future__ import annotations
 
 import os
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
 from opd_core.checkpoint import META, latest_checkpoint, read_meta
-from opd_core.config import RunConfig
+from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import OpdError
 from opd_core.sinks import LocalDirSink
 
@@ -59,9 +61,10 @@ def execute_all(configs: Sequence[RunConfig], *, jobs: int = 1, progress: bool =
                 on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None) -> int:
     """Run every config to its last step, `jobs` at a time; returns how many ran now (the rest were finished).
 
-    With jobs > 1 each run gets its own process with cpu_count // jobs torch threads (OpenMP threads of
-    concurrent runs fighting over the same cores are slower than one thread each). A failed run does not stop
-    the others; the study raises after all have ended, naming every failed run.
+    jobs=1 runs them in order in this process and stops at the first failure. With jobs > 1 each run gets its own
+    process with cpu_count // jobs torch threads (OpenMP threads of concurrent runs fighting over the same cores
+    are slower than one thread each); a failed run does not stop the others, and the study raises once all have
+    ended, naming every failed run. Interrupting the study cancels the runs not yet started.
     """
     if jobs <= 1:
         ran_now = 0
@@ -72,23 +75,38 @@ def execute_all(configs: Sequence[RunConfig], *, jobs: int = 1, progress: bool =
         return ran_now
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failures, ran_now = [], 0
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                             initializer=_limit_threads, initargs=(threads,)) as pool:
-        pending = {pool.submit(execute, config): config for config in configs}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads,
+                               initargs=(threads,))
+    try:
+        pending = {pool.submit(_execute_in_child, config): config for config in configs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 config = pending.pop(future)
                 try:
-                    _, ran = future.result()
-                except Exception as error:  # noqa: BLE001 - reported together once every run has ended
+                    ran, error = future.result()
+                except BrokenProcessPool as exc:  # a child killed (e.g. out of memory) breaks the whole pool
+                    ran, error = False, f"its process died ({exc})"
+                if error is not None:
                     failures.append(f"{config.out_dir}: {error}")
                     continue
                 ran_now += ran
                 on_done(config, ran)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         raise StudyError(f"{len(failures)} run(s) failed:\n" + "\n".join(failures))
     return ran_now
+
+
+def _execute_in_child(config: RunConfig) -> tuple[bool, str | None]:
+    """(ran now, None) or (False, the error as text): whatever a run raises reaches the parent as a message."""
+    try:
+        _, ran = execute(config)
+        return ran, None
+    except Exception as exc:  # noqa: BLE001 - reported by the parent with the run's folder
+        detail = "" if isinstance(exc, (OpdError, ConfigError)) else "\n" + traceback.format_exc(limit=-3)
+        return False, f"{type(exc).__name__}: {exc}{detail}"
 
 
 def _limit_threads(threads: int) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from polling import wait_for
 
+from opd_core.envs.libero import libero_available
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
 CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -244,9 +246,10 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
 
 
 # ============================================================================================ LIBERO
+@pytest.mark.skipif(not libero_available(),
+                    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)")
 def test_a_libero_run_shows_its_curves_and_videos_like_any_other(lab, lab_settings, dashboard, page, start_worker):
     """The LIBERO smoke run (two OPD steps, G=2, one LIBERO-Object task, short horizon) through the queue."""
-    pytest.importorskip("libero.libero", reason="LIBERO is an optional extra (pip install -r requirements-libero.txt)")
     import torch
 
     from opd_core.checkpoint import save_checkpoint

@@ -6,8 +6,8 @@ standard figure uses all 50), the environment first takes 10 no-op steps, then t
 holds. Images are rotated 180 degrees as the standard scripts do. Videos show the agent view and the wrist camera
 side by side.
 
-`evaluate_protocol` is what `opd eval` runs for a LIBERO checkpoint; `evaluate_run` is the training loop's
-evaluation on LIBERO (the same protocol on a run's seen and unseen tasks).
+`evaluate_protocol` gives a suite's standard figure (eval.json, videos); `evaluate_run` runs the same protocol on a
+run's seen and unseen tasks, for `opd eval` on a LIBERO checkpoint and the training loop's evaluation.
 """
 
 from __future__ import annotations
@@ -111,16 +111,16 @@ class EpisodeOutcome:
 def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int], *, temperature: float,
                  image_size: int, max_episode_steps: int, num_envs: int, num_workers: int = 0, cameras: bool = True,
                  seed: int = 0, progress: Callable[[int], None] | None = None, env=None) -> EpisodeOutcome:
-    """(task, init state) episodes under the protocol, `num_envs` at a time in task order, so that a worker holds
-    few simulators at once (about 1-2 GB each)."""
+    """(task, init state) episodes under the protocol, `num_envs` at a time in the given (task) order, so that a
+    worker holds few simulators at once (about 1-2 GB each). A batch never mixes suites, so each episode gets its
+    own suite's step limit; the wrist camera is rendered only when an episode is filmed."""
     from opd_core.envs.libero import make_libero_env
 
     own_env = env is None
     if own_env:
         env = make_libero_env(max(1, min(len(episodes), num_envs)), image_size=image_size,
                               max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras,
-                              wrist=True)
-    batch = env.num_envs
+                              wrist=bool(film))
     generator = torch.Generator().manual_seed(seed)
     was_training = policy.training
     policy.eval()
@@ -129,13 +129,13 @@ def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int]
     failed = 0
     frames: dict[int, list[np.ndarray]] = {}
     try:
-        for start in range(0, len(episodes), batch):
-            chunk = episodes[start:start + batch]
-            padded = chunk + [chunk[-1]] * (batch - len(chunk))  # the pool has a fixed size
-            filmed = {k - start for k in film if start <= k < start + len(chunk)}
+        for start, stop in _batches(episodes, env.num_envs):
+            chunk = episodes[start:stop]
+            padded = chunk + [chunk[-1]] * (env.num_envs - len(chunk))  # the pool has a fixed size
+            filmed = {k - start for k in film if start <= k < stop}
             ok, steps, chunk_frames = _run_batch(policy, env, padded, len(chunk), temperature, generator, filmed)
-            success[start:start + len(chunk)] = ok
-            lengths[start:start + len(chunk)] = steps
+            success[start:stop] = ok
+            lengths[start:stop] = steps
             failed += int(env.failed[: len(chunk)].sum())
             frames.update({start + k: v for k, v in chunk_frames.items()})
             if progress is not None:
@@ -145,6 +145,17 @@ def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int]
         if own_env:
             env.close()
     return EpisodeOutcome(success, lengths, failed, frames)
+
+
+def _batches(episodes: list[tuple[str, int]], size: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of at most `size` consecutive episodes, cut wherever the suite changes."""
+    suite_of = catalog().suite_of
+    ranges, start = [], 0
+    for k in range(1, len(episodes) + 1):
+        if k == len(episodes) or k - start == size or suite_of(episodes[k][0]) != suite_of(episodes[start][0]):
+            ranges.append((start, k))
+            start = k
+    return ranges
 
 
 def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_states: int, temperature: float,
