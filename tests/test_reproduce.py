@@ -7,6 +7,8 @@ resuming a finished study); the paper's claims are measured by the command, neve
 import argparse
 import json
 import shutil
+import sys
+import types
 
 import pytest
 
@@ -93,7 +95,14 @@ def test_a_second_invocation_reuses_everything(study):
     assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
 
 
-def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path):
+@pytest.fixture
+def spawnable_main(monkeypatch):
+    """Spawned processes re-import the parent's __main__ by its file; Streamlit's AppTest (earlier in the suite)
+    leaves a generated script there that cannot run again. The opd CLI's __main__ is the console script."""
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
+
+def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path, spawnable_main):
     out, summary = study
     parallel = run_study(tmp_path, MINI, assets=out / "assets", jobs=2, progress=False, log=lambda *_: None)
     specs = plan_runs(MINI, ["object"], [0])
@@ -104,7 +113,7 @@ def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path):
         assert (spec.folder(tmp_path) / f"checkpoints/step_{method['total_steps']}/meta.json").is_file()
 
 
-def test_failed_parallel_runs_are_named_after_the_others_end(study, tmp_path):
+def test_failed_parallel_runs_are_named_after_the_others_end(study, tmp_path, spawnable_main):
     from opd_core.config import RunConfig
 
     out, _ = study
