@@ -76,7 +76,32 @@ def test_summary_structure(study):
             assert method["curves"]["step"] == [1, 2]
             assert len(method["curves"]["train_success"]["mean"]) == 2
             assert len(method["curves"]["entropy"]["mean"]) == 2
-    assert all(c["verdict"] in ("holds", "does not hold", "not measured", "reported") for c in result["claims"])
+    verdicts = ("holds", "does not hold", "undetermined", "not measured", "reported")
+    assert all(c["verdict"] in verdicts for c in result["claims"])
+
+
+@pytest.mark.parametrize("rkl_steps, grpo_steps, verdict", [
+    ([10, 15, 15], [None, None, None], "holds"),          # 15 <= 50/3 even with GRPO's bound
+    ([25, 35, 20], [None, None, None], "undetermined"),   # GRPO never reached in 50: its number is only >= 50
+    ([25, 35, 20], [60, 90, None], "undetermined"),
+    ([25, 35, 20], [60, 90, 100], "does not hold"),       # every GRPO seed reached: 35 > 83.3/3
+    ([10, None, 15], [60, 90, 100], "does not hold"),     # a reverse-KL seed never reached
+])
+def test_the_steps_claim_is_open_while_grpo_is_censored(rkl_steps, grpo_steps, verdict):
+    from opd_core.study.analysis import claims
+
+    def reach(values, censored_at):
+        reached = [v for v in values if v is not None]
+        summary = {"values": values, "reached": len(reached), "of": len(values), "max": max(reached, default=None),
+                   "mean": sum(reached) / len(reached) if reached else None, "defined": True}
+        return {"eval": summary, "train": summary, "censored_at": censored_at}
+
+    result = {"reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.6}},
+              "methods": {"reverse_kl": {"steps_to_90": reach(rkl_steps, 50), "final": {}},
+                          "grpo": {"steps_to_90": reach(grpo_steps, 50 if None in grpo_steps else 120)}},
+              "ablation": {"group_sizes": {}}}
+    found = [c for c in claims(result) if "third of GRPO" in c["claim"]]
+    assert [c["verdict"] for c in found] == [verdict, verdict]
 
 
 def test_report_and_plots_exist(study):

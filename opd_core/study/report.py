@@ -115,7 +115,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
 
         lines += ["", "### The paper's claims, as measured", "",
                   "Each verdict follows the stated rule on the numbers above; nothing is tuned to make a claim "
-                  "hold.", ""]
+                  "hold. *undetermined*: the runs were too short to decide (a method never reached the threshold, "
+                  "so its number is only bounded below).", ""]
         lines += _table(["Claim", "Rule", "Measured", "Verdict"],
                         [[c["claim"], c["rule"], c["measured"], f"**{c['verdict']}**"] for c in result["claims"]])
 
