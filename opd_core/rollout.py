@@ -42,14 +42,18 @@ class Rollout:
 
 @torch.no_grad()
 def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int], temperature: float,
-            generator: torch.Generator | None = None, film: set[int] = frozenset(), keep_states: bool = True) -> Rollout:
-    """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`."""
+            generator: torch.Generator | None = None, film: set[int] = frozenset(), keep_states: bool = True,
+            active: int | None = None) -> Rollout:
+    """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`.
+
+    `active`: only the first `active` episodes run (the rest pad an environment of fixed size). An episode ends at
+    success, at the step limit, or when the simulator lost it (`env.failed`)."""
     n = len(tasks)
     obs = env.reset(tasks, init_ids)
-    running = np.ones(n, dtype=bool)
+    running = np.arange(n) < (n if active is None else active)
     success = np.zeros(n, dtype=bool)
     lengths = np.zeros(n, dtype=np.int64)
-    frames = {i: [obs.image[i]] for i in film}
+    frames = {i: [obs.frame(i)] for i in film}
     kept: dict[str, list] = {"obs": [], "actions": [], "logp": [], "logits": [], "traj": []}
     while running.any():
         queried = np.nonzero(running)[0]
@@ -71,8 +75,8 @@ def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int
             success[running] |= step_success[running]
             for i in film:
                 if running[i]:
-                    frames[i].append(obs.image[i])
-            running &= ~step_success & (lengths < env.max_episode_steps)
+                    frames[i].append(obs.frame(i))
+            running &= ~step_success & ~env.failed & (lengths < env.max_episode_steps)
             if not running[queried].any():
                 break
     return _assemble(kept, success, lengths, tasks, frames, keep_states)

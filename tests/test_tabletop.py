@@ -109,3 +109,27 @@ def test_video_is_browser_playable_h264(tmp_path):
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["frames"] == 6
     head = (tmp_path / "v.mp4").read_bytes()[:64]
     assert b"moov" in head, "faststart puts the index first so browsers can start playing at once"
+
+
+def test_rollout_runs_only_active_episodes_and_ends_the_ones_the_simulator_lost():
+    import torch
+
+    from opd_core.policies import build_policy
+    from opd_core.rollout import collect
+    from opd_core.tokenizer import ActionTokenizer
+
+    class LosesEpisodeOne(TabletopVecEnv):  # as a LIBERO worker that keeps crashing marks its episode failed
+        def step(self, actions):
+            obs, success = super().step(actions)
+            self.failed[1] = True
+            return obs, success
+
+    torch.manual_seed(0)
+    policy = build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16}, ActionTokenizer.identity())
+    env = LosesEpisodeOne(4, max_episode_steps=5)
+    rollout = collect(policy, env, [TASKS[0]] * 4, [0, 1, 2, 3], 1.0, torch.Generator().manual_seed(0),
+                      film={0, 3}, active=3)
+    assert rollout.lengths.tolist() == [5, 1, 5, 0]
+    assert len(rollout.frames[0]) == 6 and len(rollout.frames[3]) == 1  # the first frame, then one per step
+    assert rollout.frames[0][0].shape == (64, 64, 3)
+    assert sorted(set(rollout.trajectory.tolist())) == [0, 1, 2]

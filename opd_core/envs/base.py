@@ -31,10 +31,16 @@ class Observation:
         return Observation(self.image[index], self.proprio[index], [self.instructions[i] for i in index],
                            None if self.state is None else self.state[index])
 
+    def frame(self, index: int) -> np.ndarray:
+        """What a rollout video shows of environment `index` (uint8 [H, W, 3])."""
+        return self.image[index]
+
 
 class VectorEnv(Protocol):
     num_envs: int
     max_episode_steps: int
+    failed: np.ndarray
+    """bool [N]: episodes lost to simulator failures since the last reset (frozen, never successful)."""
 
     def reset(self, tasks: list[str], init_ids: list[int]) -> Observation:
         """Start one episode per environment from the task's fixed initial state `init_id`."""

@@ -47,6 +47,12 @@ class LiberoObservation(Observation):
                                  state=None if self.state is None else self.state[index],
                                  wrist=None if self.wrist is None else self.wrist[index])
 
+    def frame(self, index: int) -> np.ndarray:
+        """Agent view | wrist side by side (the agent view alone without a wrist camera)."""
+        if self.wrist is None:
+            return self.image[index]
+        return np.concatenate([self.image[index], self.wrist[index]], axis=1)
+
 
 class WorkerFailure(Exception):
     """A worker died, hung past its deadline, or answered nonsense."""

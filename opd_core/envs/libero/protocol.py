@@ -23,6 +23,7 @@ import torch
 
 from opd_core.envs.libero.tasks import NUM_FIXED_INIT_STATES, catalog, suite_name
 from opd_core.policies.base import Policy
+from opd_core.rollout import collect
 from opd_core.video import write_mp4
 
 
@@ -133,11 +134,12 @@ def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int]
             chunk = episodes[start:stop]
             padded = chunk + [chunk[-1]] * (env.num_envs - len(chunk))  # the pool has a fixed size
             filmed = {k - start for k in film if start <= k < stop}
-            ok, steps, chunk_frames = _run_batch(policy, env, padded, len(chunk), temperature, generator, filmed)
-            success[start:stop] = ok
-            lengths[start:stop] = steps
+            rollout = collect(policy, env, [t for t, _ in padded], [i for _, i in padded], temperature, generator,
+                              film=filmed, keep_states=False, active=len(chunk))
+            success[start:stop] = rollout.success[: len(chunk)]
+            lengths[start:stop] = rollout.lengths[: len(chunk)]
             failed += int(env.failed[: len(chunk)].sum())
-            frames.update({start + k: v for k, v in chunk_frames.items()})
+            frames.update({start + k: v for k, v in rollout.frames.items()})
             if progress is not None:
                 progress(len(chunk))
     finally:
@@ -180,39 +182,3 @@ def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_sta
                "mean_length": {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}}
     return EvalResult(per_task, mean_success(per_task, seen), mean_success(per_task, unseen) if unseen else None,
                       videos, details)
-
-
-def _run_batch(policy: Policy, env, episodes: list[tuple[str, int]], real: int, temperature: float,
-               generator: torch.Generator, film: set[int]) -> tuple[np.ndarray, np.ndarray, dict]:
-    obs = env.reset([t for t, _ in episodes], [i for _, i in episodes])
-    n = len(episodes)
-    running = np.zeros(n, dtype=bool)
-    running[:real] = True
-    success = np.zeros(n, dtype=bool)
-    lengths = np.zeros(n, dtype=np.int64)
-    frames = {k: [_frame(obs, k)] for k in film}
-    tokenizer = policy.tokenizer
-    while running.any():
-        queried = np.nonzero(running)[0]
-        bins, _, _ = policy.sample(obs.take(queried), temperature, generator)
-        chunk = tokenizer.decode(bins.view(len(queried), -1, tokenizer.dim).cpu().numpy())
-        for step_actions in chunk.transpose(1, 0, 2):
-            still = running[queried]
-            actions = np.zeros((n, 7))
-            actions[:, 6] = -1.0
-            actions[queried[still]] = step_actions[still]
-            obs, step_success = env.step(actions)
-            lengths[running] += 1
-            success[running] |= step_success[running]
-            for k in film:
-                if running[k]:
-                    frames[k].append(_frame(obs, k))
-            running &= ~step_success & ~env.failed & (lengths < env.max_episode_steps)
-            if not running[queried].any():
-                break
-    return success[:real], lengths[:real], frames
-
-
-def _frame(obs, k: int) -> np.ndarray:
-    wrist = getattr(obs, "wrist", None)
-    return obs.image[k] if wrist is None else np.concatenate([obs.image[k], wrist[k]], axis=1)

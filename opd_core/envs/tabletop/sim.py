@@ -148,6 +148,7 @@ class TabletopVecEnv:
         self._default_max_steps = max_episode_steps
         self.max_episode_steps = max_episode_steps or 60
         n = num_envs
+        self.failed = np.zeros(n, dtype=bool)  # the built-in simulator never loses an episode
         self.gripper = np.zeros((n, 3))
         self.closed = np.zeros(n, dtype=bool)
         self.held = np.full(n, -1)
