@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from opd_core.config import ConfigError, RunConfig
+from opd_core.resources import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SUITE = "object"
-RECIPE = REPO_ROOT / "configs" / "opd_object_reverse_kl.yaml"
+RECIPE = CONFIG_DIR / "opd_object_reverse_kl.yaml"
 QUICK_SIZES = {"steps": 20, "batch_tasks": 4, "group_size": 8, "eval_every": 5, "save_every": 5,
                "eval_init_states": 5, "videos_per_eval": 1}
 """opd_core.study.presets.QUICK's sizes (plus one video per evaluation, for the Videos page)."""

@@ -22,7 +22,8 @@ from sqlalchemy.exc import DBAPIError
 
 from worker.store import is_unavailable_error, make_engine, unavailable
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""A link to the repository's migrations/ in a checkout; a copy in an installed package."""
 # Any fixed 64-bit number works; it only has to be the same in every process that migrates this database.
 ADVISORY_LOCK_ID = 0x0BD1AB_5C4E4A
 

@@ -64,8 +64,9 @@ class StudyPreset:
     methods: tuple[str, ...] = METHODS
     """Methods to run (a subset of METHODS)."""
     default_assets: str = ""
-    """Folder (relative to the repository root) of shipped base/teacher/student checkpoints used when no --assets
-    is given and it exists; empty: none (the study builds its assets, which takes far longer than the preset)."""
+    """Folder (relative to opd_core.resources, i.e. the repository root in a checkout) of shipped base/teacher/student
+    checkpoints used when no --assets is given and it exists; empty: none (the study builds its assets, which takes
+    far longer than the preset)."""
     seen_tasks: int = 0
     """Seen tasks per suite: the first N of the suite (0: all of them). Miniatures only."""
     pretrain_tasks: int = 0

@@ -1,4 +1,4 @@
-"""The recipes the study runs, read from the repository's `configs/` YAML files (the ones `opd train` uses).
+"""The recipes the study runs, read from the `configs/` YAML files (the ones `opd train configs/...` uses).
 
 Roles: `base` (pretrain_base.yaml), `teacher` (teacher_<suite>.yaml), `student` (student_<suite>_1demo.yaml) and
 `opd` (opd_<suite>_reverse_kl.yaml, the template of every method run). A suite without its own files uses the
@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opd_core.config import ConfigError, RunConfig
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-"""The repository's configs/ folder (opd_core is installed in editable mode from the repository)."""
+from opd_core.resources import CONFIG_DIR
 
 RECIPE_FILES = {
     "base": "pretrain_base.yaml",

@@ -19,7 +19,8 @@ from opd_core.study.assets import AssetStore
 from opd_core.study.jobs import execute_all, is_finished
 from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
-from opd_core.study.recipes import CONFIG_DIR, load_recipe
+from opd_core.resources import RESOURCES_DIR
+from opd_core.study.recipes import load_recipe
 from opd_core.study.references import ROLES, references
 
 
@@ -34,8 +35,8 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
     out.mkdir(parents=True, exist_ok=True)
     suites = list(suites)
     seeds = list(range(preset.seeds))
-    if assets is None and preset.default_assets and (CONFIG_DIR.parent / preset.default_assets).is_dir():
-        assets = CONFIG_DIR.parent / preset.default_assets
+    if assets is None and preset.default_assets and (RESOURCES_DIR / preset.default_assets).is_dir():
+        assets = RESOURCES_DIR / preset.default_assets
     store = AssetStore(out / "assets", preset, assets, progress=progress, log=log)
 
     prepared = {}
