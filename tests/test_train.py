@@ -1,18 +1,25 @@
 """End-to-end runs of every pipeline on tiny sizes: parameters move, metrics and artifacts appear, resume is exact."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import opd_core.train
+from opd_core import objectives
 from opd_core.checkpoint import load_policy, load_training_state, save_checkpoint
 from opd_core.errors import CheckpointError, TokenizerMismatchError
+from opd_core.rollout import collect
 from opd_core.sinks import LocalDirSink, read_metrics
 from opd_core.tokenizer import ActionTokenizer
 from opd_core.train import train
 from opd_core.video import read_video_info
 from tinyrun import TASKS, UNSEEN, make_demos, tiny_config
+
+SHIPPED_STUDENT = Path(__file__).resolve().parent.parent / "assets/tabletop/object/student"
+"""The 1-demo object student: its success on the first object task is neither 0 nor 1, so GRPO groups mix."""
 
 
 def _run(config, **kwargs):
@@ -65,6 +72,50 @@ def test_distillation_objectives_move_every_parameter(sft_run, tmp_path, objecti
                 "eval/seen_success", "eval/unseen_success", f"eval/success/{TASKS[0]}", f"eval/success/{UNSEEN[0]}",
                 "time/env_steps", "time/step_seconds", "time/rollout_seconds", "time/label_seconds"}
     assert expected <= keys, expected - keys
+
+
+def _action_logp(policy, rollout):
+    """Summed log-probability of each visited state's sampled action bins under `policy` [S]."""
+    policy.eval()
+    with torch.no_grad():
+        return objectives.token_logprobs(policy(rollout.obs, rollout.actions), rollout.actions).sum(-1)
+
+
+def test_grpo_step_raises_the_likelihood_of_successful_actions(tmp_path, monkeypatch):
+    """One GRPO update (one full-batch gradient step) from the shipped 1-demo student, whose groups mix success and
+    failure: only states of mixed groups are used, and the actions of successful trajectories become more likely
+    while those of failed ones become less likely (a sign-flipped or advantage-free update fails here)."""
+    rollouts = []
+
+    def recording_collect(*args, **kwargs):
+        rollout = collect(*args, **kwargs)
+        rollouts.append(rollout)
+        return rollout
+
+    monkeypatch.setattr(opd_core.train, "collect", recording_collect)
+    group_size = 6
+    config = tiny_config(tmp_path / "grpo", pipeline="grpo", tasks=TASKS, student_checkpoint=str(SHIPPED_STUDENT),
+                         steps=1, batch_tasks=2, group_size=group_size, max_episode_steps=0, eval_every=0,
+                         eval_init_states=0, save_every=1, updates_per_step=1, minibatch_size=4096, lr=1e-5,
+                         policy_width=16, policy_hidden=256, policy_input_size=32)
+    result = _run(config)
+    assert result.status == "finished"
+    (rollout,) = rollouts
+    success = torch.from_numpy(rollout.success.astype(np.float32)).view(-1, group_size)
+    mixed = (success.min(-1).values != success.max(-1).values).numpy()
+    assert mixed.any(), f"the test needs a group with mixed outcomes, got {success.tolist()}"
+    advantage = objectives.group_advantages(success).reshape(-1)[torch.from_numpy(rollout.trajectory)]
+
+    # the states used are exactly those of mixed groups (constant groups carry no advantage)
+    used = [row["train/updated_state_fraction"] for row in read_metrics(tmp_path / "grpo") if "train/loss" in row]
+    assert used == [pytest.approx(float((advantage != 0).float().mean()))]
+
+    before = _action_logp(load_policy(SHIPPED_STUDENT), rollout)
+    after = _action_logp(load_policy(tmp_path / "grpo/checkpoints/step_1"), rollout)
+    change = after - before
+    assert float((advantage * change).sum()) > 0, "the update did not follow the advantage"
+    assert float(change[advantage > 0].mean()) > 0, "successful trajectories' actions did not become more likely"
+    assert float(change[advantage < 0].mean()) < 0, "failed trajectories' actions did not become less likely"
 
 
 def test_grpo_and_distill_then_grpo_run(sft_run, tmp_path):
