@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from opd_core.checkpoint import load_policy
+from opd_core.checkpoint import load_policy, load_training_state
 from opd_core.config import ConfigError
 from opd_core.sinks import read_metrics
 from polling import wait_for
@@ -164,10 +165,19 @@ def test_cancel_stops_a_run_within_one_step_and_its_checkpoint_loads(lab, lab_se
     # The step in flight when cancel was asked ends the run; one more only if it began between the two lines
     # above.
     assert last_logged <= run.step <= last_logged + 2
-    newest = lab.checkpoints(run_id)[-1]
-    assert newest.step == run.step
-    policy = load_policy(lab.artifact_path(newest.path))
-    assert sum(p.numel() for p in policy.parameters()) > 0
+    first, *_, newest = lab.checkpoints(run_id)
+    assert (first.step, newest.step) == (0, run.step)
+    # The newest checkpoint is this run's policy at the step it stopped: its training state is there, and its
+    # weights moved from the initial ones exactly if some GRPO update used a state (else they are the initial ones).
+    newest_path = lab.artifact_path(newest.path)
+    assert load_training_state(newest_path).step == run.step
+    trained = dict(load_policy(newest_path).named_parameters())
+    initial = dict(load_policy(lab.artifact_path(first.path)).named_parameters())
+    assert trained.keys() == initial.keys()
+    updated = [row["train/updated_state_fraction"] for row in read_metrics(out_dir)
+               if "train/updated_state_fraction" in row and row["step"] <= run.step]
+    unchanged = all(torch.equal(trained[name], initial[name]) for name in initial)
+    assert unchanged == (max(updated) == 0), f"updated state fractions {updated}, weights unchanged: {unchanged}"
     assert lab.cancel(run_id) == "cancelled"  # idempotent
 
 
