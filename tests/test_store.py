@@ -109,13 +109,23 @@ def test_a_claim_is_won_once_and_only_by_the_current_attempt(store):
     assert queries.get_run(store, run_id).status == "running"
 
 
-def test_a_stale_heartbeat_reads_as_crashed_and_the_run_can_be_resumed(store):
-    import time
+def age_heartbeat(store, run_id: int, seconds: float) -> None:
+    """Move the run's last heartbeat `seconds` into the past: as if its worker had gone silent that long ago."""
+    from datetime import timedelta
 
+    from worker.models import Run
+
+    with store.session() as session:  # in Python: SQLite has no datetime arithmetic for SQLAlchemy's DateTime
+        run = session.get(Run, run_id)
+        run.heartbeat_at -= timedelta(seconds=seconds)
+
+
+def test_a_stale_heartbeat_reads_as_crashed_and_the_run_can_be_resumed(store):
     run_id = new_run(store)
     lifecycle.claim(store, run_id, 1, "a")
     assert queries.list_runs(store, status="running")[0].id == run_id
-    time.sleep(store.settings.stale_after_seconds + 0.5)
+    assert lifecycle.reap_stale(store, store.settings.stale_after_seconds) == []  # a fresh heartbeat is alive
+    age_heartbeat(store, run_id, store.settings.stale_after_seconds + 1)
 
     assert queries.get_run(store, run_id).status == "crashed"
     assert [r.id for r in queries.list_runs(store, status="crashed")] == [run_id]

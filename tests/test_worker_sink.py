@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from polling import wait_for
 from worker import lifecycle, queries
 from worker.sql_sink import SqlSink
 
@@ -40,7 +41,8 @@ def test_metrics_and_progress_reach_the_database_while_the_run_goes_on(store):
     sink = sink_for(store, run_id, attempt)
     sink.log({"train/loss": 0.5, "train/kl": math.inf}, 1)
     sink.progress(1, 10)
-    time.sleep(0.8)
+    # No flush is asked for: the background thread (every 0.2 s here) must bring both to the database.
+    wait_for(lambda: steps(store, run_id) and queries.get_run(store, run_id).progress > 0, 10, "a background flush")
     assert steps(store, run_id) == [1]
     assert queries.latest_metrics(store, [run_id], ["train/kl"])[run_id]["train/kl"] == (1, math.inf)
     assert queries.get_run(store, run_id).progress == pytest.approx(0.1)
