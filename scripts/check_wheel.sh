@@ -1,34 +1,48 @@
 #!/usr/bin/env bash
-# Install check: build the wheel, install it (not editable) into a fresh venv after the pinned requirements, and run
+# Install check: build the wheel, install it (not editable) into a venv that holds only requirements.txt, and run
 # the CLI from a directory outside the checkout, so that nothing is found through the repository by accident:
 # `opd reproduce --help`, `opd worker --help`, a store migration, and a tiny `opd train` (SFT on generated demos).
-# Needs `build` in $VENV (default .venv, made by scripts/setup.sh). KEEP=1 keeps the temporary folder.
+#
+# The check's venv (.venv/wheel-check) is made fresh whenever requirements.txt changes (installing the pinned stack
+# takes minutes) and reused otherwise: each run uninstalls the previous wheel first, so the package itself is always
+# a fresh, non-editable install. FRESH=1 rebuilds the venv anyway; KEEP=1 keeps the temporary folder.
+# Needs `build` in $VENV (default .venv, made by scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 VENV=${VENV:-.venv}
+check_venv=${CHECK_VENV:-$VENV/wheel-check}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/opd-wheel.XXXXXX")
 trap '[ "${KEEP:-0}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"' EXIT
 start=$SECONDS
 
-# The wheel, built in an isolated environment from a copy (the sdist) as `python -m build` does.
+# The wheel, built in an isolated environment from the sdist, as `python -m build` does.
 "$VENV/bin/python" -m build --outdir "$tmp/dist" . >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
 wheel=$(ls "$tmp"/dist/opd_lab-*.whl)
 echo "[wheel] built $(basename "$wheel") in $((SECONDS - start)) s"
 
-# A fresh venv: the exact pins first (torch==2.13.0 as spelled there), then the wheel with no index at all, so
-# the wheel's dependency ranges must be satisfied by those pins and nothing else can be downloaded.
-"${PYTHON:-python3}" -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-"$tmp/venv/bin/pip" install -q --no-index "$wheel"
-echo "[wheel] installed into a fresh venv at $((SECONDS - start)) s"
+# The venv: the exact pins only (torch==2.13.0 as spelled there). Then the wheel with no index at all, so the
+# wheel's dependency ranges must be satisfied by those pins and nothing else can be downloaded.
+stamp="$check_venv/.requirements.sha"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "${FRESH:-0}" = 1 ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  rm -rf "$check_venv"
+  "${PYTHON:-python3}" -m venv "$check_venv"
+  "$check_venv/bin/pip" install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+  echo "$want" > "$stamp"
+  echo "[wheel] fresh venv with requirements.txt at $((SECONDS - start)) s"
+fi
+"$check_venv/bin/pip" uninstall -q -y opd-lab 2>/dev/null || true
+"$check_venv/bin/pip" install -q --no-index "$wheel"
+echo "[wheel] installed at $((SECONDS - start)) s"
 
 mkdir "$tmp/work"
 cd "$tmp/work"
 unset PYTHONPATH
 export OMP_NUM_THREADS=1 OPD_DATA_DIR="$tmp/work/opd-data"
-opd="$tmp/venv/bin/opd"
-"$tmp/venv/bin/python" - "$repo" <<'PY'
+python="$check_venv/bin/python"
+opd="$check_venv/bin/opd"
+"$python" - "$repo" <<'PY'
 import sys
 from pathlib import Path
 
@@ -49,14 +63,14 @@ print("[wheel] recipes and shipped assets found in", CONFIG_DIR.parent)
 PY
 "$opd" reproduce --help >/dev/null
 "$opd" worker --help >/dev/null
-"$tmp/venv/bin/python" -c "from worker.migrate import upgrade_to_head; \
+"$python" -c "from worker.migrate import upgrade_to_head; \
 print('[wheel] store migrated to', upgrade_to_head('sqlite:///$tmp/work/store.sqlite'))"
 
 # A tiny `opd train`: 3 SFT steps of the installed 1-demo student recipe from the installed base checkpoint, on
 # demos generated here.
 tasks=object/pick_red_block_into_basket,object/pick_green_block_into_basket
 "$opd" demos --tasks "$tasks" --num 2 --out demos >demos.log 2>&1 || { cat demos.log; exit 1; }
-resources=$("$tmp/venv/bin/python" -c "from opd_core.resources import RESOURCES_DIR; print(RESOURCES_DIR)")
+resources=$("$python" -c "from opd_core.resources import RESOURCES_DIR; print(RESOURCES_DIR)")
 "$opd" train "$resources/configs/student_object_1demo.yaml" --out run --set steps=3 --set "tasks=[$tasks]" \
   --set demos=demos --set sft_batch_size=32 --set eval_every=3 --set eval_init_states=1 --set save_every=3 \
   --set "student_checkpoint=$resources/assets/tabletop/base" >train.log 2>&1 || { cat train.log; exit 1; }

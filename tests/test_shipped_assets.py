@@ -10,8 +10,8 @@ import torch
 from opd_core.checkpoint import load_policy, read_meta
 from opd_core.config import RunConfig
 from opd_core.envs.tabletop.sim import TabletopVecEnv
-from opd_core.evaluate import evaluate
 from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {"base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),

@@ -33,7 +33,8 @@ def write(store, run_id, points):
 
 def test_metric_values_round_trip_exactly_including_nan_and_infinities(store):
     run_id = new_run(store)
-    write(store, run_id, [MetricPoint("train/x", step, value, 1000.0 + step) for step, value in enumerate(SPECIAL_VALUES)])
+    points = [MetricPoint("train/x", step, value, 1000.0 + step) for step, value in enumerate(SPECIAL_VALUES)]
+    write(store, run_id, points)
 
     series = queries.metrics(store, [run_id], ["train/x"], with_wall_time=True)[run_id]["train/x"]
 

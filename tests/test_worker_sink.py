@@ -4,7 +4,6 @@ never flushed, and a worker that lost its run to a newer attempt."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 

@@ -14,9 +14,9 @@ trained by hand with `opd train`. Demos are looked for in `<assets>/demos/<suite
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 
@@ -204,7 +204,7 @@ def _demo_count(path: Path) -> int:
         return 0
     try:
         with h5py.File(path, "r") as handle:
-            return sum(1 for name in handle.get("data", {}).keys() if name.startswith("demo_"))
+            return sum(1 for name in handle.get("data", {}) if name.startswith("demo_"))
     except OSError:
         return 0
 
