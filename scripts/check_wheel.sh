@@ -48,7 +48,8 @@ from pathlib import Path
 
 import opd_core
 import worker
-from opd_core.resources import ASSETS_DIR, CONFIG_DIR
+from opd_core.resources import ASSETS_DIR, CONFIG_DIR, RESOURCES_DIR
+from opd_core.study import QUICK
 from opd_core.study.recipes import load_recipe
 
 repo = Path(sys.argv[1]).resolve()
@@ -59,6 +60,7 @@ for role in ("base", "teacher", "student", "opd"):
     load_recipe(role, "object")
 assert (ASSETS_DIR / "tabletop" / "object" / "teacher" / "model.safetensors").is_file(), ASSETS_DIR
 assert (CONFIG_DIR / "libero").is_dir(), CONFIG_DIR
+assert (RESOURCES_DIR / QUICK.default_assets / "base").is_dir(), "opd reproduce --quick would not find its assets"
 print("[wheel] recipes and shipped assets found in", CONFIG_DIR.parent)
 PY
 "$opd" reproduce --help >/dev/null
