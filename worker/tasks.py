@@ -11,6 +11,7 @@ This module imports no Celery: worker.celery_app registers `execute_run` as the 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ def execute_run(store: Store, settings: Settings, run_id: int, attempt: int, wor
         log.info("run %s attempt %s: not queued as this attempt (duplicate or stale message): dropped",
                  run_id, attempt)
         return {"run_id": run_id, "attempt": attempt, "status": "refused"}
-    log.info("run %s attempt %s: claimed by %s (resume=%s)", run_id, attempt, worker_host, claim.resume)
+    log.info("run %s attempt %s: claimed by %s (resume=%s, torch threads=%s)", run_id, attempt, worker_host,
+             claim.resume, _torch_threads())
     run_dir = claim.config["out_dir"]
     try:
         sink = SqlSink(store, run_id, attempt, run_dir=run_dir,
@@ -82,6 +84,11 @@ def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
         return Outcome("failed", error=str(exc), traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other failure is recorded on the run, with its traceback
         return Outcome("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # imported by the worker's parent before it forked this process
+    return None if torch is None else torch.get_num_threads()
 
 
 def runnable_config(stored: dict[str, Any], data_dir: Path) -> RunConfig:
