@@ -5,7 +5,6 @@ tests/test_worker_faults.py)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import socket
@@ -230,3 +229,15 @@ def test_an_existing_store_migrates_to_the_status_history(tmp_path):
             text("SELECT created_at, queued_at, resumed_from_step FROM runs")).one()
     assert (queued_at, resumed_from_step) == (created_at, None)
     engine.dispose()
+
+
+def test_the_migrations_create_exactly_the_models(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from worker.models import Base
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []

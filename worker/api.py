@@ -1,8 +1,8 @@
 """The lab's Python API: the only module the dashboard imports (it never touches Celery or SQL itself).
 
 Actions: launch, launch_sweep, cancel, resume, delete, set_tags, set_notes. Queries: list_runs, get_run,
-run_events, metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything returned is a
-plain dataclass (see worker.queries) or dict of numpy arrays.
+run_events, metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything
+returned is a plain dataclass (see worker.queries) or dict of numpy arrays.
 
 Settings come from the environment (OPD_DATA_DIR, OPD_DATABASE_URL, OPD_BROKER_URL, ...) on first use, when the
 database is also migrated to the newest schema; `configure(settings)` points the API elsewhere (tests, tools).

@@ -190,12 +190,15 @@ def requeue_for_resume(store: Store, run_id: int, stale_after_seconds: float, *,
         return attempt, queue
 
 
-def mark_resent(store: Store, run_id: int, attempt: int, reason: str) -> bool:
+def mark_resent(store: Store, run_id: int, attempt: int, reason: str, older_than_seconds: float) -> bool:
     """A queued attempt whose message is lost is about to be sent again: restart its queued clock and say why.
-    False when it left `queued` meanwhile (then nothing is sent)."""
+    False when it left `queued` meanwhile, or another worker's reconciler just did the same (then nothing is
+    sent)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with store.session() as session:
         resent = bool(session.execute(
-            update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
+            update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued",
+                              func.coalesce(Run.queued_at, Run.created_at) < cutoff)
             .values(queued_at=utcnow())
         ).rowcount)
         if resent:

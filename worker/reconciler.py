@@ -60,7 +60,7 @@ def reconcile(store: Store, settings: Settings, send: Send) -> Tick:
                 continue
             reason = (f"re-queued: no live message after {settings.requeue_after_seconds:g} s "
                       f"(the broker lost it, or a worker took it and died before starting the run)")
-            if lifecycle.mark_resent(store, run_id, attempt, reason):
+            if lifecycle.mark_resent(store, run_id, attempt, reason, settings.requeue_after_seconds):
                 send(run_id, attempt, queue)
                 tick.resent.append(run_id)
     return tick
