@@ -84,6 +84,11 @@ def assert_every_step_once(lab, run_id: int, total: int) -> None:
     assert local == list(range(1, total + 1))
 
 
+def logged_steps(run_folder: Path) -> int:
+    """The newest step in the run folder's metrics.jsonl (written at every step, unlike the store)."""
+    return max((row["step"] for row in read_metrics(run_folder)), default=-1)
+
+
 def claims(worker_log: str, run_id: int) -> list[str]:
     return re.findall(rf"run {run_id} attempt (\d+): claimed", worker_log)
 
@@ -95,11 +100,12 @@ def test_a_run_queued_while_redis_restarts_is_re_sent_and_finishes_every_step_on
     settings = fault_settings(tmp_path / "data", broker_url=private_redis.url)
     lab = configure(settings)
     worker = workers.start(settings)
-    busy = lab.launch(config(steps=8, **SLOW_STEPS))  # keeps the worker busy while the other one waits
+    busy = lab.launch(config(steps=30, **SLOW_STEPS))  # keeps the worker busy while the other one waits
     waiting = lab.launch(config(steps=3))
     wait_for(lambda: lab.get_run(busy).status == "running", 120, "the first run to start")
 
     private_redis.restart()  # keeps nothing on disk: the waiting run's message is gone
+    assert lab.get_run(busy).status == "running", "the first run ended before Redis restarted: make it longer"
 
     first, second = wait_until_ended(lab, busy, 180), wait_until_ended(lab, waiting, 180)
     assert (first.status, second.status) == ("finished", "finished")
@@ -149,13 +155,14 @@ def test_postgresql_unreachable_across_a_runs_end_still_ends_it_finished_every_s
         settings = fault_settings(tmp_path / "data", database_url=proxied, end_deadline_seconds=end_deadline)
         lab = configure(settings)
         worker = workers.start(settings)
-        total = 8
-        run_id = lab.launch(config(steps=total, save_every=4, **SLOW_STEPS))
-        wait_for(lambda: lab.get_run(run_id).step >= 5, 120, "step 5")
+        total = 16
+        run_id = lab.launch(config(steps=total, save_every=8, **SLOW_STEPS))
         run_folder = lab.artifact_path(lab.get_run(run_id).out_dir)
+        wait_for(lambda: logged_steps(run_folder) >= 2, 120, "step 2 in the run folder")
 
-        proxy.cut()
+        proxy.cut()  # from mid-run until after the run's end
         cut_at = time.monotonic()
+        assert logged_steps(run_folder) < total, "the run ended before the outage began: make it longer"
         if end_deadline < 10:  # the worker gives up on the store and keeps the end in the run folder
             wait_for(lambda: (run_folder / "end.pending.json").is_file(), 120, "the end kept on disk")
         else:  # the worker keeps retrying the end
@@ -169,7 +176,7 @@ def test_postgresql_unreachable_across_a_runs_end_still_ends_it_finished_every_s
                        "the run to be recorded finished")
         assert (run.status, run.step, run.error) == ("finished", total, None)
         assert_every_step_once(lab, run_id, total)
-        assert [c.step for c in lab.checkpoints(run_id)] == [0, 4, 8]
+        assert [c.step for c in lab.checkpoints(run_id)] == [0, 8, 16]
         assert not (run_folder / "end.pending.json").exists()
         if end_deadline < 10:
             assert "recorded after a store outage" in lab.run_events(run_id)[-1].message
@@ -188,7 +195,9 @@ def test_a_killed_run_resumes_by_itself_from_its_last_checkpoint(tmp_path, confi
     first.kill_hard()
     workers.start(settings)
 
-    run = wait_until_ended(lab, run_id, 200)
+    # Between the kill and the second attempt the run reads as crashed: wait for the second attempt's end.
+    run = wait_for(lambda: (run := lab.get_run(run_id)).attempt == 2 and run.status not in ("queued", "running")
+                   and run, 200, "the second attempt to end")
     assert (run.status, run.attempt, run.error) == ("finished", 2, None)
     assert run.resumed_from_step is not None and run.resumed_from_step >= 3
     assert_every_step_once(lab, run_id, total)
