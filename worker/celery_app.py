@@ -18,9 +18,10 @@ while the first one is still training. That second delivery is harmless by const
 queued to running. It matches nothing for a run that is already running, finished, crashed or requeued as a
 newer attempt, so the duplicate is logged and acknowledged, and nothing else happens. Redelivery is never how a
 crash is handled: virtual transports (the filesystem broker) keep unacknowledged messages in worker memory, so
-a kill -9 loses them anyway. A dead worker is found by its run's stale heartbeat, and resuming is an explicit
-`api.resume`. For the same reason `task_reject_on_worker_lost` stays False: a pool child that dies (kill,
-out of memory) has its message acknowledged rather than re-run in a loop.
+a kill -9 loses them anyway. A dead worker is found by its run's stale heartbeat; resuming is an explicit
+`api.resume`, or automatic while the run's `max_attempts` allows (worker.reconciler, which also re-sends a
+queued run whose message is lost). For the same reason `task_reject_on_worker_lost` stays False: a pool child
+that dies (kill, out of memory) has its message acknowledged rather than re-run in a loop.
 
 Order. Queued runs start first in, first out: Redis lists are FIFO, and the filesystem broker uses
 worker.fifo_transport, whose message names sort in sending order (kombu's own names do not within a millisecond).
