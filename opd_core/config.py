@@ -148,6 +148,9 @@ class RunConfig:
     """Write a checkpoint every K steps (and at the end)."""
     out_dir: str = "runs/run"
     """Folder that receives everything the run writes (checkpoints, videos, metrics)."""
+    max_attempts: int = 1
+    """Attempts a lab run gets in all: a run that crashed (its worker was killed or lost) resumes by itself
+    from its newest checkpoint until it has used this many; 1 never resumes it automatically."""
 
     # ------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -189,6 +192,8 @@ class RunConfig:
             raise ConfigError("student_checkpoint", "a transformers student must be loaded from a checkpoint")
         if not self.out_dir:
             raise ConfigError("out_dir", "must name a folder")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts", f"must be at least 1, got {self.max_attempts}")
         return self
 
     def hf_settings(self) -> dict[str, Any]:

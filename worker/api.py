@@ -1,14 +1,17 @@
 """The lab's Python API: the only module the dashboard imports (it never touches Celery or SQL itself).
 
 Actions: launch, launch_sweep, cancel, resume, delete, set_tags, set_notes. Queries: list_runs, get_run,
-metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything returned is a
-plain dataclass (see worker.queries) or dict of numpy arrays.
+run_events, metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything
+returned is a plain dataclass (see worker.queries) or dict of numpy arrays.
 
 Settings come from the environment (OPD_DATA_DIR, OPD_DATABASE_URL, OPD_BROKER_URL, ...) on first use, when the
 database is also migrated to the newest schema; `configure(settings)` points the API elsewhere (tests, tools).
 Errors: ConfigError (a bad config, naming the field; nothing is written), StoreUnavailable (the database is
-busy or unreachable), QueueUnavailable (the broker refused the message), RunNotFound, RunStateError (e.g.
-resuming a finished run).
+busy or unreachable), QueueUnavailable (the broker refused the message; nothing was launched), RunNotFound,
+RunStateError (e.g. resuming a finished run).
+
+Importing this module imports no Celery and reads no environment: the first call does (Celery's app is built on
+the first send).
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ import shutil
 import threading
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from celery import Celery
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update
 
 from opd_core.config import ConfigError, RunConfig
 from worker import lifecycle, queries
-from worker.celery_app import RUN_TASK, ensure_broker_folders, make_celery, queue_for
+from worker.broker import RUN_TASK, ensure_broker_folders, queue_for
 from worker.metric_rows import MetricSeries
 from worker.migrate import upgrade_to_head
 from worker.models import Metric, Run, Sweep
-from worker.queries import CheckpointInfo, RunInfo, SweepInfo, VideoInfo
+from worker.queries import CheckpointInfo, RunEvent, RunInfo, SweepInfo, VideoInfo
+
+if TYPE_CHECKING:
+    from celery import Celery
 from worker.settings import INPUT_PATH_FIELDS, Settings
 from worker.store import Store, StoreUnavailable, describe_url, utcnow
 
@@ -38,12 +43,12 @@ __all__ = [
     "launch", "launch_sweep", "cancel", "resume", "delete", "set_tags", "set_notes", "list_runs", "get_run",
     "metric_keys", "metrics", "latest_metrics", "checkpoints", "videos", "list_sweeps", "artifact_path",
     "reap_stale", "configure", "settings", "ConfigError", "StoreUnavailable", "QueueUnavailable", "RunNotFound",
-    "RunStateError", "RunInfo", "CheckpointInfo", "VideoInfo", "SweepInfo", "MetricSeries",
+    "RunStateError", "RunInfo", "CheckpointInfo", "VideoInfo", "SweepInfo", "MetricSeries", "run_events", "RunEvent",
 ]
 
 
 class QueueUnavailable(RuntimeError):
-    """The broker could not take the run's message; the run is marked failed with this reason."""
+    """The broker could not take the run's message: nothing was launched (see launch, launch_sweep)."""
 
 
 class RunNotFound(KeyError):
@@ -67,8 +72,10 @@ class _Lab:
         self._celery: Celery | None = None
 
     @property
-    def celery(self) -> Celery:
+    def celery(self) -> "Celery":
         if self._celery is None:
+            from worker.celery_app import make_celery  # Celery is imported by the first send, not by the app
+
             ensure_broker_folders(self.settings)
             self._celery = make_celery(self.settings)
         return self._celery
@@ -106,14 +113,21 @@ def settings() -> Settings:
 def launch(config_or_dict: RunConfig | dict[str, Any], tags: Sequence[str] = (), notes: str = "",
            sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
     """Validate and queue a run; returns its id. A bad config raises ConfigError naming the field, before
-    anything is written. The run's out_dir is always `runs/<id>` under the data directory; relative paths in
-    teacher_checkpoint, student_checkpoint and demos are read relative to the data directory."""
+    anything is written. The run's out_dir is always `runs/<id>` under the data directory (the lab keeps every
+    run in its own folder, which workers on other machines share): a config's own out_dir is replaced, and the
+    run's history says so. Relative paths in teacher_checkpoint, student_checkpoint and demos are read relative
+    to the data directory. When the broker does not take the message, QueueUnavailable says why and no run is
+    left behind."""
     config = _validated(config_or_dict)
     lab = _current()
     run_id = lifecycle.create_run(lab.store, config.to_dict(), name=config.name, queue=queue_for(config.device),
                                   total_steps=config.total_steps, tags=tags, notes=notes, sweep_id=sweep_id,
                                   parent_run_id=parent_run_id)
-    _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+    try:
+        _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+    except QueueUnavailable as exc:
+        _forget_unsent(lab, [run_id])
+        raise QueueUnavailable(f"{exc}; nothing was launched") from exc.__cause__
     return run_id
 
 
@@ -136,8 +150,15 @@ def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list],
         run_ids = [lifecycle.add_run(session, lab.store, config.to_dict(), name=config.name,
                                      queue=queue_for(config.device), total_steps=config.total_steps,
                                      sweep_id=sweep_id) for config in configs]
-    for run_id, config in zip(run_ids, configs):
-        _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+    for index, (run_id, config) in enumerate(zip(run_ids, configs)):
+        try:
+            _send(lab, run_id, attempt=1, queue=queue_for(config.device))
+        except QueueUnavailable as exc:
+            sent = run_ids[:index]
+            _forget_unsent(lab, run_ids[index:], sweep_id=None if sent else sweep_id)
+            what = (f"runs {', '.join(map(str, sent))} of sweep {sweep_id} are queued, the other "
+                    f"{len(run_ids) - index} were not launched" if sent else "nothing was launched")
+            raise QueueUnavailable(f"{exc}; {what}") from exc.__cause__
     return sweep_id, run_ids
 
 
@@ -198,6 +219,11 @@ def list_runs(status: str | None = None, sweep_id: int | None = None, tag: str |
 
 def get_run(run_id: int) -> RunInfo | None:
     return queries.get_run(_current().store, run_id)
+
+
+def run_events(run_id: int) -> list[RunEvent]:
+    """The run's status history, oldest first: every status change, re-queue, resume and attempt, with why."""
+    return queries.run_events(_current().store, run_id)
 
 
 def metric_keys(run_ids: Sequence[int]) -> list[str]:
@@ -289,10 +315,21 @@ def _update_run(run_id: int, **values: Any) -> None:
 
 
 def _send(lab: _Lab, run_id: int, attempt: int, queue: str) -> None:
+    """Publish the run's message. A resumed run whose message is refused is marked failed with the reason
+    (`opd resume` again once the broker is back); a new run is removed by its caller."""
     try:
         lab.celery.send_task(RUN_TASK, args=[run_id, attempt], queue=queue, routing_key=queue)
     except Exception as exc:  # noqa: BLE001 - kombu raises many types for "the broker is not there"
-        reason = (f"could not queue the run: broker unavailable "
+        reason = (f"could not queue run {run_id}: broker unavailable "
                   f"({describe_url(lab.settings.broker_url) if lab.settings.broker_url else 'filesystem'}): {exc}")
-        lifecycle.mark_unqueued(lab.store, run_id, attempt, reason)
+        if attempt > 1:
+            lifecycle.mark_unqueued(lab.store, run_id, attempt, reason)
         raise QueueUnavailable(reason) from exc
+
+
+def _forget_unsent(lab: _Lab, run_ids: list[int], sweep_id: int | None = None) -> None:
+    """Remove runs whose message never reached the broker (and their sweep when none of its runs did)."""
+    with lab.store.session() as session:
+        session.execute(sql_delete(Run).where(Run.id.in_(run_ids), Run.status == "queued"))
+        if sweep_id is not None:
+            session.execute(sql_delete(Sweep).where(Sweep.id == sweep_id))

@@ -18,31 +18,45 @@ while the first one is still training. That second delivery is harmless by const
 queued to running. It matches nothing for a run that is already running, finished, crashed or requeued as a
 newer attempt, so the duplicate is logged and acknowledged, and nothing else happens. Redelivery is never how a
 crash is handled: virtual transports (the filesystem broker) keep unacknowledged messages in worker memory, so
-a kill -9 loses them anyway. A dead worker is found by its run's stale heartbeat, and resuming is an explicit
-`api.resume`. For the same reason `task_reject_on_worker_lost` stays False: a pool child that dies (kill,
-out of memory) has its message acknowledged rather than re-run in a loop.
+a kill -9 loses them anyway. A dead worker is found by its run's stale heartbeat; resuming is an explicit
+`api.resume`, or automatic while the run's `max_attempts` allows (worker.reconciler, which also re-sends a
+queued run whose message is lost). For the same reason `task_reject_on_worker_lost` stays False: a pool child
+that dies (kill, out of memory) has its message acknowledged rather than re-run in a loop.
 
-Processes. One run per pool process (`--concurrency`, default 1) and a fresh pool process per run
-(`worker_max_tasks_per_child=1`), so a run's memory, CUDA context and threads are returned when it ends. The
-parent imports the training code once (never touching CUDA, which must not be initialised before a fork), so
-each fresh child starts in milliseconds; a forked child first drops the database connections it inherited.
+Order. Queued runs start first in, first out: Redis lists are FIFO, and the filesystem broker uses
+worker.fifo_transport, whose message names sort in sending order (kombu's own names do not within a millisecond).
+
+Processes. One run per pool process (`--concurrency`, default: the machine's cores) and a fresh pool process per
+run (`worker_max_tasks_per_child=1`), so a run's memory, CUDA context and threads are returned when it ends; each
+run uses one torch thread, so that N runs share N cores instead of oversubscribing them. The parent imports the
+training code once (never touching CUDA, which must not be initialised before a fork), so each fresh child starts
+in milliseconds; a forked child first drops the database connections it inherited.
+
+Nothing happens at import: `make_celery(settings)` builds a client app for whoever sends (worker.api, on first
+use), and `build_worker_app(settings)` the worker's own app (the `opd worker` entry point), which registers the
+task and the start-up hooks, among them the reconciler (worker.reconciler) on its timer.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+import threading
+from dataclasses import dataclass, field
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
+from worker.broker import (FIFO_FILESYSTEM_TRANSPORT, RUN_TASK, broker_folders, ensure_broker_folders,
+                           queue_for)
 from worker.settings import QUEUES, Settings
 from worker.store import Store
 
-log = logging.getLogger(__name__)
+__all__ = ["RUN_TASK", "broker_options", "build_worker_app", "ensure_broker_folders", "make_celery", "queue_for"]
 
-RUN_TASK = "opd.run_training"
+log = logging.getLogger(__name__)
 
 
 def broker_options(settings: Settings) -> dict:
@@ -52,6 +66,7 @@ def broker_options(settings: Settings) -> dict:
     folders = broker_folders(settings)
     return {
         "broker_url": "filesystem://localhost//",  # the host is ignored; naming it silences a kombu warning
+        "broker_transport": FIFO_FILESYSTEM_TRANSPORT,
         "broker_transport_options": {
             "data_folder_in": str(folders["queue"]),
             "data_folder_out": str(folders["queue"]),
@@ -65,18 +80,8 @@ def broker_options(settings: Settings) -> dict:
     }
 
 
-def broker_folders(settings: Settings) -> dict:
-    return {name: settings.broker_dir / name for name in ("queue", "control", "processed")}
-
-
-def ensure_broker_folders(settings: Settings) -> None:
-    """Create the filesystem broker's folders (called by whoever sends or consumes, not at import)."""
-    if not settings.broker_url:
-        for folder in broker_folders(settings).values():
-            folder.mkdir(parents=True, exist_ok=True)
-
-
 def make_celery(settings: Settings) -> Celery:
+    """A Celery app for these settings, without tasks: what a sender needs (send_task by name)."""
     app = Celery("opd", set_as_current=False)
     app.conf.update(
         **broker_options(settings),
@@ -98,38 +103,78 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def queue_for(device: str) -> str:
-    return "gpu" if device.startswith("cuda") else "cpu"
+# ---- the worker's own app (one per worker process tree) -------------------------------------------------------
+@dataclass
+class WorkerContext:
+    """What the worker's processes share: its settings, its app, its store (opened lazily, once per process)."""
+
+    settings: Settings
+    app: Celery
+    _store: Store | None = None
+    _reconciler_stop: threading.Event = field(default_factory=threading.Event)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings)
+        return self._store
 
 
-# ---- the worker's own app and store (one per worker process tree) ---------------------------------------------
-worker_settings = Settings.from_env()
-app = make_celery(worker_settings)
-app.conf.include = ["worker.tasks"]
-_store: Store | None = None
+_context: WorkerContext | None = None
 
 
-def worker_store() -> Store:
-    global _store
-    if _store is None:
-        _store = Store(worker_settings)
-    return _store
+def build_worker_app(settings: Settings) -> Celery:
+    """The worker's app: the run task registered, start-up hooks connected. Called once by `opd worker`."""
+    global _context
+    app = make_celery(settings)
+    app.task(name=RUN_TASK, bind=True, acks_late=True, ignore_result=True)(_run_training)
+    _context = WorkerContext(settings=settings, app=app)
+    worker_init.connect(_prepare_worker, weak=False, dispatch_uid="opd.prepare_worker")
+    worker_ready.connect(_start_reconciler, weak=False, dispatch_uid="opd.start_reconciler")
+    worker_shutdown.connect(_stop_reconciler, weak=False, dispatch_uid="opd.stop_reconciler")
+    worker_process_init.connect(_after_fork, weak=False, dispatch_uid="opd.after_fork")
+    return app
 
 
-@worker_init.connect
+def worker_context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("the worker app was not built: start workers with `opd worker`")
+    return _context
+
+
+def _run_training(task, run_id: int, attempt: int) -> dict:
+    from worker.tasks import execute_run
+
+    context = worker_context()
+    host = task.request.hostname or socket.gethostname()
+    return execute_run(context.store(), context.settings, run_id, attempt, host)
+
+
 def _prepare_worker(**_) -> None:
-    """In the worker's main process, before the pool forks: migrate, mark dead runs, import the training code."""
-    from worker import lifecycle
+    """In the worker's main process, before the pool forks: migrate, import the training code."""
     from worker.migrate import upgrade_to_head
 
-    ensure_broker_folders(worker_settings)
-    store = worker_store()
-    upgrade_to_head(store.engine)
-    crashed = lifecycle.reap_stale(store, worker_settings.stale_after_seconds)
-    if crashed:
-        log.warning("runs with a stale heartbeat marked crashed: %s", crashed)
-    _prune_processed_messages(worker_settings)
+    context = worker_context()
+    ensure_broker_folders(context.settings)
+    upgrade_to_head(context.store().engine)
+    _prune_processed_messages(context.settings)
     _preload_training_code()
+
+
+def _start_reconciler(**_) -> None:
+    """Once the worker consumes: reconcile now (stale runs, stranded messages, unrecorded ends), then on a timer."""
+    from worker.reconciler import run_forever
+
+    context = worker_context()
+    # Its own engine: pool processes forked while this thread works must not inherit a connection in use.
+    store = Store(context.settings)
+    thread = threading.Thread(target=run_forever, name="opd-reconciler", daemon=True,
+                              args=(store, context.settings, context.app, context._reconciler_stop))
+    thread.start()
+
+
+def _stop_reconciler(**_) -> None:
+    if _context is not None:
+        _context._reconciler_stop.set()
 
 
 def _prune_processed_messages(settings: Settings, older_than_seconds: float = 7 * 86400) -> None:
@@ -157,7 +202,10 @@ def _preload_training_code() -> None:
         raise RuntimeError("CUDA was initialised in the worker's parent process: forked runs would break")
 
 
-@worker_process_init.connect
 def _after_fork(**_) -> None:
-    if _store is not None:
-        _store.after_fork()
+    """In each fresh pool process (one per run): its own database connections, one torch thread."""
+    if _context is not None and _context._store is not None:
+        _context._store.after_fork()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

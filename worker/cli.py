@@ -27,13 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OpdError, StoreUnavailable, QueueUnavailable, RunNotFound, RunStateError) as exc:
         print(f"opd: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `opd runs | head`: the reader left; stop quietly, as a killed-by-SIGPIPE tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own final flush of stdout must not raise again
+        return 128 + 13
 
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="start a worker that runs queued runs (Celery)")
     worker.add_argument("-Q", "--queues", default=["cpu"], type=_queue_list,
                         help=f"comma-separated queues to consume ({', '.join(QUEUES)}; default cpu)")
-    worker.add_argument("--concurrency", type=int, default=1, help="runs at the same time (one process each)")
+    worker.add_argument("-c", "--concurrency", type=_positive_int, default=None,
+                        help="runs at the same time, one process and one torch thread each "
+                             "(default: the machine's cores)")
     worker.add_argument("--hostname", default=None, help="Celery node name (default: opd-<pid>@<host>)")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_cmd_worker)
@@ -75,6 +81,16 @@ def _queue_list(text: str) -> list[str]:
     return queues
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _add_overrides(command: argparse.ArgumentParser) -> None:
     command.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                          help="override a config field (YAML value), repeatable")
@@ -82,20 +98,29 @@ def _add_overrides(command: argparse.ArgumentParser) -> None:
 
 # ---- handlers -------------------------------------------------------------------------------------------
 def _cmd_worker(args) -> int:
-    from worker.celery_app import app
+    from worker.celery_app import build_worker_app
+    from worker.settings import Settings
 
+    app = build_worker_app(Settings.from_env())
+    concurrency = args.concurrency or os.cpu_count() or 1
     # Several workers may share a host: give each its own node name unless told otherwise.
     hostname = args.hostname or f"opd-{os.getpid()}@%h"
-    app.worker_main(["worker", "--pool", "prefork", "-Q", ",".join(args.queues), "--concurrency", str(args.concurrency),
+    app.worker_main(["worker", "--pool", "prefork", "-Q", ",".join(args.queues), "--concurrency", str(concurrency),
                      "--hostname", hostname, "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"])
     return 0
 
 
 def _cmd_launch(args) -> int:
     from worker import api
+    from worker.lifecycle import DEFAULT_OUT_DIR
 
+    _refuse_out_dir_override(args.set)
     config = _absolute_inputs(load_config_with_overrides(args.config, args.set))
-    print(api.launch(config, tags=args.tag, notes=args.notes))
+    run_id = api.launch(config, tags=args.tag, notes=args.notes)
+    print(run_id)
+    if config.out_dir not in ("", DEFAULT_OUT_DIR, api.settings().run_dir(run_id)):
+        print(f"opd: note: out_dir {config.out_dir!r} from {args.config} is replaced by the run folder "
+              f"{api.settings().run_dir(run_id)} under the data directory", file=sys.stderr)
     return 0
 
 
@@ -104,6 +129,7 @@ def _cmd_sweep(args) -> int:
 
     from worker import api
 
+    _refuse_out_dir_override(args.set)
     config = _absolute_inputs(load_config_with_overrides(args.config, args.set))
     grid = {}
     for item in args.grid:
@@ -147,6 +173,16 @@ def _cmd_resume(args) -> int:
     api.resume(args.run_id)
     print("queued")
     return 0
+
+
+def _refuse_out_dir_override(overrides: list[str]) -> None:
+    """A launched run always writes to runs/<id> under the data directory: asking for another folder is refused
+    rather than silently ignored (an out_dir inside the YAML file, shared with `opd train`, is replaced; the
+    run's history says so)."""
+    if any(item.split("=", 1)[0].strip() == "out_dir" for item in overrides):
+        raise ConfigError("out_dir", "a launched run always writes to runs/<id> under the data directory "
+                                     "(OPD_DATA_DIR); drop --set out_dir=..., or use `opd train` for a folder of "
+                                     "your choice")
 
 
 def _absolute_inputs(config):

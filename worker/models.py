@@ -78,6 +78,26 @@ class Run(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    queued_at: Mapped[datetime | None]
+    """When the current attempt's message was (last) sent: the reconciler re-sends a run queued too long
+    with no message waiting for it."""
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer)
+    """The checkpoint step the current attempt resumed from (None: it started from scratch)."""
+
+
+class RunEvent(Base):
+    """A run's status history: every status change, re-queue, resume and attempt, with why."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index(None, "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    """queued | running | finished | failed | cancelled | crashed | cancel | requeued | resume | resumed |
+    replayed"""
+    message: Mapped[str] = mapped_column(Text, default="")
 
 
 class Metric(Base):

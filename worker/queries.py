@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 from sqlalchemy import not_, or_, select
 
-from worker.lifecycle import is_stale_running
+from worker.lifecycle import is_stale_running, lost_worker_reason
 from worker.metric_rows import MetricSeries, read_keys, read_latest, read_series
 from worker.models import Checkpoint, Run, Sweep, Video
+from worker.models import RunEvent as RunEventRow
 from worker.store import Store, utcnow
 
 
@@ -44,6 +45,18 @@ class RunInfo:
     parent_run_id: int | None = None
     sweep_id: int | None = None
     cancel_requested: bool = False
+    resumed_from_step: int | None = None
+    """The checkpoint step the current attempt resumed from; None when it started from scratch."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's status history (api.run_events)."""
+
+    at: datetime
+    kind: str
+    """queued | running | finished | failed | cancelled | crashed | cancel | requeued | resume | resumed"""
+    message: str
 
 
 @dataclass(frozen=True)
@@ -100,15 +113,26 @@ def get_run(store: Store, run_id: int) -> RunInfo | None:
         return None if run is None else _run_info(run, store.settings.stale_after_seconds)
 
 
+def run_events(store: Store, run_id: int) -> list[RunEvent]:
+    """Oldest first."""
+    with store.session() as session:
+        rows = session.scalars(select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(RunEventRow.id))
+        return [RunEvent(_aware(row.at), row.kind, row.message) for row in rows]
+
+
 def _run_info(run: Run, stale_after_seconds: float) -> RunInfo:
+    status = effective_status(run.status, run.heartbeat_at, stale_after_seconds)
+    error = run.error
+    if status == "crashed" and not error:  # a crash is never shown without its reason
+        error = lost_worker_reason(stale_after_seconds)
     return RunInfo(
-        id=run.id, name=run.name, status=effective_status(run.status, run.heartbeat_at, stale_after_seconds),
+        id=run.id, name=run.name, status=status,
         queue=run.queue, attempt=run.attempt, progress=run.progress, step=run.step, total_steps=run.total_steps,
         config=run.config, out_dir=run.config.get("out_dir", ""), created_at=_aware(run.created_at),
         started_at=_aware(run.started_at), finished_at=_aware(run.finished_at),
-        heartbeat_at=_aware(run.heartbeat_at), worker_host=run.worker_host, error=run.error,
+        heartbeat_at=_aware(run.heartbeat_at), worker_host=run.worker_host, error=error,
         traceback=run.traceback, tags=list(run.tags or []), notes=run.notes or "", parent_run_id=run.parent_run_id,
-        sweep_id=run.sweep_id, cancel_requested=run.cancel_requested,
+        sweep_id=run.sweep_id, cancel_requested=run.cancel_requested, resumed_from_step=run.resumed_from_step,
     )
 
 

@@ -1,4 +1,4 @@
-"""Where the lab keeps its state, read from the environment once.
+"""Where the lab keeps its state, read from the environment when a process starts using the lab (never at import).
 
 One data directory holds everything by default: the SQLite database, the filesystem broker's folders and one
 folder per run (`runs/<run_id>/`, the run's `out_dir`). `OPD_DATABASE_URL` and `OPD_BROKER_URL` switch to
@@ -35,6 +35,14 @@ class Settings:
     """Smallest interval between two reads of the cancel flag (a primary-key lookup, so it can be short)."""
     sqlite_busy_timeout_seconds: float = 10.0
     """How long a SQLite statement waits for another process's write lock before StoreUnavailable."""
+    reconcile_seconds: float = 30.0
+    """How often each worker's reconciler looks for stranded queued runs, crashed runs to resume and run ends
+    that an outage kept from the store (it also runs once when the worker starts)."""
+    requeue_after_seconds: float = 120.0
+    """A run queued this long with no message waiting for it in the broker is sent again."""
+    end_deadline_seconds: float = 300.0
+    """How long the end of a run (last metrics, checkpoint rows, final status) keeps retrying a store that is
+    down before the worker leaves it on disk (run folder) for the next contact to replay."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -47,6 +55,9 @@ class Settings:
             heartbeat_seconds=min(2.0, float(env.get("OPD_HEARTBEAT_SECONDS", 1.0))),
             cancel_poll_seconds=float(env.get("OPD_CANCEL_POLL_SECONDS", 0.1)),
             sqlite_busy_timeout_seconds=float(env.get("OPD_SQLITE_BUSY_TIMEOUT", 10.0)),
+            reconcile_seconds=float(env.get("OPD_RECONCILE_SECONDS", 30.0)),
+            requeue_after_seconds=float(env.get("OPD_REQUEUE_AFTER_SECONDS", 120.0)),
+            end_deadline_seconds=float(env.get("OPD_END_DEADLINE_SECONDS", 300.0)),
         )
 
     @property
@@ -71,4 +82,7 @@ class Settings:
             "OPD_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
             "OPD_CANCEL_POLL_SECONDS": str(self.cancel_poll_seconds),
             "OPD_SQLITE_BUSY_TIMEOUT": str(self.sqlite_busy_timeout_seconds),
+            "OPD_RECONCILE_SECONDS": str(self.reconcile_seconds),
+            "OPD_REQUEUE_AFTER_SECONDS": str(self.requeue_after_seconds),
+            "OPD_END_DEADLINE_SECONDS": str(self.end_deadline_seconds),
         }

@@ -8,6 +8,9 @@
   gap even when the checkpoint it resumes from is newer than the last flush.
 - The heartbeat transaction names the attempt this worker holds; when it matches nothing (the run was resumed
   elsewhere or deleted), the sink stops writing and `stop_requested` turns True.
+- `close(deadline_seconds)` retries the final flush (metrics and artifact rows) until the deadline and says
+  whether it got through; what it could not write stays in the run folder's files, from which
+  `restore_from_run_folder` writes it later (worker.run_end).
 """
 
 from __future__ import annotations
@@ -86,18 +89,19 @@ class SqlSink:
         with self.store.session() as session:
             delete_after(session, self.run_id, step)
             lifecycle.forget_after(session, self.run_id, step)
-            self._restore_unflushed(session, step)
+            restore_from_run_folder(session, self.run_id, self.store.data_dir, self.run_dir, step)
+            lifecycle.record_resumed(session, self.run_id, self.attempt, step)
 
-    def close(self) -> None:
-        """Stop the heartbeat thread and flush what is left (raises StoreUnavailable if that final write fails:
-        the rows are still in the run folder, and a resume restores them)."""
+    def close(self, deadline_seconds: float = 3.0) -> bool:
+        """Stop the heartbeat thread and flush what is left, retrying for up to `deadline_seconds` while the
+        store is unavailable. False when it did not get through: the rows are still in the run folder."""
         if self._closed:
-            return
+            return True
         self._closed = True
         self._stop.set()
         self._thread.join(timeout=30)
         try:
-            self._flush_or_retry()
+            return self._flush_until(time.monotonic() + deadline_seconds)
         finally:
             self._local.close()
 
@@ -127,13 +131,7 @@ class SqlSink:
 
     def stored_path(self, path: str) -> str:
         """A path the loop reported (relative to out_dir) as the database stores it (relative to the data dir)."""
-        path_obj = Path(path)
-        if path_obj.is_absolute():
-            try:
-                return path_obj.relative_to(self.store.data_dir).as_posix()
-            except ValueError:
-                return path_obj.as_posix()
-        return f"{self.run_dir}/{path_obj.as_posix()}"
+        return stored_path(self.store.data_dir, self.run_dir, path)
 
     def flush(self) -> None:
         """Write buffered metrics and progress, and beat the heartbeat, in one transaction."""
@@ -176,15 +174,22 @@ class SqlSink:
                                 self._heartbeat_seconds, exc)
                 failing = True
 
-    def _flush_or_retry(self, attempts: int = 3) -> None:
-        for attempt in range(attempts):
+    def _flush_until(self, deadline: float) -> bool:
+        tries = 0
+        while True:
             try:
                 self.flush()
-                return
-            except Exception:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(1.0)
+                if tries:
+                    log.warning("run %s: final flush got through after %d retries", self.run_id, tries)
+                return True
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("run %s: final flush still failing at the deadline: %s", self.run_id, exc)
+                    return False
+                if not tries:
+                    log.warning("run %s: final flush failed, retrying until the deadline: %s", self.run_id, exc)
+                tries += 1
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     def _record(self, write: Callable[[], None]) -> None:
         if not self._owned:
@@ -200,22 +205,40 @@ class SqlSink:
             self._pending_records[0]()
             self._pending_records.pop(0)
 
-    def _restore_unflushed(self, session, step: int) -> None:
-        flushed_until = max_step(session, self.run_id)
-        start = -1 if flushed_until is None else flushed_until  # that step may have been flushed in part
-        now = time.time()
-        points = [MetricPoint(key, row["step"], value, now)
-                  for row in read_metrics(self.out_dir) if start <= row["step"] <= step
-                  for key, value in row.items() if key != "step"]
-        upsert_metrics(session, self.run_id, points)
-        for row in _read_jsonl(self.out_dir / "checkpoints.jsonl"):
-            if row["step"] <= step:
-                lifecycle.put_checkpoint(session, self.run_id, row["step"], self.stored_path(row["path"]),
-                                         row.get("summary") or {})
-        for row in _read_jsonl(self.out_dir / "videos.jsonl"):
-            if row["step"] <= step:
-                lifecycle.put_video(session, self.run_id, row["step"], row["task"], row["success"],
-                                    self.stored_path(row["path"]))
+
+def restore_from_run_folder(session, run_id: int, data_dir: Path, run_dir: str, step: int | None) -> None:
+    """Write what the run folder's files (the write-ahead log) hold up to `step` (None: all of it) and the store
+    may lack: metric rows from the newest flushed step on (that step may have been flushed in part), every
+    checkpoint and video row. Upserts and replacements only, so writing twice changes nothing."""
+    up_to = float("inf") if step is None else step
+    out_dir = data_dir / run_dir
+    flushed_until = max_step(session, run_id)
+    start = -1 if flushed_until is None else flushed_until
+    now = time.time()
+    points = [MetricPoint(key, row["step"], value, now)
+              for row in read_metrics(out_dir) if start <= row["step"] <= up_to
+              for key, value in row.items() if key != "step"]
+    upsert_metrics(session, run_id, points)
+    for row in _read_jsonl(out_dir / "checkpoints.jsonl"):
+        if row["step"] <= up_to:
+            lifecycle.put_checkpoint(session, run_id, row["step"], stored_path(data_dir, run_dir, row["path"]),
+                                     row.get("summary") or {})
+    for row in _read_jsonl(out_dir / "videos.jsonl"):
+        if row["step"] <= up_to:
+            lifecycle.put_video(session, run_id, row["step"], row["task"], row["success"],
+                                stored_path(data_dir, run_dir, row["path"]))
+
+
+def stored_path(data_dir: Path, run_dir: str, path: str) -> str:
+    """A path the loop reported (relative to out_dir, or absolute) as the database stores it (relative to the
+    data directory)."""
+    path_obj = Path(path)
+    if path_obj.is_absolute():
+        try:
+            return path_obj.relative_to(data_dir).as_posix()
+        except ValueError:
+            return path_obj.as_posix()
+    return f"{run_dir}/{path_obj.as_posix()}"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,14 +1,18 @@
-"""The one Celery task: run one attempt of one run through opd_core.train, recording the outcome in the store.
+"""What the one Celery task does: run one attempt of one run through opd_core.train, recording the outcome.
 
 A run's failure is data, not a task failure: the task records `failed` with a message a researcher can act on
 (an OpdError's or ConfigError's own message; other exceptions as "Type: message") and the traceback separately,
-then returns normally so that Celery has nothing to retry.
+then returns normally so that Celery has nothing to retry. The end survives a store outage (worker.run_end):
+the last rows and the status are retried until `end_deadline_seconds`, then kept on disk and replayed.
+
+This module imports no Celery: worker.celery_app registers `execute_run` as the task when it builds the worker.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
+import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +22,13 @@ from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import OpdError
 
 from worker import lifecycle
-from worker.celery_app import RUN_TASK, app, worker_settings, worker_store
 from worker.lifecycle import Claim
+from worker.run_end import RunEnd, record_end
 from worker.settings import INPUT_PATH_FIELDS, Settings
 from worker.sql_sink import SqlSink
-from worker.store import Store
+from worker.store import Store, utcnow
 
 log = logging.getLogger(__name__)
-
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -36,38 +38,39 @@ class Outcome:
     traceback: str | None = None
 
 
-@app.task(name=RUN_TASK, bind=True, acks_late=True, ignore_result=True)
-def run_training(self, run_id: int, attempt: int) -> dict[str, Any]:
-    host = self.request.hostname or socket.gethostname()
-    return execute_run(worker_store(), worker_settings, run_id, attempt, host)
-
-
 def execute_run(store: Store, settings: Settings, run_id: int, attempt: int, worker_host: str) -> dict[str, Any]:
     claim = lifecycle.claim(store, run_id, attempt, worker_host)
     if claim is None:
         log.info("run %s attempt %s: not queued as this attempt (duplicate or stale message): dropped",
                  run_id, attempt)
         return {"run_id": run_id, "attempt": attempt, "status": "refused"}
-    log.info("run %s attempt %s: claimed by %s (resume=%s)", run_id, attempt, worker_host, claim.resume)
+    log.info("run %s attempt %s: claimed by %s (resume=%s, torch threads=%s)", run_id, attempt, worker_host,
+             claim.resume, _torch_threads())
+    run_dir = claim.config["out_dir"]
     try:
-        sink = SqlSink(store, run_id, attempt, run_dir=claim.config["out_dir"],
+        sink = SqlSink(store, run_id, attempt, run_dir=run_dir,
                        heartbeat_seconds=settings.heartbeat_seconds, cancel_poll_seconds=settings.cancel_poll_seconds)
     except OSError as exc:  # e.g. a shared data directory that is not mounted on this worker
         lifecycle.finish(store, run_id, attempt, "failed", error=f"cannot write the run folder: {exc}",
                          traceback=traceback.format_exc())
         return {"run_id": run_id, "attempt": attempt, "status": "failed"}
+    outcome = Outcome("failed", error="the worker stopped during the run")
     try:
         outcome = _train(claim, sink, store.data_dir)
     finally:
-        sink.close()  # flushes every metric before the status says the run ended
+        # Every metric and artifact row before the status says the run ended; both retried until one deadline.
+        deadline = time.monotonic() + settings.end_deadline_seconds
+        flushed = sink.close(settings.end_deadline_seconds)
     if not sink.owned:
         log.warning("run %s attempt %s: lost to a newer attempt; its outcome is not recorded", run_id, attempt)
         return {"run_id": run_id, "attempt": attempt, "status": "lost"}
-    lifecycle.finish(store, run_id, attempt, outcome.status, step=outcome.step, error=outcome.error,
-                     traceback=outcome.traceback)
-    log.info("run %s attempt %s: %s%s", run_id, attempt, outcome.status,
-             f" ({outcome.error})" if outcome.error else "")
-    return {"run_id": run_id, "attempt": attempt, "status": outcome.status}
+    end = RunEnd(run_id=run_id, attempt=attempt, run_dir=run_dir, status=outcome.status, step=outcome.step,
+                 error=outcome.error, traceback=outcome.traceback, ended_at=utcnow().isoformat(),
+                 worker_host=worker_host)
+    recorded = record_end(store, end, flushed=flushed, deadline=deadline)
+    log.info("run %s attempt %s: %s%s (%s)", run_id, attempt, outcome.status,
+             f" ({outcome.error})" if outcome.error else "", recorded)
+    return {"run_id": run_id, "attempt": attempt, "status": outcome.status if recorded != "lost" else "lost"}
 
 
 def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
@@ -81,6 +84,11 @@ def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
         return Outcome("failed", error=str(exc), traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other failure is recorded on the run, with its traceback
         return Outcome("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # imported by the worker's parent before it forked this process
+    return None if torch is None else torch.get_num_threads()
 
 
 def runnable_config(stored: dict[str, Any], data_dir: Path) -> RunConfig:
