@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the offline model builders
 
 from opd_core import bench
 from opd_core.checkpoint import load_policy
 from opd_core.config import RunConfig
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.envs.tabletop.tasks import CATALOG
-from opd_core.policies.hf_tiny import build_tiny_llava
+
+from hf_models import build_tiny_llava  # noqa: E402
 
 
 def tokens_per_state(model_dir: Path) -> int:

@@ -8,13 +8,12 @@ from the checkpoint (`dataset_statistics.json` or `config.norm_stats`, chosen by
 
 Decoding is `autoregressive` (dimension d conditioned on the bins of earlier dimensions; teacher-forced when
 scoring stored actions) or `parallel` (OpenVLA-OFT style: `chunk_size * 7` placeholder tokens scored in one pass).
-Nothing is ever downloaded: loading runs with `local_files_only` and HF_HUB_OFFLINE.
+Nothing is ever downloaded: every load passes `local_files_only=True` (importing this module changes nothing).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
 from opd_core.policies.base import Policy, register_policy, sample_bins
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SETTINGS_FILE = "opd_vla.json"
 """Optional file in a model directory with HFVLASettings fields, so a checkpoint carries its own conventions."""
