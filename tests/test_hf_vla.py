@@ -12,7 +12,6 @@ from opd_core.checkpoint import load_policy, save_checkpoint
 from opd_core.errors import CheckpointError, TokenizerMismatchError
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.policies import build_policy
-from hf_models import build_tiny_llava
 from opd_core.sinks import LocalDirSink
 from opd_core.tokenizer import ActionTokenizer
 from opd_core.train import train
