@@ -25,6 +25,7 @@ from opd_core.config import OPENVLA_PROMPT
 from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
 from opd_core.policies.base import Policy, register_policy, sample_bins
+from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
 
 SETTINGS_FILE = "opd_vla.json"
@@ -49,6 +50,9 @@ class HFVLASettings:
     lora_target: str = r".*language_model.*\.(q_proj|v_proj)"
     """Regex of modules that get LoRA (a plain ['q_proj','v_proj'] would also hit the vision tower)."""
     gradient_checkpointing: bool = False
+    kv_cache: str = "auto"
+    """Autoregressive sampling with past_key_values: on, off, or auto (on for transformers' own classes; remote
+    code such as OpenVLA's, whose cached step takes one query at a time, decodes without it)."""
     base_model_dir: str = ""
     """LoRA runs: the frozen base the adapters apply to (recorded for exact resume)."""
 
@@ -164,7 +168,7 @@ class TransformersVLA(Policy):
         images = [image for image in obs.image]
         batch = self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
         dtype = next(self.model.parameters()).dtype
-        out = {k: v.to(self.device) for k, v in batch.items()}
+        out = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}  # PaliGemma's processor adds labels
         if "pixel_values" in out:
             out["pixel_values"] = out["pixel_values"].to(dtype)
         return out
@@ -179,12 +183,7 @@ class TransformersVLA(Policy):
     def _score(self, inputs: dict[str, torch.Tensor], appended: torch.Tensor) -> torch.Tensor:
         """Bin logits [B, n(+1), 256]: parallel decoding reads the n appended placeholders; autoregressive
         decoding reads the last prompt position and each appended token (n + 1 predictions)."""
-        mask = inputs["attention_mask"]
-        ids = torch.cat([inputs["input_ids"], appended], dim=1)
-        mask = torch.cat([mask, torch.ones_like(appended)], dim=1)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, **extra)
+        out = self.model(**full_sequence(self.model, inputs, appended))
         n = appended.shape[1]
         prompt_len = inputs["input_ids"].shape[1]
         if self.settings.decoding == "parallel":
@@ -212,13 +211,31 @@ class TransformersVLA(Policy):
             logits = self(obs)
             bins, logp = sample_bins(logits, temperature, generator)
             return bins, logp, logits
+        was_training = self.model.training
+        self.model.eval()  # rollouts sample without dropout, and gradient checkpointing would drop the cache
+        try:
+            return self._sample_autoregressive(obs, temperature, _generator_on(generator, self.device))
+        finally:
+            self.model.train(was_training)
+
+    def _uses_cache(self) -> bool:
+        if self.settings.kv_cache == "auto":
+            return supports_batched_cache(self.model)
+        return self.settings.kv_cache == "on"
+
+    def _sample_autoregressive(self, obs: Observation, temperature: float, generator: torch.Generator | None):
         inputs = self._inputs(obs)
         dims = self.chunk_size * ACTION_DIM
+        if self._uses_cache():
+            cached = sample_with_cache(self.model, inputs, dims, self._bin_logits, self._action_ids, temperature,
+                                       generator)
+            if cached is not None:
+                return cached
         chosen = torch.zeros(len(obs), 0, dtype=torch.long, device=self.device)
         all_logits, all_logp = [], []
-        for _ in range(dims):  # token by token; fine for 7-56 tokens, and exact w.r.t. the scoring pass
+        for _ in range(dims):  # uncached: the whole prompt again for every token (remote code without a batched cache)
             logits = self._score(inputs, self._action_ids(chosen))[:, -1:]
-            bins, logp = sample_bins(logits, temperature, _generator_on(generator, self.device))
+            bins, logp = sample_bins(logits, temperature, generator)
             chosen = torch.cat([chosen, bins], dim=1)
             all_logits.append(logits)
             all_logp.append(logp)
