@@ -14,6 +14,7 @@ Nothing is ever downloaded: every load passes `local_files_only=True` (importing
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from opd_core.config import OPENVLA_PROMPT
 from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
 from opd_core.policies.base import Policy, register_policy, sample_bins
-from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache
+from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache, takes_position_ids
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
 
 SETTINGS_FILE = "opd_vla.json"
@@ -163,8 +164,35 @@ class TransformersVLA(Policy):
         return asdict(self.settings)
 
     # -- scoring ------------------------------------------------------------------------------------
+    def _prompts(self, obs: Observation) -> list[str]:
+        return [self.settings.prompt_template.format(instruction=text.lower()) for text in obs.instructions]
+
+    def _equal_length_groups(self, obs: Observation) -> list[np.ndarray] | None:
+        """Indices of queries whose prompts have the same length, when the model cannot take left padding (its
+        forward has no position_ids, as OpenVLA's: padding would shift positions and, since it inserts the image
+        after the first token, move <BOS> behind the image). Each group is then batched without padding."""
+        if takes_position_ids(self.model):
+            return None
+        text_tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        groups: dict[int, list[int]] = {}
+        for i, ids in enumerate(text_tokenizer(self._prompts(obs))["input_ids"]):
+            groups.setdefault(len(ids), []).append(i)
+        return [np.array(index) for index in groups.values()] if len(groups) > 1 else None
+
+    def _per_group(self, obs: Observation, fn):
+        """fn(index, part) on each equal-length group (index None: the whole batch at once), reassembled in the
+        queries' order (tensors or tuples of them)."""
+        groups = self._equal_length_groups(obs)
+        if groups is None:
+            return fn(None, obs)
+        parts = [fn(torch.from_numpy(index), obs.take(index)) for index in groups]
+        order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(self.device)
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat([p[k] for p in parts])[order] for k in range(len(parts[0])))
+        return torch.cat(parts)[order]
+
     def _inputs(self, obs: Observation) -> dict[str, torch.Tensor]:
-        prompts = [self.settings.prompt_template.format(instruction=text.lower()) for text in obs.instructions]
+        prompts = self._prompts(obs)
         images = [image for image in obs.image]
         batch = self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
         dtype = next(self.model.parameters()).dtype
@@ -191,6 +219,12 @@ class TransformersVLA(Policy):
         return self._bin_logits(out.logits[:, prompt_len - 1: prompt_len + n])
 
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
+        def score(index, part):
+            return self._forward(part, actions if actions is None or index is None else actions[index])
+
+        return self._per_group(obs, score)
+
+    def _forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
         dims = self.chunk_size * ACTION_DIM
         inputs = self._inputs(obs)
         if self.settings.decoding == "parallel":
@@ -213,8 +247,9 @@ class TransformersVLA(Policy):
             return bins, logp, logits
         was_training = self.model.training
         self.model.eval()  # rollouts sample without dropout, and gradient checkpointing would drop the cache
+        generator = _generator_on(generator, self.device)
         try:
-            return self._sample_autoregressive(obs, temperature, _generator_on(generator, self.device))
+            return self._per_group(obs, lambda _, part: self._sample_autoregressive(part, temperature, generator))
         finally:
             self.model.train(was_training)
 
@@ -256,10 +291,20 @@ class TransformersVLA(Policy):
         else:
             model.save_pretrained(target)
         self.processor.save_pretrained(target)
+        self._copy_remote_code(target)
         conventions = {k: v for k, v in asdict(self.settings).items() if k not in ("model_dir", "base_model_dir")}
         (target / SETTINGS_FILE).write_text(json.dumps(conventions, indent=1))
         stats = {self.settings.unnorm_key or "opd": {"action": self.tokenizer.to_dict()}}
         (target / "dataset_statistics.json").write_text(json.dumps(stats, indent=1))
+
+    def _copy_remote_code(self, target: Path) -> None:
+        """A checkpoint with its own modeling code (config auto_map) keeps working only with that code beside it."""
+        source = Path(self.settings.base_model_dir or self.settings.model_dir)
+        if not getattr(self.model.config, "auto_map", None) or not source.is_dir():
+            return
+        for module in source.glob("*.py"):
+            if not (target / module.name).exists():
+                shutil.copy(module, target / module.name)
 
     @classmethod
     def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer,
