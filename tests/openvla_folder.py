@@ -67,7 +67,8 @@ def build_openvla_folder(directory: str | Path, *, hidden: int = 64, layers: int
                                                 local_files_only=True)
     config = config_class(vision_backbone_id="dinosiglip-vit-so-224px", image_sizes=[image_size, image_size],
                           text_config=text, norm_stats=stats, n_action_bins=256, vision_width=vision_width,
-                          vision_depth=vision_depth, patch_size=patch_size, architectures=["OpenVLAForActionPrediction"])
+                          vision_depth=vision_depth, patch_size=patch_size,
+                          architectures=["OpenVLAForActionPrediction"])
     torch.manual_seed(seed)
     model_class(config).save_pretrained(directory)
     config_file = directory / "config.json"

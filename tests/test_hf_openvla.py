@@ -35,7 +35,8 @@ def offline(monkeypatch):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("openvla")
-    return build_openvla_folder(root / "openvla-student", seed=0), build_openvla_folder(root / "openvla-teacher", seed=1)
+    student = build_openvla_folder(root / "openvla-student", seed=0)
+    return student, build_openvla_folder(root / "openvla-teacher", seed=1)
 
 
 def _obs():

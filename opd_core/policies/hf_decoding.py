@@ -57,9 +57,10 @@ def full_sequence(model, inputs: dict[str, torch.Tensor], appended: torch.Tensor
 
 
 @torch.no_grad()
-def sample_with_cache(model, inputs: dict[str, torch.Tensor], dims: int, to_bins: Callable[[torch.Tensor], torch.Tensor],
-                      to_ids: Callable[[torch.Tensor], torch.Tensor], temperature: float,
-                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def sample_with_cache(model, inputs: dict[str, torch.Tensor], dims: int,
+                      to_bins: Callable[[torch.Tensor], torch.Tensor], to_ids: Callable[[torch.Tensor], torch.Tensor],
+                      temperature: float, generator: torch.Generator | None,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Sample `dims` action tokens for every query of `inputs`: bins [B, dims], log-probs [B, dims] and bin logits
     [B, dims, 256]. `to_bins` maps vocabulary logits to bin logits, `to_ids` bins to token ids. Returns None when
     the model keeps no cache (e.g. gradient checkpointing in training mode), so the caller decodes without one."""
