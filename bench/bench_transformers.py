@@ -62,6 +62,20 @@ def rollout_speed(model_dir: Path, queries: int, repeats: int) -> dict:
     return figures
 
 
+def cache_agreement(model_dir: Path) -> dict:
+    """Cached vs uncached sampling on 2 queries whose prompts differ in length, same generator (a one-off check
+    at full size; tests/test_hf_decoding.py checks reduced sizes in CI)."""
+    policy = load_policy(model_dir)
+    obs = TabletopVecEnv(2).reset([CATALOG.suite_tasks("object")[0], CATALOG.suite_tasks("goal")[0]], [0, 1])
+    runs = {}
+    for cache in ("on", "off"):
+        policy.settings.kv_cache = cache
+        runs[cache] = policy.sample(obs, 1.0, torch.Generator().manual_seed(0))
+    (bins, logp, logits), (ref_bins, ref_logp, ref_logits) = runs["on"], runs["off"]
+    return {"bins_equal": bool(torch.equal(bins, ref_bins)), "max_logp_diff": float((logp - ref_logp).abs().max()),
+            "max_logit_diff": float((logits - ref_logits).abs().max())}
+
+
 def prepare(arch: str, model_dir: Path, size: dict, kv_cache: str, queries: int, repeats: int) -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -70,7 +84,8 @@ def prepare(arch: str, model_dir: Path, size: dict, kv_cache: str, queries: int,
     conventions = json.loads((model_dir / "opd_vla.json").read_text())
     (model_dir / "opd_vla.json").write_text(json.dumps({**conventions, "kv_cache": kv_cache}))
     params = sum(p.numel() for p in load_policy(model_dir).parameters())
-    return {"parameters": params, "build_seconds": build_seconds, **rollout_speed(model_dir, queries, repeats)}
+    return {"parameters": params, "build_seconds": build_seconds, **cache_agreement(model_dir),
+            **rollout_speed(model_dir, queries, repeats)}
 
 
 def main() -> None:
