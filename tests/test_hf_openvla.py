@@ -2,7 +2,10 @@
 `norm_stats` / dataset_statistics.json keyed by unnorm_key, loaded offline as a user's OpenVLA folder is."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -59,6 +62,19 @@ def test_the_folder_loads_through_its_remote_code(folders):
     assert torch.equal(model.vocab_size - policy._action_ids(bins) - 1, bins)
     assert policy.tokenizer.to_dict()["q01"] == model.get_action_stats(UNNORM_KEY)["q01"]
     assert model.get_action_dim(UNNORM_KEY) == 7
+
+
+def test_a_fresh_offline_process_loads_the_folder(folders, tmp_path):
+    """As a user's process would: HF_HUB_OFFLINE=1 set before anything imports huggingface_hub, a module cache
+    of its own (the folder's code is copied there by trust_remote_code), nothing else."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    code = ("import sys, json; from opd_core.checkpoint import load_policy; "
+            "p = load_policy(sys.argv[1], hf_settings=json.loads(sys.argv[2])); print(type(p.model).__name__)")
+    done = subprocess.run([sys.executable, "-c", code, str(folders[0]), json.dumps(USER_SETTINGS)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "OpenVLAForActionPrediction"
+    assert list((tmp_path / "hf_home").rglob("modeling_prismatic.py")), "loaded through the dynamic-module cache"
 
 
 def test_without_trust_remote_code_or_with_a_wrong_key_the_errors_say_so(folders):
