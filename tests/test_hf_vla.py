@@ -1,6 +1,9 @@
 """Transformers VLA policies: a tiny LLaVA built offline, loaded through the path a real checkpoint takes."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,10 +12,10 @@ from opd_core.checkpoint import load_policy, save_checkpoint
 from opd_core.errors import CheckpointError, TokenizerMismatchError
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.policies import build_policy
-from opd_core.policies.hf_tiny import build_tiny_llava
 from opd_core.sinks import LocalDirSink
 from opd_core.tokenizer import ActionTokenizer
 from opd_core.train import train
+from hf_models import build_tiny_llava
 from tinyrun import TASKS, TINY_POLICY, tiny_config
 
 
@@ -88,11 +91,41 @@ def test_saved_student_loads_back_in_transformers(tiny_vla, tmp_path):
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 
 
-def test_transformers_teacher_distils_into_small_student(tiny_vla, small_checkpoint, tmp_path):
+@pytest.fixture(scope="module")
+def sharp_teacher(tmp_path_factory):
+    """A tiny LLaVA whose action distributions are peaked (scaled output head), so that a student moving toward
+    it is told apart from one moving toward any other target (a uniform one, its own, a shuffled teacher)."""
+    from transformers import AutoModelForImageTextToText
+
+    path = build_tiny_llava(tmp_path_factory.mktemp("sharp") / "sharp", hidden=32, layers=1, seed=3)
+    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(40.0)
+    model.save_pretrained(path)
+    return path
+
+
+def _kl_to_teacher(student, teacher, obs):
+    """Mean KL(teacher || student) over the 7 dimensions, teacher-forced on the teacher's own greedy bins."""
+    with torch.no_grad():
+        bins = torch.zeros(len(obs), 7, dtype=torch.long)
+        for d in range(7):  # the teacher's greedy action, dimension by dimension
+            bins[:, d] = teacher(obs, bins)[:, d].argmax(-1)
+        target = torch.log_softmax(teacher(obs, bins), -1)
+        mine = torch.log_softmax(student(obs, bins), -1)
+    return float((target.exp() * (target - mine)).sum(-1).mean())
+
+
+def test_transformers_teacher_distils_into_small_student(sharp_teacher, small_checkpoint, tmp_path):
+    teacher, student = load_policy(sharp_teacher), load_policy(small_checkpoint)
+    obs = TabletopVecEnv(4).reset((TASKS * 2)[:4], [10, 11, 12, 13])  # fixed states the run never starts from
+    before = _kl_to_teacher(student, teacher, obs)
     config = tiny_config(tmp_path / "run", pipeline="opd", objective="forward_kl",
-                         student_checkpoint=str(small_checkpoint), teacher_checkpoint=str(tiny_vla), steps=2,
-                         eval_every=0, save_every=0, max_episode_steps=3)
+                         student_checkpoint=str(small_checkpoint), teacher_checkpoint=str(sharp_teacher), steps=4,
+                         lr=3e-2, eval_every=0, save_every=4, max_episode_steps=3)
     assert _run(config).status == "finished"
+    after = _kl_to_teacher(load_policy(tmp_path / "run/checkpoints/step_4"), teacher, obs)
+    assert after < 0.8 * before, f"the student did not move toward the teacher: KL {before:.3f} -> {after:.3f}"
 
 
 def test_lora_trains_only_adapters(tiny_vla, small_checkpoint, tmp_path):
@@ -122,3 +155,11 @@ def test_bad_directories_and_statistics_are_clear_errors(tiny_vla, small_checkpo
     (other / "dataset_statistics.json").write_text(json.dumps({"a": stats["tabletop"], "b": stats["tabletop"]}))
     with pytest.raises(CheckpointError, match="unnorm_key"):
         load_policy(other)
+
+
+def test_importing_the_adapter_leaves_the_environment_alone():
+    code = ("import os; before = dict(os.environ); import opd_core.policies.hf_vla; "
+            "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; "
+            "assert not changed, changed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

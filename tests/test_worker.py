@@ -209,7 +209,7 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
 def test_a_transformers_student_runs_like_any_other_run(lab, lab_settings, start_worker):
     from opd_core.checkpoint import save_checkpoint
     from opd_core.policies import build_policy
-    from opd_core.policies.hf_tiny import build_tiny_llava
+    from hf_models import build_tiny_llava
     from opd_core.tokenizer import ActionTokenizer
     from tinyrun import TINY_POLICY
 

@@ -6,15 +6,15 @@ the last 256 ids of the output vocabulary before `action_vocab_offset` padding i
 `end - 1 - b` as in OpenVLA's ActionTokenizer. The prompt is OpenVLA's template. Normalisation statistics come
 from the checkpoint (`dataset_statistics.json` or `config.norm_stats`, chosen by `unnorm_key`).
 
-Decoding is `autoregressive` (dimension d conditioned on the bins of earlier dimensions; teacher-forced when
-scoring stored actions) or `parallel` (OpenVLA-OFT style: `chunk_size * 7` placeholder tokens scored in one pass).
-Nothing is ever downloaded: loading runs with `local_files_only` and HF_HUB_OFFLINE.
+Decoding is `autoregressive` (dimension d conditioned on the bins of earlier dimensions; sampled with a KV cache,
+see hf_decoding.py; teacher-forced in one pass when scoring stored actions) or `parallel` (OpenVLA-OFT style: `chunk_size * 7` placeholder tokens scored in one pass).
+Nothing is ever downloaded: every load passes `local_files_only=True` (importing this module changes nothing).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,8 @@ from opd_core.config import OPENVLA_PROMPT
 from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
 from opd_core.policies.base import Policy, register_policy, sample_bins
+from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache, takes_position_ids
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SETTINGS_FILE = "opd_vla.json"
 """Optional file in a model directory with HFVLASettings fields, so a checkpoint carries its own conventions."""
@@ -52,6 +51,9 @@ class HFVLASettings:
     lora_target: str = r".*language_model.*\.(q_proj|v_proj)"
     """Regex of modules that get LoRA (a plain ['q_proj','v_proj'] would also hit the vision tower)."""
     gradient_checkpointing: bool = False
+    kv_cache: str = "auto"
+    """Autoregressive sampling with past_key_values: on, off, or auto (on for transformers' own classes; remote
+    code such as OpenVLA's, whose cached step takes one query at a time, decodes without it)."""
     base_model_dir: str = ""
     """LoRA runs: the frozen base the adapters apply to (recorded for exact resume)."""
 
@@ -162,12 +164,39 @@ class TransformersVLA(Policy):
         return asdict(self.settings)
 
     # -- scoring ------------------------------------------------------------------------------------
+    def _prompts(self, obs: Observation) -> list[str]:
+        return [self.settings.prompt_template.format(instruction=text.lower()) for text in obs.instructions]
+
+    def _equal_length_groups(self, obs: Observation) -> list[np.ndarray] | None:
+        """Indices of queries whose prompts have the same length, when the model cannot take left padding (its
+        forward has no position_ids, as OpenVLA's: padding would shift positions and, since it inserts the image
+        after the first token, move <BOS> behind the image). Each group is then batched without padding."""
+        if takes_position_ids(self.model):
+            return None
+        text_tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        groups: dict[int, list[int]] = {}
+        for i, ids in enumerate(text_tokenizer(self._prompts(obs))["input_ids"]):
+            groups.setdefault(len(ids), []).append(i)
+        return [np.array(index) for index in groups.values()] if len(groups) > 1 else None
+
+    def _per_group(self, obs: Observation, fn):
+        """fn(index, part) on each equal-length group (index None: the whole batch at once), reassembled in the
+        queries' order (tensors or tuples of them)."""
+        groups = self._equal_length_groups(obs)
+        if groups is None:
+            return fn(None, obs)
+        parts = [fn(torch.from_numpy(index), obs.take(index)) for index in groups]
+        order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(self.device)
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat([p[k] for p in parts])[order] for k in range(len(parts[0])))
+        return torch.cat(parts)[order]
+
     def _inputs(self, obs: Observation) -> dict[str, torch.Tensor]:
-        prompts = [self.settings.prompt_template.format(instruction=text.lower()) for text in obs.instructions]
+        prompts = self._prompts(obs)
         images = [image for image in obs.image]
         batch = self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
         dtype = next(self.model.parameters()).dtype
-        out = {k: v.to(self.device) for k, v in batch.items()}
+        out = {k: v.to(self.device) for k, v in batch.items() if k != "labels"}  # PaliGemma's processor adds labels
         if "pixel_values" in out:
             out["pixel_values"] = out["pixel_values"].to(dtype)
         return out
@@ -182,12 +211,7 @@ class TransformersVLA(Policy):
     def _score(self, inputs: dict[str, torch.Tensor], appended: torch.Tensor) -> torch.Tensor:
         """Bin logits [B, n(+1), 256]: parallel decoding reads the n appended placeholders; autoregressive
         decoding reads the last prompt position and each appended token (n + 1 predictions)."""
-        mask = inputs["attention_mask"]
-        ids = torch.cat([inputs["input_ids"], appended], dim=1)
-        mask = torch.cat([mask, torch.ones_like(appended)], dim=1)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, **extra)
+        out = self.model(**full_sequence(self.model, inputs, appended))
         n = appended.shape[1]
         prompt_len = inputs["input_ids"].shape[1]
         if self.settings.decoding == "parallel":
@@ -195,6 +219,12 @@ class TransformersVLA(Policy):
         return self._bin_logits(out.logits[:, prompt_len - 1: prompt_len + n])
 
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
+        def score(index, part):
+            return self._forward(part, actions if actions is None or index is None else actions[index])
+
+        return self._per_group(obs, score)
+
+    def _forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
         dims = self.chunk_size * ACTION_DIM
         inputs = self._inputs(obs)
         if self.settings.decoding == "parallel":
@@ -215,13 +245,32 @@ class TransformersVLA(Policy):
             logits = self(obs)
             bins, logp = sample_bins(logits, temperature, generator)
             return bins, logp, logits
+        was_training = self.model.training
+        self.model.eval()  # rollouts sample without dropout, and gradient checkpointing would drop the cache
+        generator = _generator_on(generator, self.device)
+        try:
+            return self._per_group(obs, lambda _, part: self._sample_autoregressive(part, temperature, generator))
+        finally:
+            self.model.train(was_training)
+
+    def _uses_cache(self) -> bool:
+        if self.settings.kv_cache == "auto":
+            return supports_batched_cache(self.model)
+        return self.settings.kv_cache == "on"
+
+    def _sample_autoregressive(self, obs: Observation, temperature: float, generator: torch.Generator | None):
         inputs = self._inputs(obs)
         dims = self.chunk_size * ACTION_DIM
+        if self._uses_cache():
+            cached = sample_with_cache(self.model, inputs, dims, self._bin_logits, self._action_ids, temperature,
+                                       generator)
+            if cached is not None:
+                return cached
         chosen = torch.zeros(len(obs), 0, dtype=torch.long, device=self.device)
         all_logits, all_logp = [], []
-        for _ in range(dims):  # token by token; fine for 7-56 tokens, and exact w.r.t. the scoring pass
+        for _ in range(dims):  # uncached: the whole prompt again for every token (remote code without a batched cache)
             logits = self._score(inputs, self._action_ids(chosen))[:, -1:]
-            bins, logp = sample_bins(logits, temperature, _generator_on(generator, self.device))
+            bins, logp = sample_bins(logits, temperature, generator)
             chosen = torch.cat([chosen, bins], dim=1)
             all_logits.append(logits)
             all_logp.append(logp)
@@ -242,10 +291,20 @@ class TransformersVLA(Policy):
         else:
             model.save_pretrained(target)
         self.processor.save_pretrained(target)
+        self._copy_remote_code(target)
         conventions = {k: v for k, v in asdict(self.settings).items() if k not in ("model_dir", "base_model_dir")}
         (target / SETTINGS_FILE).write_text(json.dumps(conventions, indent=1))
         stats = {self.settings.unnorm_key or "opd": {"action": self.tokenizer.to_dict()}}
         (target / "dataset_statistics.json").write_text(json.dumps(stats, indent=1))
+
+    def _copy_remote_code(self, target: Path) -> None:
+        """A checkpoint with its own modeling code (config auto_map) keeps working only with that code beside it."""
+        source = Path(self.settings.base_model_dir or self.settings.model_dir)
+        if not getattr(self.model.config, "auto_map", None) or not source.is_dir():
+            return
+        for module in source.glob("*.py"):
+            if not (target / module.name).exists():
+                shutil.copy(module, target / module.name)
 
     @classmethod
     def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer,
