@@ -118,8 +118,8 @@ def teacher_choices(run: Any, finished: list[Any], final_checkpoint: Callable[[i
     env = config.get("env", "tabletop")
     choices = []
     if config.get("teacher_checkpoint"):
-        choices.append(TeacherChoice(f"this run's teacher ({config['teacher_checkpoint']})",
-                                     config["teacher_checkpoint"], "run"))
+        path = config["teacher_checkpoint"]
+        choices.append(TeacherChoice(f"this run's teacher ({'/'.join(Path(path).parts[-3:])})", path, "run"))
     choices += shipped_teachers(env)
     for other in finished:
         if other.id == run.id or (other.config or {}).get("env", "tabletop") != env:

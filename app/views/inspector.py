@@ -20,7 +20,7 @@ from app.views.common import guarded, labeller
 STUDENT_COLOR = "#1f77b4"
 TEACHER_COLOR = "#ff7f0e"
 PANEL_COLUMNS = 2
-PANEL_HEIGHT = 230
+PANEL_HEIGHT = 250
 """Pixels per row of panels (title lines included)."""
 MASS_SHOWN = 1e-3
 """Zoomed panels show the bins where either distribution has at least this much probability (and a margin)."""
@@ -47,7 +47,7 @@ def render() -> None:
     known = [run.id for run in runs]
     wanted_run = _int(query.get("run"))
     by_id = {run.id: run for run in runs}
-    top = st.columns([3, 1, 3, 3])
+    top = st.columns([3, 1])
     run_id = top[0].selectbox("Run", known, index=known.index(wanted_run) if wanted_run in known else 0,
                               format_func=labeller(runs), key="inspector_run")
     run = by_id[run_id]
@@ -60,18 +60,19 @@ def render() -> None:
     step = top[1].selectbox("Checkpoint step", steps, index=steps.index(wanted_step) if wanted_step in steps
                             else len(steps) - 1, key=f"inspector_step_{run_id}")
     tasks = [video.task for video in filmed[run_id] if video.step == step]
-    task = top[2].selectbox("Task (filmed rollout)", tasks, index=tasks.index(query["task"])
-                            if query.get("task") in tasks else 0, key=f"inspector_task_{run_id}_{step}")
+    second = st.columns(2)
+    task = second[0].selectbox("Task (filmed rollout)", tasks, index=tasks.index(query["task"])
+                               if query.get("task") in tasks else 0, key=f"inspector_task_{run_id}_{step}")
     choices = lab.inspector_teachers(run_id)
     if not choices:
         st.warning("This run has no teacher and none is shipped for its simulator: finish a run to compare with.")
         return
     paths = [choice.path for choice in choices]
     labels = {choice.path: choice.label for choice in choices}
-    teacher = top[3].selectbox("Teacher", paths, index=_default_teacher_index(choices, query.get("teacher")),
-                               format_func=labels.get, key=f"inspector_teacher_{run_id}",
-                               help="The run's own teacher, a shipped teacher, or any finished run's final "
-                                    "checkpoint: for runs trained without a teacher (GRPO, SFT) too.")
+    teacher = second[1].selectbox("Teacher", paths, index=_default_teacher_index(choices, query.get("teacher")),
+                                  format_func=labels.get, key=f"inspector_teacher_{run_id}",
+                                  help="The run's own teacher, a shipped teacher, or any finished run's final "
+                                       "checkpoint: for runs trained without a teacher (GRPO, SFT) too.")
     if (run.config or {}).get("env") == "libero":
         st.info("LIBERO rollouts are re-simulated in LIBERO itself: the first view of a rollout takes about as long "
                 "as the episode took in the evaluation (minutes); the frame slider is fast after that.",
@@ -92,13 +93,13 @@ def render() -> None:
     st.query_params.update({"run": str(run_id), "step": str(step), "task": task, "frame": str(frame),
                             "teacher": teacher})
 
-    left, right = st.columns([1, 3])
+    left, right = st.columns([1.2, 3])
     with left:
-        st.image(shown.image, width=IMAGE_WIDTH)
+        st.image(shown.image, width="stretch" if shown.image.shape[1] > shown.image.shape[0] else IMAGE_WIDTH)
         st.markdown(_frame_caption(shown))
-        zoom = st.toggle("Zoom to where the mass is", value=True, key="inspector_zoom",
-                         help=f"Show the bins where either distribution has at least {MASS_SHOWN:g} probability.")
     with right:
+        zoom = st.toggle("Zoom to the bins with mass", value=True, key="inspector_zoom",
+                         help=f"Show the bins where either distribution has at least {MASS_SHOWN:g} probability.")
         st.plotly_chart(distribution_figure(shown.distributions, zoom=zoom), config={
             "displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2,
                                                            "filename": f"inspector-run{run_id}-step{step}"}})
@@ -121,7 +122,7 @@ def _frame_caption(shown: Any) -> str:
                      "distributions the replay's.]")
     if shown.distributions.query_frame != shown.frame:
         lines.append(f"Action chunk decided at frame {shown.distributions.query_frame}.")
-    lines.append(f"Teacher: {shown.teacher.label}")
+    lines.append(f"Teacher: {shown.teacher.label.split(' (')[0]}")
     return "  \n".join(lines)
 
 
@@ -135,11 +136,13 @@ def _default_teacher_index(choices: list[Any], from_url: str | None) -> int:
 
 
 def _number_columns() -> dict:
-    fmt = st.column_config.NumberColumn
-    return {"chosen value": fmt(format="%.3f"), "p_student(chosen)": fmt(format="%.3f"),
-            "p_teacher(chosen)": fmt(format="%.3f"), "reverse KL": fmt(format="%.4f"),
-            "forward KL": fmt(format="%.4f"), "student entropy": fmt(format="%.3f"),
-            "teacher entropy": fmt(format="%.3f")}
+    """Short headers (the table must fit beside nothing at 1024 px), the long names as help."""
+    number = st.column_config.NumberColumn
+    short = {"chosen bin": ("bin", None), "chosen value": ("value", "%.3f"), "student argmax": ("argmax S", None),
+             "teacher argmax": ("argmax T", None), "p_student(chosen)": ("p_S(bin)", "%.3f"),
+             "p_teacher(chosen)": ("p_T(bin)", "%.3f"), "reverse KL": ("RKL", "%.4f"),
+             "forward KL": ("FKL", "%.4f"), "student entropy": ("H_S", "%.3f"), "teacher entropy": ("H_T", "%.3f")}
+    return {name: number(label, format=fmt, help=name) for name, (label, fmt) in short.items()}
 
 
 def _int(value: str | None) -> int | None:
@@ -148,9 +151,10 @@ def _int(value: str | None) -> int | None:
 
 # ============================================================================================ figure
 def panel_title(distributions: Any, d: int) -> str:
-    """Dimension name and its numbers: reverse KL, forward KL, student / teacher entropy."""
+    """Dimension name and its numbers on three short lines (a panel is about 170 px wide at 1024 px): reverse KL,
+    forward KL, student / teacher entropy."""
     return (f"<b>{distributions.dimensions[d]}</b> · bin {int(distributions.chosen_bins[d])}<br>"
-            f"RKL {distributions.reverse_kl[d]:.3f} · FKL {distributions.forward_kl[d]:.3f} · "
+            f"RKL {distributions.reverse_kl[d]:.3f} · FKL {distributions.forward_kl[d]:.3f}<br>"
             f"H {distributions.student_entropy[d]:.2f} / {distributions.teacher_entropy[d]:.2f}")
 
 
@@ -206,10 +210,13 @@ def distribution_figure(distributions: Any, zoom: bool = True) -> go.Figure:
     figure.update_annotations(font_size=12)
     figure.update_xaxes(title_text="bin", title_standoff=2, title_font_size=11)
     figure.update_yaxes(title_text="p", title_standoff=2, title_font_size=11)
-    figure.update_layout(height=PANEL_HEIGHT * rows + 60, margin={"l": 40, "r": 10, "t": 70, "b": 30},
-                         legend={"orientation": "h", "yanchor": "bottom", "y": 1 + 45 / (PANEL_HEIGHT * rows),
-                                 "x": 0, "font_size": 12},
-                         hovermode="closest")
+    spare = dims % PANEL_COLUMNS != 0  # an empty last cell holds the legend; else it goes above the panels
+    legend = ({"orientation": "v", "x": 1 - 1 / PANEL_COLUMNS + 0.1, "xanchor": "left", "y": 0.35 / rows,
+               "yanchor": "middle"} if spare else
+              {"orientation": "h", "x": 0, "y": 1 + 40 / (PANEL_HEIGHT * rows), "yanchor": "bottom"})
+    figure.update_layout(height=PANEL_HEIGHT * rows + 40, margin={"l": 40, "r": 10, "t": 60 if spare else 90,
+                                                                  "b": 30},
+                         legend={**legend, "font_size": 12}, hovermode="closest")
     return figure
 
 
