@@ -12,6 +12,7 @@ import torch
 
 from opd_core import action_inspector as inspector
 from opd_core.checkpoint import load_policy
+from opd_core.envs.libero import libero_available
 from opd_core.envs.tabletop.tasks import CATALOG
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +101,28 @@ def test_what_cannot_be_inspected_is_named(lab):
         lab.inspect_actions(run_id, 1, SEEN[0], 0, teacher="runs/nowhere")
     with pytest.raises(lab.RunNotFound):
         lab.inspect_actions(run_id + 100, 1, SEEN[0], 0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not libero_available(),
+                    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)")
+@pytest.mark.parametrize("lab_settings", ["embedded"], indirect=True)
+def test_a_libero_rollout_is_replayed_through_the_env_registry(lab, lab_settings):
+    """The LIBERO smoke run (tiny policies, one task, three steps per episode) inspected like any other."""
+    from opd_core.checkpoint import save_checkpoint
+    from opd_core.policies import build_policy
+    from opd_core.tokenizer import ActionTokenizer
+
+    for name, seed in (("student", 0), ("teacher", 1)):
+        torch.manual_seed(seed)
+        policy = build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16}, ActionTokenizer.identity())
+        save_checkpoint(lab_settings.data_dir / "models" / name, policy, step=0)
+    task = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
+    run_id = tiny_run(lab, env="libero", suite="libero_object", tasks=[task], unseen_tasks=[],
+                      student_checkpoint="models/student", teacher_checkpoint="models/teacher",
+                      max_episode_steps=3, image_size=32, eval_init_states=1, save_every=0)
+    shown = lab.inspect_actions(run_id, 1, task, 2)
+    assert shown.env == "libero" and shown.replay == inspector.BATCH_SOLO
+    assert shown.reproduced, (shown.filmed_frames, shown.replay_length, shown.filmed_success, shown.replay_success)
+    assert shown.distributions.student_probs.shape == (7, 256) and (shown.distributions.reverse_kl >= 0).all()
