@@ -343,7 +343,7 @@ def inspect_actions(run_id: int, step: int, task: str, frame: int, teacher: str 
     if not (teacher_path / "meta.json").is_file() and not (teacher_path / "config.json").is_file():
         raise ValueError(f"teacher {chosen.path} is not a checkpoint folder ({teacher_path})")
     try:
-        return inspection.inspect_rollout(run, artifact_path(saved[step].path), filmed[0], artifact_path(filmed[0].path),
-                                  int(frame), chosen, teacher_path)
+        return inspection.inspect_rollout(run, artifact_path(saved[step].path), filmed[0],
+                                          artifact_path(filmed[0].path), int(frame), chosen, teacher_path)
     except OpdError as exc:  # an incompatible teacher, a frame out of range, a checkpoint that does not load
         raise ValueError(str(exc)) from exc

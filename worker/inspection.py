@@ -146,8 +146,8 @@ def default_teacher(run: Any, choices: list[TeacherChoice]) -> TeacherChoice | N
 
 
 # ============================================================================================ inspection
-def inspect_rollout(run: Any, checkpoint_path: Path, video: Any, video_path: Path, frame: int, teacher: TeacherChoice,
-            teacher_path: Path) -> ActionInspection:
+def inspect_rollout(run: Any, checkpoint_path: Path, video: Any, video_path: Path, frame: int,
+                    teacher: TeacherChoice, teacher_path: Path) -> ActionInspection:
     """The inspection of `frame` of the episode filmed in `video` (a VideoInfo) at the checkpoint's step."""
     from opd_core import action_inspector as inspector
 
