@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 from app import navigation  # noqa: E402
 from app.navigation import PageSpec  # noqa: E402
 from app.views import compare, forgetting, launch, overview, results, runs, videos  # noqa: E402
+from app.views import inspector as inspector_view  # noqa: E402
 
 PAGES = [
     PageSpec("overview", "Overview", ":material/home:", overview.render),
@@ -27,6 +28,7 @@ PAGES = [
     PageSpec("compare", "Compare", ":material/monitoring:", compare.render),
     PageSpec("forgetting", "Forgetting", ":material/scatter_plot:", forgetting.render),
     PageSpec("videos", "Videos", ":material/movie:", videos.render),
+    PageSpec("inspector", "Inspector", ":material/query_stats:", inspector_view.render),
     PageSpec("results", "Results", ":material/table_chart:", results.render),
 ]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -220,3 +220,44 @@ class FakeApi:
 
     def artifact_path(self, relative):
         return f"{self.data_dir}/{relative}"
+
+    # ---------------------------------------------------------------- the action inspector
+    inspection_frames = 12
+    """Frames with an action in every fake rollout."""
+
+    def inspector_teachers(self, run_id):
+        from worker.inspection import TeacherChoice
+
+        self._check("inspector_teachers", run_id)
+        own = self.runs[run_id].config.get("teacher_checkpoint")
+        return ([TeacherChoice(f"this run's teacher ({own})", own, "run")] if own else []) + [
+            TeacherChoice("shipped tabletop object teacher", "/repo/assets/tabletop/object/teacher", "shipped")]
+
+    def inspect_actions(self, run_id, step, task, frame, teacher=None):
+        """Two Gaussian bumps over the 256 bins per dimension, moving with the frame: the student sharp on one of
+        the teacher's two modes (mode-seeking), so that reverse and forward KL differ."""
+        from opd_core.action_inspector import DIMENSION_NAMES, ActionDistributions
+        from worker.inspection import ActionInspection
+
+        self._check("inspect_actions", run_id, step, task, frame, teacher)
+        if not any(v.step == step and v.task == task for v in self.video_rows.get(run_id, [])):
+            raise ValueError(f"run {run_id} filmed no episode of task {task!r} at step {step}")
+        if not 0 <= frame < self.inspection_frames:
+            raise ValueError(f"frame {frame} is out of range: the episode took actions at frames "
+                             f"0..{self.inspection_frames - 1}")
+        bins = np.arange(256)
+        centres = 60 + 20 * np.arange(7)[:, None] + 3 * frame
+        bump = lambda centre, width: np.exp(-0.5 * ((bins - centre) / width) ** 2)  # noqa: E731
+        student = bump(centres, 3.0) + 1e-9
+        teacher_p = 0.6 * bump(centres, 6.0) + 0.4 * bump(centres + 40, 6.0) + 1e-9
+        student, teacher_p = student / student.sum(-1, keepdims=True), teacher_p / teacher_p.sum(-1, keepdims=True)
+        kl = lambda p, q: (p * np.log(p / q)).sum(-1)  # noqa: E731
+        h = lambda p: -(p * np.log(p)).sum(-1)  # noqa: E731
+        chosen = student.argmax(-1)
+        shown = ActionDistributions(frame, frame, DIMENSION_NAMES, student, teacher_p, chosen, chosen,
+                                    teacher_p.argmax(-1), kl(student, teacher_p), kl(teacher_p, student), h(student),
+                                    h(teacher_p), np.tile(np.linspace(-1, 1, 256), (7, 1)))
+        choice = next((c for c in self.inspector_teachers(run_id) if teacher in (None, c.path)), None)
+        image = np.full((64, 64, 3), 40 + 10 * frame, dtype=np.uint8)
+        return ActionInspection(run_id, step, task, frame, "tabletop", self.inspection_frames, choice, shown, image,
+                                True, self.inspection_frames + 1, True, self.inspection_frames, "solo", 0.0, 0.0)

@@ -29,6 +29,7 @@ from sqlalchemy import update
 from opd_core.config import ConfigError, RunConfig
 from worker import lifecycle, queries
 from worker.broker import RUN_TASK, ensure_broker_folders, queue_for
+from worker.inspection import ActionInspection, TeacherChoice
 from worker.metric_rows import MetricSeries
 from worker.migrate import upgrade_to_head
 from worker.models import Metric, Run, Sweep
@@ -44,6 +45,7 @@ __all__ = [
     "metric_keys", "metrics", "latest_metrics", "checkpoints", "videos", "list_sweeps", "artifact_path",
     "reap_stale", "configure", "settings", "ConfigError", "StoreUnavailable", "QueueUnavailable", "RunNotFound",
     "RunStateError", "RunInfo", "CheckpointInfo", "VideoInfo", "SweepInfo", "MetricSeries", "run_events", "RunEvent",
+    "inspect_actions", "inspector_teachers", "ActionInspection", "TeacherChoice",
 ]
 
 
@@ -333,3 +335,50 @@ def _forget_unsent(lab: _Lab, run_ids: list[int], sweep_id: int | None = None) -
         session.execute(sql_delete(Run).where(Run.id.in_(run_ids), Run.status == "queued"))
         if sweep_id is not None:
             session.execute(sql_delete(Sweep).where(Sweep.id == sweep_id))
+
+
+# ---- the action-distribution inspector (worker.inspection) ---------------------------------------------------
+
+def inspector_teachers(run_id: int) -> list[TeacherChoice]:
+    """The teachers a run's rollouts can be inspected against: the run's own teacher (if it has one), the shipped
+    teachers for its env, and the final checkpoint of every other finished run on that env."""
+    from worker import inspection
+
+    run = _get(run_id)
+    finished = list_runs(status="finished")
+    return inspection.teacher_choices(run, finished, lambda other: (checkpoints(other) or [None])[-1])
+
+
+def inspect_actions(run_id: int, step: int, task: str, frame: int, teacher: str | None = None) -> ActionInspection:
+    """Student and teacher distributions over the 256 bins of every action dimension at frame `frame` of the
+    episode the evaluation at `step` filmed for `task`, replayed from the run's checkpoint at `step`.
+
+    `teacher`: a checkpoint folder (relative to the data directory or absolute); None takes the run's own
+    teacher, else the shipped teacher of its suite. Raises RunNotFound, or ValueError naming what is missing (no
+    checkpoint or video at that step, a frame out of range, a teacher that is not a checkpoint). The replay and
+    the teacher's labels are cached per (run, step, task, teacher): later frames cost milliseconds."""
+    from opd_core.errors import OpdError
+    from worker import inspection
+
+    run = _get(run_id)
+    saved = {c.step: c for c in checkpoints(run_id)}
+    if step not in saved:
+        raise ValueError(f"run {run_id} has no checkpoint at step {step} (steps: {sorted(saved) or 'none'})")
+    filmed = [v for v in videos(run_id, step) if v.task == task]
+    if not filmed:
+        raise ValueError(f"run {run_id} filmed no episode of task {task!r} at step {step}")
+    choices = inspector_teachers(run_id)
+    if teacher is None:
+        chosen = inspection.default_teacher(run, choices)
+        if chosen is None:
+            raise ValueError(f"run {run_id} has no teacher and none is shipped for its env: pick a checkpoint")
+    else:
+        chosen = next((c for c in choices if c.path == teacher), None) or TeacherChoice(teacher, teacher, "path")
+    teacher_path = Path(chosen.path) if Path(chosen.path).is_absolute() else artifact_path(chosen.path)
+    if not (teacher_path / "meta.json").is_file() and not (teacher_path / "config.json").is_file():
+        raise ValueError(f"teacher {chosen.path} is not a checkpoint folder ({teacher_path})")
+    try:
+        return inspection.inspect_rollout(run, artifact_path(saved[step].path), filmed[0],
+                                          artifact_path(filmed[0].path), int(frame), chosen, teacher_path)
+    except OpdError as exc:  # an incompatible teacher, a frame out of range, a checkpoint that does not load
+        raise ValueError(str(exc)) from exc
