@@ -44,7 +44,7 @@ def _first_visit(headline: str) -> None:
     if found is None:
         st.warning("The quick reproduction starts from a teacher and a 1-demo student on the object suite, and "
                    "neither the store (finished sft runs) nor the folders "
-                   f"{', '.join(demo.CHECKPOINT_DIRS)} hold them yet. Make them once by training the configs/ "
+                   f"{demo.describe_roots()} hold them yet. Make them once by training the configs/ "
                    "chain with `opd train` (pretrain_base, then teacher_object and student_object_1demo; see the "
                    "README), or launch any run yourself.")
         st.page_link(navigation.page("launch"), label="Open the Launch form", icon=":material/rocket_launch:")
