@@ -1,5 +1,7 @@
 """Sweep presets return (base config, grid) pairs that launch the paper's comparisons."""
 
+import pytest
+
 from app.presets import PRESETS, PRESETS_BY_KEY, expand, validate_sweep, with_seeds
 from opd_core.config import RunConfig
 
@@ -38,3 +40,64 @@ def test_seeds_become_an_axis_and_expand_multiplies():
     configs = expand(BASE, grid)
     assert len(configs) == 6 and {c["seed"] for c in configs} == {0, 1, 2}
     assert with_seeds({"g": [1]}, [5]) == {"g": [1]}
+
+
+# ---- from a fresh lab: the shipped checkpoints as the form's defaults ---------------------------------------
+def shipped_base() -> dict:
+    """The Launch form's defaults on a fresh store: the shipped object teacher and 1-demo student, expert demos
+    made at launch."""
+    from app import expert_demos
+    from app.checkpoints import default_for, shipped_checkpoints
+
+    choices = shipped_checkpoints()
+    base = RunConfig().to_dict()
+    return {**base, "demos": expert_demos.GENERATE,
+            **{name: default_for(choices, name, base["suite"]) for name in ("teacher_checkpoint",
+                                                                            "student_checkpoint")}}
+
+
+def test_every_preset_validates_on_the_forms_defaults_with_the_shipped_checkpoints():
+    base = shipped_base()
+    assert base["teacher_checkpoint"].endswith("object/teacher")
+    assert base["student_checkpoint"].endswith("object/student")
+    for preset in PRESETS:
+        assert validate_sweep(*preset.build(base)) is None, preset.key
+
+
+def test_a_refusal_is_a_sentence_naming_the_preset_arm_and_field():
+    from app.presets import refusal_sentence
+
+    preset = PRESETS_BY_KEY["objective_ablation"]
+    base, grid = preset.build({**BASE, "teacher_checkpoint": ""})
+    arm, error = validate_sweep(base, grid)
+    message = refusal_sentence(preset, arm, error)
+    assert message == ("Objective ablation, the run with objective reverse_kl: teacher checkpoint "
+                       "(teacher_checkpoint): pipeline opd needs a teacher checkpoint")
+    assert not any(mark in message for mark in "{}'\"")
+
+
+def test_expert_demos_are_made_only_for_sft_arms(tmp_path):
+    from app import expert_demos
+
+    made = []
+    base, grid = PRESETS_BY_KEY["forgetting"].build({**shipped_base(), "num_demos": 2})
+    resolved, note = expert_demos.resolve(base, expand(base, grid), lambda rel: tmp_path / rel,
+                                          make=lambda tasks, n, folder: made.append((len(tasks), n, folder)))
+    assert resolved["demos"] == "demos/object" and made == [(10, 2, tmp_path / "demos/object")]
+    assert "10 object tasks" in note
+    base, grid = PRESETS_BY_KEY["objective_ablation"].build(shipped_base())
+    resolved, note = expert_demos.resolve(base, expand(base, grid), lambda rel: tmp_path / rel)
+    assert resolved["demos"] == "" and note is None
+
+
+def test_expert_demos_are_written_once_and_reused(tmp_path):
+    from app import expert_demos
+    from opd_core.data import load_demos
+
+    base = {**shipped_base(), "pipeline": "sft", "num_demos": 1}
+    resolved, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel)
+    demos = load_demos(tmp_path / resolved["demos"], 1)
+    assert len(demos.actions) > 0 and note is not None
+    again, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel,
+                                       make=lambda *args: pytest.fail("made twice"))
+    assert again["demos"] == resolved["demos"] and note is None
