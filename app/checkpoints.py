@@ -29,7 +29,8 @@ class CheckpointChoice:
     path: str
     """Absolute checkpoint folder (what a config's checkpoint field holds)."""
     label: str
-    """What the picker shows: where it comes from, its role and suite, its step and recorded success."""
+    """What the picker shows, most telling first (a narrow picker cuts the end): role and suite, where it comes
+    from, its recorded seen-task success, its step."""
     role: str | None
     """base | teacher | student (a 1-demo sft student) | trained (a post-trained student) | None (unknown)"""
     suite: str
@@ -78,7 +79,7 @@ def checkpoints_on_disk(roots: Iterable[Path]) -> list[CheckpointChoice]:
             evaluation = (meta.get("extra") or {}).get("eval") or {}
             role = role_of(run_config)
             suite = str(run_config.get("suite") or "")
-            label = f"shipped · {describe(role, run_config)} · step {meta.get('step', '?')}{success_text(evaluation)}"
+            label = f"{describe(role, run_config)} · shipped{success_text(evaluation)} · step {meta.get('step', '?')}"
             found.append(CheckpointChoice(str(meta_path.parent.resolve()), label, role, suite, "shipped",
                                           evaluation))
     return found
@@ -100,7 +101,7 @@ def lab_checkpoints(lab: Any) -> list[CheckpointChoice]:
         last = saved[-1]
         evaluation = dict(last.summary or {})
         role = role_of(run.config)
-        label = f"#{run.id} {run.name} · {describe(role, run.config)} · step {last.step}{success_text(evaluation)}"
+        label = f"#{run.id} {run.name} · {describe(role, run.config)}{success_text(evaluation)} · step {last.step}"
         found.append(CheckpointChoice(str(lab.artifact_path(last.path)), label, role,
                                       str(run.config.get("suite") or ""), "lab", evaluation))
     return found
@@ -137,11 +138,11 @@ def default_for(choices: Sequence[CheckpointChoice], field_name: str, suite: str
 def describe(role: str | None, run_config: Mapping[str, Any]) -> str:
     suite = run_config.get("suite") or "?"
     if role == "base":
-        return f"pre-trained base ({suite} suite)"
+        return "pre-trained base"
     if role == "teacher":
-        return f"{suite} teacher (sft, {run_config.get('num_demos', '?')} demos per task)"
+        return f"{suite} teacher"
     if role == "student":
-        return f"{suite} 1-demo student (sft)"
+        return f"{suite} 1-demo student"
     if role == "trained":
         return f"{suite} · {method_label(run_config)}"
     return "checkpoint"
@@ -150,5 +151,5 @@ def describe(role: str | None, run_config: Mapping[str, Any]) -> str:
 def success_text(evaluation: Mapping[str, Any]) -> str:
     seen = evaluation.get("seen_success")
     if isinstance(seen, (int, float)) and not isinstance(seen, bool) and math.isfinite(seen):
-        return f" · seen success {100 * seen:.0f}%"
+        return f" · seen {100 * seen:.0f}%"
     return ""

@@ -70,10 +70,9 @@ def test_shipped_checkpoints_are_found_with_readable_names_and_roles():
     assert root is not None and (root / "object" / "teacher" / "meta.json").is_file()
     by_role = {choice.role: choice for choice in shipped_checkpoints()}
     assert set(by_role) == {"base", "teacher", "student"}
-    assert by_role["teacher"].label == ("shipped · object teacher (sft, 50 demos per task) · step 1500 · "
-                                        "seen success 100%")
-    assert by_role["student"].suite == "object" and by_role["student"].label.startswith("shipped · object 1-demo")
-    assert by_role["base"].label.startswith("shipped · pre-trained base")
+    assert by_role["teacher"].label == "object teacher · shipped · seen 100% · step 1500"
+    assert by_role["student"].suite == "object" and by_role["student"].label.startswith("object 1-demo student · ")
+    assert by_role["base"].label.startswith("pre-trained base · shipped")
 
 
 def test_pickers_put_the_fields_role_on_the_suite_first_and_prefer_the_labs_own():
@@ -84,7 +83,7 @@ def test_pickers_put_the_fields_role_on_the_suite_first_and_prefer_the_labs_own(
     run = lab.add_run(config=config(pipeline="sft", suite="object", num_demos=50, demos="/d", name="my-teacher"))
     lab.checkpoint_rows[run.id] = [Checkpoint(run.id, 7, f"runs/{run.id}/checkpoints/step_7", summary(0.8))]
     choices = checkpoint_choices(lab)
-    assert choices[0].label == "#1 my-teacher · object teacher (sft, 50 demos per task) · step 7 · seen success 80%"
+    assert choices[0].label == "#1 my-teacher · object teacher · seen 80% · step 7"
     assert default_for(choices, "teacher_checkpoint", "object") == f"{lab.data_dir}/runs/1/checkpoints/step_7"
     assert default_for(choices, "student_checkpoint", "object").endswith("object/student")
     assert default_for(choices, "teacher_checkpoint", "spatial") == ""  # no spatial teacher: none

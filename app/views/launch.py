@@ -16,6 +16,9 @@ from app.views.common import guarded
 from opd_core.config import ConfigError
 
 COLUMNS = 3
+WIDE_KINDS = ("checkpoint", "demos")
+WIDE_COLUMNS = 2
+"""Pickers whose choices are long names (checkpoints, demos) get a row of two wider columns after the rest."""
 OPEN_SECTIONS = ("what to run", "environment", "policies", "optimisation", "evaluation, checkpoints, videos")
 """Sections drawn open; the others (sft data, transformers checkpoints, any new one) start folded."""
 
@@ -68,12 +71,16 @@ def _form_fields(specs: list[FieldSpec], values: dict[str, Any], slots: dict[str
             sections.setdefault(spec.section, []).append(spec)
     for section, members in sections.items():
         container = st.expander(section.capitalize(), expanded=section in OPEN_SECTIONS)
-        columns = container.columns(COLUMNS)
-        for index, spec in enumerate(members):
-            column = columns[index % COLUMNS]
-            with column:
-                values[spec.name] = _widget(spec, values, checkpoints)
-                slots[spec.name] = st.empty()
+        narrow = [spec for spec in members if spec.kind not in WIDE_KINDS]
+        wide = [spec for spec in members if spec.kind in WIDE_KINDS]
+        for group, count in ((narrow, COLUMNS), (wide, WIDE_COLUMNS)):
+            if not group:
+                continue
+            columns = container.columns(count)
+            for index, spec in enumerate(group):
+                with columns[index % count]:
+                    values[spec.name] = _widget(spec, values, checkpoints)
+                    slots[spec.name] = st.empty()
 
 
 def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[CheckpointChoice]) -> Any:
@@ -90,7 +97,7 @@ def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[Checkpoin
     if spec.kind == "tasks":
         options = task_choices(values["env"], values["suite"], spec.name)
         return st.multiselect(spec.name, options, default=[], help=spec.help, key=f"{key}_{values['suite']}",
-                              accept_new_options=True, placeholder="all tasks of the suite"
+                              accept_new_options=True, placeholder="all tasks"
                               if spec.name == "tasks" else "none")
     if spec.kind == "checkpoint":
         return _checkpoint_picker(spec, values, checkpoints, key)

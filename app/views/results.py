@@ -36,7 +36,10 @@ def render() -> None:
     if not table.rows:
         st.info("The selected runs have no evaluated checkpoint yet.")
         return
-    st.dataframe(table.display_rows(), hide_index=True, key="results_table")
+    labels = {suite: st.column_config.TextColumn(suite.capitalize()) for suite in table.suites}
+    st.dataframe(table.display_rows(), hide_index=True, key="results_table",
+                 column_config={"method": st.column_config.TextColumn("Method", width="large"), **labels,
+                                "avg.": st.column_config.TextColumn("Avg.")})
     csv_column, markdown_column, latex_column = st.columns(3)
     csv_column.download_button("Download CSV", table.to_csv(), file_name="opd-results.csv", mime="text/csv",
                                key="results_csv")
