@@ -101,3 +101,20 @@ def test_expert_demos_are_written_once_and_reused(tmp_path):
     again, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel,
                                        make=lambda *args: pytest.fail("made twice"))
     assert again["demos"] == resolved["demos"] and note is None
+
+
+def test_every_preset_is_accepted_by_the_real_api_on_a_fresh_store(lab):
+    """worker.api checks that every checkpoint and demo folder exists: the shipped checkpoints and the expert
+    demos made for the forgetting study's sft arm pass (the runs stay queued: no worker here)."""
+    from app import expert_demos
+    from app.presets import sweep_name
+
+    assert lab.list_runs() == []
+    for preset in PRESETS:
+        base, grid = preset.build({**shipped_base(), "num_demos": 3})  # few demos: seconds, not a minute
+        base, _ = expert_demos.resolve(base, expand(base, grid), lab.artifact_path)
+        sweep_id, run_ids = lab.launch_sweep(base, grid, sweep_name(preset, base))
+        assert len(run_ids) == len(expand(base, grid)), preset.key
+    demos = lab.artifact_path("demos/object")
+    assert len(list(demos.glob("*.hdf5"))) == 10
+    assert {run.status for run in lab.list_runs()} == {"queued"} and len(lab.list_runs()) == 3 + 2 + 3 + 3 + 3

@@ -89,8 +89,11 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
     for width in (1440, 1024):
         page.set_viewport_size({"width": width, "height": 1000})
         visit(page, f"{url}/overview")
+        page.get_by_text("more on the Runs page").wait_for(timeout=60_000)
         shoot(page, f"30-overview-many-runs-{width}")
         visit(page, f"{url}/launch")
+        page.locator("input[aria-label='teacher_checkpoint']").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)  # the form's widgets are drawn a moment after the script run ends
         shoot(page, f"31-launch-{width}")
         visit(page, f"{url}/results")
         page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
