@@ -144,7 +144,7 @@ def describe(role: str | None, run_config: Mapping[str, Any]) -> str:
     if role == "student":
         return f"{suite} 1-demo student"
     if role == "trained":
-        return f"{suite} · {method_label(run_config)}"
+        return method_label(run_config)
     return "checkpoint"
 
 

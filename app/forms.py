@@ -1,8 +1,9 @@
 """The Launch form, generated from `opd_core.config.RunConfig`: one widget spec per dataclass field.
 
 A field's widget follows from its type and name (choices for the enumerated fields, a task picker for task
-lists, a checkpoint picker for checkpoint paths, a demos picker for the demos folder), its help text is the field's docstring, and its section is
-the `# --- section ---` comment above it in config.py, so a new config field appears in the form by itself.
+lists, a checkpoint picker for checkpoint paths, a demos picker for the demos folder), its help text is the
+field's docstring, and its section is the `# --- section ---` comment above it in config.py, so a new config
+field appears in the form by itself.
 Validation is RunConfig's own: the ConfigError names the field, and the page shows the message next to it.
 """
 

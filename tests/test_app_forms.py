@@ -59,7 +59,8 @@ def test_float_step_is_of_the_order_of_the_default():
 def test_a_refusal_names_the_field_in_words():
     from app.forms import error_sentence
 
-    assert error_sentence(ConfigError("group_size", "must be at least 1")) == "Group size (group_size): must be at least 1"
+    sentence = error_sentence(ConfigError("group_size", "must be at least 1"))
+    assert sentence == "Group size (group_size): must be at least 1"
 
 
 # ---- the checkpoint pickers -------------------------------------------------------------------------------
@@ -88,6 +89,9 @@ def test_pickers_put_the_fields_role_on_the_suite_first_and_prefer_the_labs_own(
     assert default_for(choices, "student_checkpoint", "object").endswith("object/student")
     assert default_for(choices, "teacher_checkpoint", "spatial") == ""  # no spatial teacher: none
     assert [c.role for c in ordered_for(choices, "student_checkpoint", "object")][:1] == ["student"]
+    distilled = lab.add_run(config=config(objective="forward_kl", name="fkl"))
+    lab.checkpoint_rows[distilled.id] = [Checkpoint(distilled.id, 30, "runs/2/checkpoints/step_30", summary(0.6))]
+    assert checkpoint_choices(lab)[0].label == "#2 fkl · OPD (forward KL) · seen 60% · step 30"
 
 
 # ---- the Launch page on its defaults, from a fresh store ----------------------------------------------------

@@ -17,8 +17,9 @@ from opd_core.config import ConfigError
 
 COLUMNS = 3
 WIDE_KINDS = ("checkpoint", "demos")
-WIDE_COLUMNS = 2
-"""Pickers whose choices are long names (checkpoints, demos) get a row of two wider columns after the rest."""
+WIDE_COLUMNS = 1
+"""Pickers whose choices are long names (checkpoints, demos) span the form, after the rest of their section (a
+picker's list is as wide as the picker: a narrow one cuts the names)."""
 OPEN_SECTIONS = ("what to run", "environment", "policies", "optimisation", "evaluation, checkpoints, videos")
 """Sections drawn open; the others (sft data, transformers checkpoints, any new one) start folded."""
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 from polling import wait_for
-from test_dashboard_browser import (ARTIFACTS, CHROMIUM, dashboard, lab, lab_settings, page, settle, shoot,  # noqa: F401
-                                    trace_lengths, type_into, visit)
+from test_dashboard_browser import (  # noqa: F401 - fixtures are used by name
+    ARTIFACTS, CHROMIUM, dashboard, lab, lab_settings, page, settle, shoot, trace_lengths, type_into, visit)
 
 from app.main import PAGES
 
@@ -95,6 +95,11 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
         page.locator("input[aria-label='teacher_checkpoint']").wait_for(timeout=60_000)
         page.wait_for_timeout(1000)  # the form's widgets are drawn a moment after the script run ends
         shoot(page, f"31-launch-{width}")
+        page.locator("input[aria-label='teacher_checkpoint']").scroll_into_view_if_needed()
+        page.locator("input[aria-label='teacher_checkpoint']").click()  # its list: every checkpoint by name
+        page.get_by_role("option").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / f"31-launch-checkpoints-{width}.png"))
+        page.keyboard.press("Escape")
         visit(page, f"{url}/results")
         page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
         assert "Teacher (reference)" in grid_text(page)
