@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from app.figures import Reference, curves_figure
 from app.live_series import SeriesCache
-from app.references import resolve_checkpoint, seen_tasks_success, teacher_summaries
+from app.references import teacher_references as teacher_lines
 from app.run_groups import RunGroup, group_runs
 from app.series import X_AXES, X_AXIS_METRICS, decimate, fold_seeds, to_curve
 
@@ -58,18 +58,9 @@ def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "
 
 
 def teacher_references(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) -> list[Reference]:
-    """One dashed line per distinct teacher success (of the selected runs' teachers that the lab trained)."""
-    summaries = teacher_summaries(api, runs, all_runs)
-    references: dict[tuple[str, float], Reference] = {}
-    for run in runs:
-        teacher = resolve_checkpoint(run.config.get("teacher_checkpoint", ""), api.artifact_path)
-        if teacher not in summaries:
-            continue
-        owner, summary = summaries[teacher]
-        value = seen_tasks_success(summary, run.config)
-        if value is not None:
-            references.setdefault((teacher, round(value, 6)), Reference(f"teacher #{owner}", value))
-    return list(references.values())
+    """One dashed line per distinct teacher success of the selected runs' teachers (the lab's own and the shipped
+    or otherwise recorded ones, see app.references)."""
+    return [Reference(label, value) for label, value in teacher_lines(api, runs, all_runs)]
 
 
 def runs_csv(runs: Sequence[Any], data: Mapping[int, Mapping[str, Any]], keys: Sequence[str]) -> str:

@@ -7,8 +7,9 @@ five small runs whose curves appear within minutes. (The study module is not imp
 whole training stack into the dashboard process.)
 
 It needs a teacher and a 1-demo student on the object suite: the lab's own (finished sft runs in the store), or
-checkpoints found on disk, e.g. the `runs/` folder that `opd train configs/teacher_object.yaml` and
-`configs/student_object_1demo.yaml` write. A checkpoint's role is read from its meta.json run config.
+checkpoints found on disk: the shipped ones (assets/tabletop, found the way the study finds them) and the `runs/`
+or `checkpoints/` folder that `opd train configs/teacher_object.yaml` and `configs/student_object_1demo.yaml`
+write in the folder the dashboard was started from. A checkpoint's role is read from its meta.json run config.
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from app.checkpoints import shipped_root
 from opd_core.config import ConfigError, RunConfig
-from opd_core.resources import CONFIG_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SUITE = "object"
-RECIPE = CONFIG_DIR / "opd_object_reverse_kl.yaml"
 QUICK_SIZES = {"steps": 20, "batch_tasks": 4, "group_size": 8, "eval_every": 5, "save_every": 5,
                "eval_init_states": 5, "videos_per_eval": 1}
 """opd_core.study.presets.QUICK's sizes (plus one video per evaluation, for the Videos page)."""
 OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
-CHECKPOINT_DIRS = ("checkpoints", "assets", "runs")
-"""Folders of the repository searched for checkpoints, unless OPD_DEMO_CHECKPOINTS names others
-(os.pathsep-separated)."""
+CHECKPOINT_DIRS = ("checkpoints", "runs")
+"""Folders (of the working directory) searched for checkpoints besides the shipped ones, unless
+OPD_DEMO_CHECKPOINTS names others (os.pathsep-separated)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,11 @@ class DemoCheckpoints:
 
 def recipe() -> dict[str, Any]:
     """The OPD recipe (learning rate, updates per step, minibatch, unseen tasks) the study uses."""
+    from opd_core.study.recipes import load_recipe  # the study's own lookup of configs/
+
     try:
-        return RunConfig.load(RECIPE).to_dict()
-    except ConfigError:  # a checkout without configs/: the config defaults are the recipe
+        return load_recipe("opd", DEMO_SUITE).to_dict()
+    except ConfigError:  # an install without configs/: the config defaults are the recipe
         return RunConfig(suite=DEMO_SUITE).to_dict()
 
 
@@ -95,7 +96,15 @@ def on_disk(roots: Iterable[Path] | None = None, suite: str = DEMO_SUITE) -> dic
 
 def default_roots() -> list[Path]:
     named = [Path(p) for p in os.environ.get("OPD_DEMO_CHECKPOINTS", "").split(os.pathsep) if p]
-    return named or [REPO_ROOT / folder for folder in CHECKPOINT_DIRS]
+    if named:
+        return named
+    shipped = shipped_root()
+    return [*([shipped] if shipped is not None else []), *(Path.cwd() / folder for folder in CHECKPOINT_DIRS)]
+
+
+def describe_roots() -> str:
+    """The folders searched, for the page's message."""
+    return ", ".join(str(root) for root in default_roots())
 
 
 def find_checkpoints(lab: Any, roots: Iterable[Path] | None = None) -> DemoCheckpoints | None:

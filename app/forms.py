@@ -1,8 +1,9 @@
 """The Launch form, generated from `opd_core.config.RunConfig`: one widget spec per dataclass field.
 
 A field's widget follows from its type and name (choices for the enumerated fields, a task picker for task
-lists, a checkpoint picker for checkpoint paths), its help text is the field's docstring, and its section is
-the `# --- section ---` comment above it in config.py, so a new config field appears in the form by itself.
+lists, a checkpoint picker for checkpoint paths, a demos picker for the demos folder), its help text is the
+field's docstring, and its section is the `# --- section ---` comment above it in config.py, so a new config
+field appears in the form by itself.
 Validation is RunConfig's own: the ConfigError names the field, and the page shows the message next to it.
 """
 
@@ -21,6 +22,7 @@ from opd_core.envs.tabletop.tasks import CATALOG
 CHOICES = {"pipeline": PIPELINES, "objective": OBJECTIVES, "env": ENVS, "policy": POLICY_KINDS}
 TASK_FIELDS = ("tasks", "unseen_tasks")
 CHECKPOINT_FIELDS = ("student_checkpoint", "teacher_checkpoint")
+DEMO_FIELDS = ("demos",)
 HIDDEN_FIELDS = ("out_dir", "seed")
 """out_dir: the store names every run's folder itself (runs/<id> in the data directory); seed: the form asks
 for a list of seeds instead (one run per seed)."""
@@ -34,7 +36,7 @@ UNSEEN_SUITE = "unseen"
 class FieldSpec:
     name: str
     kind: str
-    """choice | int | float | bool | text | tasks | checkpoint"""
+    """choice | int | float | bool | text | tasks | checkpoint | demos"""
     default: Any
     help: str
     section: str
@@ -70,6 +72,8 @@ def _kind(name: str, hint: Any) -> str:
         return "tasks"
     if name in CHECKPOINT_FIELDS:
         return "checkpoint"
+    if name in DEMO_FIELDS:
+        return "demos"
     return {bool: "bool", int: "int", float: "float"}.get(hint, "text")
 
 
@@ -118,7 +122,7 @@ def form_values_to_config(values: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, str):
             value = value.strip()
-        if name in CHECKPOINT_FIELDS and value is None:
+        if name in (*CHECKPOINT_FIELDS, *DEMO_FIELDS) and value is None:
             value = ""
         config[name] = value
     return config
@@ -129,7 +133,18 @@ def validate(values: Mapping[str, Any]) -> tuple[RunConfig | None, FieldError | 
     try:
         return RunConfig.from_dict(form_values_to_config(values)).validate(), None
     except ConfigError as error:
-        return None, FieldError(error.field, str(error))
+        return None, FieldError(error.field, error_sentence(error))
+
+
+def field_words(name: str) -> str:
+    """A config field as words: 'teacher_checkpoint' -> 'teacher checkpoint'."""
+    return name.replace("_", " ")
+
+
+def error_sentence(error: ConfigError) -> str:
+    """A refusal as a researcher reads it: the field in words (and the form's label for it), then the reason."""
+    reason = getattr(error, "reason", None) or str(error)
+    return f"{field_words(error.field).capitalize()} ({error.field}): {reason}"
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from app.forms import field_words
 from opd_core.config import ConfigError, RunConfig
 from opd_core.envs.tabletop.tasks import CATALOG
 
@@ -93,6 +94,22 @@ def validate_sweep(base: Mapping[str, Any], grid: Mapping[str, list]) -> tuple[d
         except ConfigError as error:
             return {name: config[name] for name in grid}, error
     return None
+
+
+def refusal_sentence(preset: Preset, arm: Mapping[str, Any], error: ConfigError) -> str:
+    """'Objective ablation, the run with objective reverse_kl: teacher checkpoint (teacher_checkpoint): pipeline
+    opd needs ...': the preset, its arm and the field in words (with the form's label), never a dict."""
+    reason = getattr(error, "reason", None) or str(error)
+    where = ", ".join(f"{field_words(name)} {value_words(value)}" for name, value in arm.items())
+    field = f"{field_words(error.field)} ({error.field})"
+    return f"{preset.title}, the run with {where}: {field}: {reason}" if where else f"{preset.title}: {field}: {reason}"
+
+
+def value_words(value: Any) -> str:
+    """A grid value as the form shows it (a choice's own name, a number, a list joined by commas)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(value_words(v) for v in value) or "none"
+    return str(value)
 
 
 def sweep_name(preset: Preset, base: Mapping[str, Any]) -> str:

@@ -1,14 +1,21 @@
-"""Reference numbers from the store itself: the teacher's success and the student's starting point.
+"""Reference numbers: the teacher's success and the student's starting point.
 
 A teacher checkpoint that was trained in the lab has an evaluation summary in the store (its run's checkpoint
-row). The reference for a distillation run is that teacher's success on the run's own seen tasks (the mean of
-the teacher's per-task results), so that the dashed line on a chart measures the same thing as the curves.
+row). Any other teacher (the shipped one, a checkpoint trained elsewhere with `opd train`) carries the evaluation
+that training recorded with it (meta.json `extra.eval`: seen/unseen success and per-task results, which train()
+writes into every checkpoint); nothing is re-evaluated in the dashboard. A checkpoint without a recorded
+evaluation (e.g. a transformers model folder) has no reference. The reference for a distillation run is its
+teacher's success on the run's own seen tasks (the mean of the teacher's per-task results), so that the dashed
+line on a chart measures the same thing as the curves.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 
@@ -56,6 +63,62 @@ def teacher_summaries(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) ->
                                                   api.artifact_path).items():
             found[path] = (owner.id, summary)
     return found
+
+
+def reference_summaries(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) -> dict[str, tuple[str, dict]]:
+    """Teacher checkpoint (absolute) -> (reference label, evaluation summary) for every teacher of `runs` that
+    has an evaluation: the lab's own from the store ("teacher #12"), any other from what its checkpoint
+    recorded ("teacher (teacher-object)")."""
+    found = {path: (f"teacher #{owner}", summary) for path, (owner, summary) in
+             teacher_summaries(api, runs, all_runs).items()}
+    for run in runs:
+        teacher = resolve_checkpoint(run.config.get("teacher_checkpoint", ""), api.artifact_path)
+        if not teacher or teacher in found:
+            continue
+        recorded = recorded_evaluation(teacher)
+        if recorded is not None:
+            found[teacher] = recorded
+    return found
+
+
+def recorded_evaluation(checkpoint: str) -> tuple[str, dict] | None:
+    """(label, evaluation) recorded in a checkpoint folder's meta.json, or None (no such file, no evaluation)."""
+    meta = Path(checkpoint) / "meta.json"
+    try:
+        stamp = meta.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _read_recorded(str(meta), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_recorded(meta_path: str, stamp: int) -> tuple[str, dict] | None:
+    """Cached per file version (`stamp`): a meta.json is read once, not on every chart refresh."""
+    try:
+        meta = json.loads(Path(meta_path).read_text())
+    except (OSError, ValueError):
+        return None
+    evaluation = (meta.get("extra") or {}).get("eval") if isinstance(meta, dict) else None
+    if not isinstance(evaluation, dict) or not (evaluation.get("per_task") or _finite(evaluation.get("seen_success"))):
+        return None
+    name = (meta.get("run_config") or {}).get("name") or Path(meta_path).parent.name
+    return f"teacher ({name})", evaluation
+
+
+def teacher_references(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) -> list[tuple[str, float]]:
+    """(label, success) per distinct teacher success of the runs' teachers, each measured on its run's seen
+    tasks: what Compare draws as dashed reference lines."""
+    summaries = reference_summaries(api, runs, all_runs)
+    lines: dict[tuple[str, float], tuple[str, float]] = {}
+    for run in runs:
+        teacher = resolve_checkpoint(run.config.get("teacher_checkpoint", ""), api.artifact_path)
+        if teacher not in summaries:
+            continue
+        label, summary = summaries[teacher]
+        value = seen_tasks_success(summary, run.config)
+        if value is not None:
+            lines.setdefault((teacher, round(value, 6)), (label, value))
+    return list(lines.values())
 
 
 def checkpoint_summaries(runs: Sequence[Any], checkpoints_by_run: Mapping[int, Sequence[CheckpointLike]],

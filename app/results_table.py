@@ -75,6 +75,26 @@ class ResultsTable:
         return "\n".join(lines) + "\n\nSuccess rate (%) on seen tasks at the final checkpoint; mean ± standard " \
                                   "deviation over seeds where a method ran more than once.\n"
 
+    def to_latex(self) -> str:
+        """A booktabs table (\\usepackage{booktabs}) with the paper's layout: the references above a rule, then
+        the methods; 'mean $\\pm$ std' in percent."""
+        columns = "l" + "c" * (len(self.suites) + 1)
+        header = " & ".join(["Method", *[latex_escape(s.capitalize()) for s in self.suites], "Avg."])
+        lines = ["\\begin{table}[t]", "\\centering", f"\\begin{{tabular}}{{{columns}}}", "\\toprule",
+                 header + " \\\\", "\\midrule"]
+        previous_kind = None
+        for row, display in zip(self.rows, self.display_rows()):
+            if previous_kind in ("reference", "init") and row.kind == "method":
+                lines.append("\\midrule")
+            previous_kind = row.kind
+            cells = [display[s] or "--" for s in self.suites] + [display["avg."] or "--"]
+            cells = [latex_escape(c).replace("±", "$\\pm$") for c in cells]
+            lines.append(" & ".join([latex_escape(display["method"]), *cells]) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}",
+                  "\\caption{Success rate (\\%) on seen tasks at the final checkpoint; mean $\\pm$ standard "
+                  "deviation over seeds where a method ran more than once.}", "\\end{table}"]
+        return "\n".join(lines) + "\n"
+
     def to_csv(self) -> str:
         """One line per row; per suite the mean and spread in percent and the number of runs."""
         out = io.StringIO()
@@ -89,6 +109,15 @@ class ResultsTable:
             average = self.average(row)
             writer.writerow([row.label, row.kind, *cells, "" if average is None else _percent(average)])
         return out.getvalue()
+
+
+_LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
+                  "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX prints it literally (a run label may hold _, #, % or &)."""
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
 def _percent(value: float) -> str:

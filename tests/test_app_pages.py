@@ -214,8 +214,9 @@ def test_launch_preset_sweeps_from_the_form_settings(lab):
 
 def test_launch_preset_error_names_the_field(lab):
     at = open_page("launch")
+    at.selectbox(key="launch_teacher_checkpoint").set_value("")  # the shipped teacher is the default: none
     labels = [b.label for b in at.button]
-    at.button[labels.index("OPD vs GRPO")].click().run()  # no teacher chosen
+    at.button[labels.index("OPD vs GRPO")].click().run()
     assert any("teacher_checkpoint" in e.value for e in at.error)
     assert not [c for c in lab.calls if c[0] == "launch_sweep"]
 
@@ -224,7 +225,7 @@ def test_launch_offers_the_stores_checkpoints(lab):
     populated(lab)
     at = open_page("launch")
     options = at.selectbox(key="launch_teacher_checkpoint").options
-    assert any("teacher · step 100 · seen 0.90" in option for option in options)
+    assert any("#1 teacher · object teacher · seen 90% · step 100" in option for option in options)
 
 
 # ============================================================================================ runs
@@ -333,7 +334,7 @@ def test_results_page_tabulates_and_exports(lab):
                                      "OPD (forward KL)"]
     assert table["object"].iloc[0] == "90.0" and table["object"].iloc[1] == "0.0"
     assert table["object"].iloc[3] == "80.0"  # seed 1 is still running: only seed 0 counts
-    assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Markdown"]
+    assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Markdown", "Download LaTeX"]
 
 
 def test_demo_sizes_follow_the_quick_study_preset():

@@ -1,5 +1,7 @@
 """Sweep presets return (base config, grid) pairs that launch the paper's comparisons."""
 
+import pytest
+
 from app.presets import PRESETS, PRESETS_BY_KEY, expand, validate_sweep, with_seeds
 from opd_core.config import RunConfig
 
@@ -38,3 +40,81 @@ def test_seeds_become_an_axis_and_expand_multiplies():
     configs = expand(BASE, grid)
     assert len(configs) == 6 and {c["seed"] for c in configs} == {0, 1, 2}
     assert with_seeds({"g": [1]}, [5]) == {"g": [1]}
+
+
+# ---- from a fresh lab: the shipped checkpoints as the form's defaults ---------------------------------------
+def shipped_base() -> dict:
+    """The Launch form's defaults on a fresh store: the shipped object teacher and 1-demo student, expert demos
+    made at launch."""
+    from app import expert_demos
+    from app.checkpoints import default_for, shipped_checkpoints
+
+    choices = shipped_checkpoints()
+    base = RunConfig().to_dict()
+    return {**base, "demos": expert_demos.GENERATE,
+            **{name: default_for(choices, name, base["suite"]) for name in ("teacher_checkpoint",
+                                                                            "student_checkpoint")}}
+
+
+def test_every_preset_validates_on_the_forms_defaults_with_the_shipped_checkpoints():
+    base = shipped_base()
+    assert base["teacher_checkpoint"].endswith("object/teacher")
+    assert base["student_checkpoint"].endswith("object/student")
+    for preset in PRESETS:
+        assert validate_sweep(*preset.build(base)) is None, preset.key
+
+
+def test_a_refusal_is_a_sentence_naming_the_preset_arm_and_field():
+    from app.presets import refusal_sentence
+
+    preset = PRESETS_BY_KEY["objective_ablation"]
+    base, grid = preset.build({**BASE, "teacher_checkpoint": ""})
+    arm, error = validate_sweep(base, grid)
+    message = refusal_sentence(preset, arm, error)
+    assert message == ("Objective ablation, the run with objective reverse_kl: teacher checkpoint "
+                       "(teacher_checkpoint): pipeline opd needs a teacher checkpoint")
+    assert not any(mark in message for mark in "{}'\"")
+
+
+def test_expert_demos_are_made_only_for_sft_arms(tmp_path):
+    from app import expert_demos
+
+    made = []
+    base, grid = PRESETS_BY_KEY["forgetting"].build({**shipped_base(), "num_demos": 2})
+    resolved, note = expert_demos.resolve(base, expand(base, grid), lambda rel: tmp_path / rel,
+                                          make=lambda tasks, n, folder: made.append((len(tasks), n, folder)))
+    assert resolved["demos"] == "demos/object" and made == [(10, 2, tmp_path / "demos/object")]
+    assert "10 object tasks" in note
+    base, grid = PRESETS_BY_KEY["objective_ablation"].build(shipped_base())
+    resolved, note = expert_demos.resolve(base, expand(base, grid), lambda rel: tmp_path / rel)
+    assert resolved["demos"] == "" and note is None
+
+
+def test_expert_demos_are_written_once_and_reused(tmp_path):
+    from app import expert_demos
+    from opd_core.data import load_demos
+
+    base = {**shipped_base(), "pipeline": "sft", "num_demos": 1}
+    resolved, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel)
+    demos = load_demos(tmp_path / resolved["demos"], 1)
+    assert len(demos.actions) > 0 and note is not None
+    again, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel,
+                                       make=lambda *args: pytest.fail("made twice"))
+    assert again["demos"] == resolved["demos"] and note is None
+
+
+def test_every_preset_is_accepted_by_the_real_api_on_a_fresh_store(lab):
+    """worker.api checks that every checkpoint and demo folder exists: the shipped checkpoints and the expert
+    demos made for the forgetting study's sft arm pass (the runs stay queued: no worker here)."""
+    from app import expert_demos
+    from app.presets import sweep_name
+
+    assert lab.list_runs() == []
+    for preset in PRESETS:
+        base, grid = preset.build({**shipped_base(), "num_demos": 3})  # few demos: seconds, not a minute
+        base, _ = expert_demos.resolve(base, expand(base, grid), lab.artifact_path)
+        sweep_id, run_ids = lab.launch_sweep(base, grid, sweep_name(preset, base))
+        assert len(run_ids) == len(expand(base, grid)), preset.key
+    demos = lab.artifact_path("demos/object")
+    assert len(list(demos.glob("*.hdf5"))) == 10
+    assert {run.status for run in lab.list_runs()} == {"queued"} and len(lab.list_runs()) == 3 + 2 + 3 + 3 + 3

@@ -5,7 +5,7 @@ import io
 from datetime import timedelta
 
 from app.references import checkpoint_summaries, teacher_success
-from app.results_table import results_table
+from app.results_table import latex_escape, results_table
 from app.runs_table import format_duration, run_rows, status_text
 from test_app_fakes import T0, Checkpoint, Run, config, summary
 
@@ -82,3 +82,40 @@ def test_results_table_exports_csv_and_markdown():
     assert markdown.splitlines()[0] == "| Method | Object | Goal | Avg. |"
     assert "| OPD (reverse KL) | 85.0 ± 7.1 | 70.0 | 77.5 |" in markdown
     assert "| OPD (forward KL) | 60.0 | – | – |" in markdown
+
+
+def test_results_table_exports_latex_with_the_references_ruled_off():
+    runs, checkpoints, summaries = _table_fixture()
+    latex = results_table(runs, checkpoints, summaries).to_latex()
+    lines = latex.splitlines()
+    assert "\\begin{tabular}{lccc}" in lines and "Method & Object & Goal & Avg. \\\\" in lines
+    assert lines.index("Student init & 40.0 & -- & -- \\\\") + 1 == lines.index("\\midrule", 6)
+    assert "OPD (reverse KL) & 85.0 $\\pm$ 7.1 & 70.0 & 77.5 \\\\" in lines
+    assert latex_escape("g_2 #3 50% & {x}") == "g\\_2 \\#3 50\\% \\& \\{x\\}"
+
+
+def test_the_shipped_teacher_is_a_reference_from_its_recorded_evaluation():
+    """Not trained in the lab: its meta.json's evaluation gives the Compare line and the Results row."""
+    from app.checkpoints import shipped_root
+    from app.references import reference_summaries, teacher_references
+    from test_app_fakes import FakeApi
+
+    teacher = str(shipped_root() / "object" / "teacher")
+    lab = FakeApi()
+    run = lab.add_run(config=config(suite="object", tasks=["object/pick_red_block_into_basket"],
+                                    teacher_checkpoint=teacher))
+    lab.checkpoint_rows[run.id] = [Checkpoint(run.id, 20, "c", summary(0.7))]
+    other = lab.add_run(config=config(suite="object", teacher_checkpoint="/nowhere/teacher"))
+    summaries = reference_summaries(lab, [run, other], [run, other])
+    assert list(summaries) == [teacher] and summaries[teacher][0] == "teacher (teacher-object)"
+    assert teacher_references(lab, [run, other], [run, other]) == [("teacher (teacher-object)", 1.0)]
+    table = results_table([run], lab.checkpoint_rows, {path: s for path, (_, s) in summaries.items()})
+    assert [(row.label, row.cells["object"].mean) for row in table.rows] == [("Teacher (reference)", 1.0),
+                                                                              ("OPD (reverse KL)", 0.7)]
+
+
+def test_a_teacher_without_a_recorded_evaluation_has_no_reference(tmp_path):
+    from app.references import recorded_evaluation
+
+    (tmp_path / "meta.json").write_text('{"policy": {}, "step": 3, "extra": {"eval": {}}}')
+    assert recorded_evaluation(str(tmp_path)) is None and recorded_evaluation(str(tmp_path / "missing")) is None

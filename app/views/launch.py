@@ -6,15 +6,20 @@ from typing import Any
 
 import streamlit as st
 
-from app import navigation
+from app import expert_demos, navigation
 from app.backend import action_errors, api
-from app.forms import (LIVE_FIELDS, FieldError, FieldSpec, field_specs, float_step, parse_seeds, parse_tags,
-                       suite_choices, task_choices, validate)
-from app.presets import PRESETS, expand, sweep_name, validate_sweep, with_seeds
+from app.checkpoints import CheckpointChoice, checkpoint_choices, default_for, ordered_for
+from app.forms import (LIVE_FIELDS, FieldError, FieldSpec, error_sentence, field_specs, float_step, parse_seeds,
+                       parse_tags, suite_choices, task_choices, validate)
+from app.presets import PRESETS, expand, refusal_sentence, sweep_name, validate_sweep, with_seeds
 from app.views.common import guarded
 from opd_core.config import ConfigError
 
 COLUMNS = 3
+WIDE_KINDS = ("checkpoint", "demos")
+WIDE_COLUMNS = 1
+"""Pickers whose choices are long names (checkpoints, demos) span the form, after the rest of their section (a
+picker's list is as wide as the picker: a narrow one cuts the names)."""
 OPEN_SECTIONS = ("what to run", "environment", "policies", "optimisation", "evaluation, checkpoints, videos")
 """Sections drawn open; the others (sft data, transformers checkpoints, any new one) start folded."""
 
@@ -24,7 +29,7 @@ def render() -> None:
     st.title("Launch")
     st.caption("Every field is a RunConfig field (opd_core/config.py); hover a label for its meaning. "
                "Several seeds launch a sweep with one run per seed.")
-    checkpoints = checkpoint_options()
+    checkpoints = checkpoint_choices(api())
     specs = field_specs()
     slots: dict[str, Any] = {}
     values = _live_fields(specs, slots)
@@ -39,21 +44,6 @@ def render() -> None:
         _launch_single(values, extras, slots)
     elif preset_clicked:
         _launch_preset(preset_clicked[0], values, extras, slots)
-
-
-def checkpoint_options() -> dict[str, str]:
-    """Absolute path -> label, for the final checkpoint of every finished run in the store."""
-    lab = api()
-    options = {}
-    for run in lab.list_runs(status="finished"):
-        saved = lab.checkpoints(run.id)
-        if saved:
-            last = saved[-1]
-            seen = (last.summary or {}).get("seen_success")
-            seen_text = f" · seen {seen:.2f}" if isinstance(seen, (int, float)) else ""
-            path = str(lab.artifact_path(last.path))
-            options[path] = f"#{run.id} {run.name} · step {last.step}{seen_text}"
-    return options
 
 
 def _live_fields(specs: list[FieldSpec], slots: dict[str, Any]) -> dict[str, Any]:
@@ -75,22 +65,26 @@ def _live_fields(specs: list[FieldSpec], slots: dict[str, Any]) -> dict[str, Any
 
 
 def _form_fields(specs: list[FieldSpec], values: dict[str, Any], slots: dict[str, Any],
-                 checkpoints: dict[str, str]) -> None:
+                 checkpoints: list[CheckpointChoice]) -> None:
     sections: dict[str, list[FieldSpec]] = {}
     for spec in specs:
         if spec.name not in LIVE_FIELDS:
             sections.setdefault(spec.section, []).append(spec)
     for section, members in sections.items():
         container = st.expander(section.capitalize(), expanded=section in OPEN_SECTIONS)
-        columns = container.columns(COLUMNS)
-        for index, spec in enumerate(members):
-            column = columns[index % COLUMNS]
-            with column:
-                values[spec.name] = _widget(spec, values, checkpoints)
-                slots[spec.name] = st.empty()
+        narrow = [spec for spec in members if spec.kind not in WIDE_KINDS]
+        wide = [spec for spec in members if spec.kind in WIDE_KINDS]
+        for group, count in ((narrow, COLUMNS), (wide, WIDE_COLUMNS)):
+            if not group:
+                continue
+            columns = container.columns(count)
+            for index, spec in enumerate(group):
+                with columns[index % count]:
+                    values[spec.name] = _widget(spec, values, checkpoints)
+                    slots[spec.name] = st.empty()
 
 
-def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: dict[str, str]) -> Any:
+def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[CheckpointChoice]) -> Any:
     key = f"launch_{spec.name}"
     if spec.kind == "choice":
         return st.selectbox(spec.name, spec.choices, index=spec.choices.index(spec.default), help=spec.help, key=key)
@@ -104,13 +98,37 @@ def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: dict[str, str]
     if spec.kind == "tasks":
         options = task_choices(values["env"], values["suite"], spec.name)
         return st.multiselect(spec.name, options, default=[], help=spec.help, key=f"{key}_{values['suite']}",
-                              accept_new_options=True, placeholder="all tasks of the suite"
+                              accept_new_options=True, placeholder="all tasks"
                               if spec.name == "tasks" else "none")
     if spec.kind == "checkpoint":
-        return st.selectbox(spec.name, ["", *checkpoints], format_func=lambda p: checkpoints.get(p, p or "(none)"),
-                            help=spec.help + " Pick one of the lab's checkpoints or type a path.", key=key,
-                            accept_new_options=True)
+        return _checkpoint_picker(spec, values, checkpoints, key)
+    if spec.kind == "demos":
+        return _demos_picker(spec, values, key)
     return st.text_input(spec.name, value=str(spec.default), help=spec.help, key=key)
+
+
+def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: list[CheckpointChoice], key: str):
+    """Shipped and lab checkpoints by name, the field's role on the form's suite first and chosen by default."""
+    suite = values["suite"]
+    ordered = ordered_for(checkpoints, spec.name, suite)
+    labels = {choice.path: choice.label for choice in ordered}
+    options = ["", *labels]
+    default = default_for(checkpoints, spec.name, suite)
+    return st.selectbox(spec.name, options, index=options.index(default),
+                        format_func=lambda path: labels.get(path, path or "(none)"), key=key,
+                        help=spec.help + " Pick a shipped checkpoint or one of the lab's, or type a path.",
+                        accept_new_options=True)
+
+
+def _demos_picker(spec: FieldSpec, values: dict[str, Any], key: str):
+    """Expert demos made at launch (tabletop) by default; only sft runs read them."""
+    generated = expert_demos.GENERATE if values["env"] == "tabletop" else None
+    options = [option for option in (generated, "") if option is not None]
+    names = {expert_demos.GENERATE: f"expert demos of the {values['suite']} suite (made at launch if missing)",
+             "": "(none)"}
+    return st.selectbox(spec.name, options, format_func=lambda value: names.get(value, value),
+                        key=key, accept_new_options=True,
+                        help=spec.help + " Only sft runs read demos; type a folder to use your own.")
 
 
 def _extras(slots: dict[str, Any]) -> dict[str, str]:
@@ -134,12 +152,16 @@ def _launch_single(values: dict[str, Any], extras: dict[str, str], slots: dict[s
     try:
         seeds = parse_seeds(extras["seeds"])
     except ConfigError as error:
-        return _show_error(slots, FieldError("seed", str(error)))
+        return _show_error(slots, FieldError("seed", error_sentence(error)))
     config, error = validate({**values, "seed": seeds[0]})
     if error is not None:
         return _show_error(slots, error)
     tags, notes = parse_tags(extras["tags"]), extras["notes"]
     lab = api()
+    resolved, note = _with_demos(config.to_dict(), [config.to_dict()], slots)
+    if resolved is None:
+        return None
+    config = config.replace(demos=resolved["demos"])
     if len(seeds) == 1:
         launched, reason = _submit(slots, lab.launch, config, tags=tags, notes=notes)
         run_ids = [launched]
@@ -147,39 +169,56 @@ def _launch_single(values: dict[str, Any], extras: dict[str, str], slots: dict[s
         launched, reason = _submit(slots, lab.launch_sweep, config.to_dict(), {"seed": seeds}, f"{config.name}-seeds")
         run_ids = launched[1] if launched else []
     if reason is None:
-        _launched(run_ids)
+        _launched(run_ids, note=note)
 
 
 def _launch_preset(preset, values: dict[str, Any], extras: dict[str, str], slots: dict[str, Any]) -> None:
     try:
         seeds = parse_seeds(extras["seeds"])
     except ConfigError as error:
-        return _show_error(slots, FieldError("seed", str(error)))
+        return _show_error(slots, FieldError("seed", error_sentence(error)))
     base, grid = preset.build({**values, "seed": seeds[0]})
     grid = with_seeds(grid, seeds)
     failure = validate_sweep(base, grid)
     if failure is not None:
         arm, error = failure
-        return _show_error(slots, FieldError(error.field, f"{preset.title} arm {arm}: {error}"))
-    launched, reason = _submit(slots, api().launch_sweep, base, grid, sweep_name(preset, base))
+        return _show_error(slots, FieldError(error.field, refusal_sentence(preset, arm, error)))
+    base, note = _with_demos(base, expand(base, grid), slots)
+    if base is None:
+        return None
+    launched, reason = _submit(slots, api().launch_sweep, base, grid, sweep_name(preset, base), preset=preset)
     if reason is None:
-        _launched(launched[1], f"{preset.title}: {len(expand(base, grid))} runs queued")
+        _launched(launched[1], f"{preset.title}: {len(expand(base, grid))} runs queued", note=note)
 
 
-def _submit(slots: dict[str, Any], action, *args, **kwargs) -> tuple[Any, str | None]:
+def _with_demos(base: dict[str, Any], arms: list[dict[str, Any]], slots: dict[str, Any]
+                ) -> tuple[dict[str, Any] | None, str | None]:
+    """Expert demos made for the sft runs when the demos picker asks for them (None: could not make them)."""
+    try:
+        with st.spinner("Making expert demos for the sft runs..."):
+            return expert_demos.resolve(base, arms, api().artifact_path)
+    except (OSError, RuntimeError, ValueError) as error:
+        _show_error(slots, FieldError("demos", f"Demos: the expert demos could not be made: {error}"))
+        return None, None
+
+
+def _submit(slots: dict[str, Any], action, *args, preset=None, **kwargs) -> tuple[Any, str | None]:
     """Call the API; its refusal shows inline (a ConfigError next to its field) instead of a traceback."""
     try:
         return action(*args, **kwargs), None
     except ConfigError as error:  # the API validates again, e.g. that a checkpoint exists
-        _show_error(slots, FieldError(error.field, str(error)))
-        return None, str(error)
+        message = error_sentence(error) if preset is None else refusal_sentence(preset, {}, error)
+        _show_error(slots, FieldError(error.field, message))
+        return None, message
     except action_errors() as error:  # e.g. the broker did not take the message
         st.error(f"Not launched: {error}")
         return None, str(error)
 
 
-def _launched(run_ids: list[int], headline: str = "") -> None:
+def _launched(run_ids: list[int], headline: str = "", note: str | None = None) -> None:
     st.success(headline or f"Queued run{'s' if len(run_ids) > 1 else ''} "
                + ", ".join(f"#{run_id}" for run_id in run_ids))
+    if note:
+        st.caption(note.capitalize() + ".")
     st.page_link(navigation.page("compare"), label="Watch them on Compare", icon=":material/monitoring:",
                  query_params={"runs": [str(run_id) for run_id in run_ids]})

@@ -12,6 +12,9 @@ from app.runs_table import STATUSES
 from app.views.common import guarded, refusal, run_label
 
 
+SHOWN_RUNS = 10
+
+
 @guarded
 def render() -> None:
     st.title("OPD Lab")
@@ -26,8 +29,11 @@ def render() -> None:
         column.metric(status, counts.get(status, 0))
     active = [run for run in runs if run.status in ("queued", "running")]
     st.subheader("Active runs" if active else "Latest runs")
-    for run in (active or runs)[:10]:
+    shown = (active or runs)[:SHOWN_RUNS]
+    for run in shown:
         st.progress(float(run.progress), text=f"{run_label(run)} · step {run.step}/{run.total_steps}")
+    if len(active or runs) > len(shown):
+        st.caption(f"and {len(active or runs) - len(shown)} more on the Runs page")
     st.page_link(navigation.page("compare"), label="Watch them on Compare", icon=":material/monitoring:",
                  query_params={"runs": [str(run.id) for run in (active or runs)[:8]]})
     if all(run.config.get("pipeline") == "sft" for run in runs):
@@ -44,7 +50,7 @@ def _first_visit(headline: str) -> None:
     if found is None:
         st.warning("The quick reproduction starts from a teacher and a 1-demo student on the object suite, and "
                    "neither the store (finished sft runs) nor the folders "
-                   f"{', '.join(demo.CHECKPOINT_DIRS)} hold them yet. Make them once by training the configs/ "
+                   f"{demo.describe_roots()} hold them yet. Make them once by training the configs/ "
                    "chain with `opd train` (pretrain_base, then teacher_object and student_object_1demo; see the "
                    "README), or launch any run yourself.")
         st.page_link(navigation.page("launch"), label="Open the Launch form", icon=":material/rocket_launch:")

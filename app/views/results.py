@@ -1,11 +1,11 @@
-"""Results: the paper's Table 2 from the store's final checkpoints, exportable as CSV and Markdown."""
+"""Results: the paper's Table 2 from the store's final checkpoints, exportable as CSV, Markdown and LaTeX."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app.backend import api
-from app.references import teacher_summaries
+from app.references import reference_summaries
 from app.results_table import results_table
 from app.views.common import guarded
 
@@ -14,7 +14,8 @@ from app.views.common import guarded
 def render() -> None:
     st.title("Results")
     st.caption("Seen-task success (%) at each run's final checkpoint, per suite and method; mean ± standard "
-               "deviation over seeds. The teacher row is the teachers' own evaluation on the same tasks, the "
+               "deviation over seeds. The teacher row is the runs' teachers' own evaluation on the same tasks (the "
+               "lab's teachers from the store, shipped ones from the evaluation recorded with them), the "
                "student-init row the step-0 evaluation of the runs.")
     lab = api()
     sweeps = {sweep.id: sweep.name for sweep in lab.list_sweeps()}
@@ -30,17 +31,24 @@ def render() -> None:
         st.info("No finished runs to tabulate yet.")
         return
     checkpoints = {run.id: lab.checkpoints(run.id) for run in runs}
-    summaries = {path: summary for path, (_, summary) in teacher_summaries(lab, runs, all_runs).items()}
+    summaries = {path: summary for path, (_, summary) in reference_summaries(lab, runs, all_runs).items()}
     table = results_table(runs, checkpoints, summaries, lab.artifact_path)
     if not table.rows:
         st.info("The selected runs have no evaluated checkpoint yet.")
         return
-    st.dataframe(table.display_rows(), hide_index=True, key="results_table")
-    csv_column, markdown_column = st.columns(2)
+    labels = {suite: st.column_config.TextColumn(suite.capitalize()) for suite in table.suites}
+    st.dataframe(table.display_rows(), hide_index=True, key="results_table",
+                 column_config={"method": st.column_config.TextColumn("Method", width="large"), **labels,
+                                "avg.": st.column_config.TextColumn("Avg.")})
+    csv_column, markdown_column, latex_column = st.columns(3)
     csv_column.download_button("Download CSV", table.to_csv(), file_name="opd-results.csv", mime="text/csv",
                                key="results_csv")
-    markdown = table.to_markdown()
+    markdown, latex = table.to_markdown(), table.to_latex()
     markdown_column.download_button("Download Markdown", markdown, file_name="opd-results.md",
                                     mime="text/markdown", key="results_md")
+    latex_column.download_button("Download LaTeX", latex, file_name="opd-results.tex", mime="application/x-tex",
+                                 key="results_tex")
     with st.expander("Markdown"):
         st.code(markdown, language="markdown")
+    with st.expander("LaTeX (booktabs)"):
+        st.code(latex, language="latex")
