@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 from app import navigation  # noqa: E402
 from app.navigation import PageSpec  # noqa: E402
 from app.views import compare, forgetting, launch, overview, results, runs, videos  # noqa: E402
+from app.views import run as run_page, sweep  # noqa: E402
 
 PAGES = [
     PageSpec("overview", "Overview", ":material/home:", overview.render),
@@ -28,6 +29,8 @@ PAGES = [
     PageSpec("forgetting", "Forgetting", ":material/scatter_plot:", forgetting.render),
     PageSpec("videos", "Videos", ":material/movie:", videos.render),
     PageSpec("results", "Results", ":material/table_chart:", results.render),
+    PageSpec("run", "Run", ":material/description:", run_page.render),
+    PageSpec("sweep", "Sweep", ":material/tune:", sweep.render),
 ]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
