@@ -56,14 +56,14 @@ def download_buttons(figure: go.Figure, name: str, key: str) -> None:
     """"PNG" and "SVG" download buttons for `figure`, saved as `opd-<name>.<format>`; a caption saying why when
     this server cannot render figures."""
     problem = exporter_problem()
-    columns = st.columns([1, 1, 6])
-    for column, fmt in zip(columns, FORMATS):
-        column.download_button(
+    row = st.container(horizontal=True, vertical_alignment="center")
+    for fmt in FORMATS:
+        row.download_button(
             f"{fmt.upper()}", _deferred(go.Figure(figure), fmt), file_name=f"opd-{name}.{fmt}", mime=FORMATS[fmt],
             key=f"{key}_{fmt}", on_click="ignore", icon=":material/download:", disabled=problem is not None,
             help=problem or f"Download this figure as {fmt.upper()}, rendered on the server")
     if problem:
-        columns[2].caption(f"Server-side export unavailable: {problem}")
+        row.caption(f"Server-side export unavailable: {problem}")
 
 
 def _deferred(figure: go.Figure, fmt: str) -> Callable[[], bytes]:

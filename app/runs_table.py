@@ -14,8 +14,8 @@ RESUMABLE_STATUSES = ("crashed", "cancelled", "failed")
 LATEST_KEYS = ("train/success", "eval/seen_success", "eval/unseen_success", "train/entropy")
 """The metrics the table shows; fetched with one latest_metrics call for every listed run."""
 COLUMN_ORDER = ("id", "page", "name", "status", "progress", "method", "suite", "settings", "train success",
-                "seen success", "unseen success", "entropy", "duration", "attempt", "sweep", "tags", "notes",
-                "error")
+                "seen success", "unseen success", "entropy", "duration", "attempt", "sweep", "tags", "notes")
+"""The table's columns on screen (the error's first line is in the status; the run page has it all)."""
 NOT_SETTINGS = (IDENTITY_FIELDS - {"seed"}) | {"pipeline", "objective", "suite", "tasks", "unseen_tasks"}
 """Fields the table shows elsewhere (method, suite) or that only name things: never in the settings column."""
 RETRY_KINDS = ("requeued", "re-queued", "resumed", "retried", "redelivered")

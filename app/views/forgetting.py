@@ -78,7 +78,8 @@ def fit_panel_titles(figure: go.Figure, tasks: list[str]) -> go.Figure:
         title = short_title(annotation.text or "")
         lines = max(lines, title.count("<br>") + 1)
         annotation.update(text=title, hovertext=task, font={"size": 13}, yanchor="bottom")
-    figure.update_layout(margin={"t": 44 + 18 * lines})
+    figure.update_layout(margin={"t": 44 + 18 * lines, "b": 90}, legend={"y": -0.3, "yanchor": "top"},
+                         height=(figure.layout.height or 390) + 50)
     return figure
 
 

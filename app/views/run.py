@@ -90,20 +90,19 @@ def _summary(run: Any) -> None:
     color = STATUS_COLORS.get(run.status, "gray")
     attempt = getattr(run, "attempt", 1) or 1
     st.badge(status_text(run), color=color)
-    cells = [("method", method_label(run.config)), ("suite", run.config.get("suite", "")),
-             ("progress", f"{run.step}/{run.total_steps} steps" if run.total_steps else "—"),
-             ("attempt", str(attempt)), ("duration", format_duration(duration_seconds(run, _now())) or "—"),
+    facts = [("method", method_label(run.config)), ("suite", run.config.get("suite", "")),
+             ("steps", f"{run.step}/{run.total_steps}" if run.total_steps else "—"), ("attempt", str(attempt)),
+             ("duration", format_duration(duration_seconds(run, _now())) or "—"),
              ("worker", getattr(run, "worker_host", None) or "—")]
-    for column, (label, value) in zip(st.columns(len(cells)), cells):
-        column.metric(label, value)
-    links = st.columns(4)
-    links[0].page_link(navigation.page("compare"), label="Open on Compare", icon=":material/monitoring:",
-                       query_params={"runs": [str(run.id)]})
-    links[1].page_link(navigation.page("videos"), label="Rollout videos", icon=":material/movie:",
-                       query_params={"runs": [str(run.id)]})
+    st.markdown(" · ".join(f"{label} **{value}**" for label, value in facts))
+    links = st.container(horizontal=True, gap="medium")
+    links.page_link(navigation.page("compare"), label="Open on Compare", icon=":material/monitoring:",
+                    query_params={"runs": [str(run.id)]})
+    links.page_link(navigation.page("videos"), label="Rollout videos", icon=":material/movie:",
+                    query_params={"runs": [str(run.id)]})
     if getattr(run, "parent_run_id", None) is not None:
-        links[2].page_link(navigation.page("run"), label=f"Parent run #{run.parent_run_id}",
-                           icon=":material/arrow_upward:", query_params={"id": str(run.parent_run_id)})
+        links.page_link(navigation.page("run"), label=f"Parent run #{run.parent_run_id}",
+                        icon=":material/arrow_upward:", query_params={"id": str(run.parent_run_id)})
     if run.tags or run.notes:
         st.caption(" · ".join(part for part in (", ".join(run.tags), run.notes) if part))
 
@@ -180,8 +179,9 @@ def checkpoint_figure(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
             figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                         name=column, line={"color": color_of(index)},
                                         hovertemplate="step %{x}: %{y:.2f}<extra>" + column + "</extra>"))
-    figure.update_layout(title={"text": title, "x": 0}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40},
-                         legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}, hovermode="x unified")
+    figure.update_layout(title={"text": title, "x": 0}, height=320, margin={"l": 60, "r": 20, "t": 70, "b": 40},
+                         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+                         hovermode="x unified")
     figure.update_xaxes(title_text="training step")
     figure.update_yaxes(title_text="success rate", range=SUCCESS_RANGE)
     return figure

@@ -119,7 +119,7 @@ def scatter_figure(points: Sequence[SweepPoint], field: str, key: str, how: str)
         hovertemplate=f"{field}=%{{customdata[0]}}: mean %{{y:.3f}} of %{{customdata[1]}} runs<extra></extra>"))
     figure.update_layout(title={"text": f"{key} against {field}", "x": 0}, height=420,
                          margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                         legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"}, hovermode="closest")
+                         legend={"x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"}, hovermode="closest")
     figure.update_xaxes(title_text=field, tickmode="array", tickvals=list(range(len(order))), ticktext=order,
                         range=[-0.5, len(order) - 0.5])
     figure.update_yaxes(title_text=axis_title(key, how), **({"range": SUCCESS_RANGE} if is_success_key(key) else {}))
@@ -218,8 +218,10 @@ def _choose_runs(runs: Sequence[Any], known: list[int], sweeps: Sequence[Any]) -
     st.session_state["sweep_runs"] = [i for i in st.session_state["sweep_runs"] if i in known]
     st.selectbox("Sweep", [None, *names], key="sweep_id", on_change=_sweep_chosen, args=(sweeps, known),
                  format_func=lambda i: "(pick runs below)" if i is None else f"#{i} {names[i]}")
-    st.multiselect("Runs", known, key="sweep_runs", format_func=labeller(runs),
-                   on_change=query_writer("sweep_runs", "runs"))
+    count = len(st.session_state["sweep_runs"])
+    with st.expander(f"Runs ({count} selected)", expanded=st.session_state["sweep_id"] is None):
+        st.multiselect("Runs", known, key="sweep_runs", format_func=labeller(runs),
+                       on_change=query_writer("sweep_runs", "runs"))
 
 
 def _sweep_chosen(sweeps: Sequence[Any], known: list[int]) -> None:

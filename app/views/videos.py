@@ -17,6 +17,8 @@ from app.views.common import artifact, guarded, ids_from_query, labeller, query_
 DEFAULT_RUNS = 2
 """Runs shown side by side when the URL names none: the newest that have videos."""
 LAYOUTS = {"rows": "a row per run", "columns": "a column per run"}
+VIDEO_WIDTH = 320
+"""Pixels per player: the renders are small, and a grid of several runs must fit on a screen."""
 
 
 def grid_steps(videos: Mapping[int, Sequence[Any]]) -> list[int]:
@@ -122,4 +124,4 @@ def _player(video: Any | None, task: str, step: int, autoplay: bool) -> None:
     if not path.is_file():
         st.warning(f"The video file is missing: {path}")
         return
-    st.video(str(path), autoplay=autoplay, muted=autoplay, loop=autoplay)
+    st.video(str(path), autoplay=autoplay, muted=autoplay, loop=autoplay, width=VIDEO_WIDTH)
