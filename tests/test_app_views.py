@@ -75,6 +75,10 @@ def test_run_page_config_is_grouped_and_the_log_is_the_run_folders_tail(lab, tmp
     sections = [e.label for e in at.expander]
     assert sections[0] == "What to run" and {"Environment", "Policies", "Optimisation", "Transformers checkpoints",
                                              "Evaluation, checkpoints, videos"} <= set(sections)
+    environment = next(t.value for t in at.table if "unseen_tasks" in t.value.index)
+    assert environment.loc["unseen_tasks", "value"] == ("unseen/put_red_block_behind_tray, "
+                                                        "unseen/put_green_block_to_the_left_of_plate")
+    assert environment.loc["tasks", "value"] == "(none)"
     codes = "\n".join(c.value for c in at.code)
     assert '"step": 99' in codes and '"step": 59' not in codes and '"step": 60' in codes  # the last 40 lines
     assert str(folder) in codes
@@ -259,7 +263,7 @@ def test_forgetting_page_lists_its_runs_with_links_and_exports(lab):
     populated(lab)
     at = open_page("forgetting")
     rows = frame(at, "last step")
-    assert list(rows["page"]) == ["run?id=4"] and rows["last step"].iloc[0] == 20
+    assert list(rows["run"]) == ["run?id=4"] and rows["last step"].iloc[0] == 20
     assert [b.label for b in at.get("download_button")] == ["PNG", "SVG", "Download the points (CSV)"]
 
 

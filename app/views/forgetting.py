@@ -55,7 +55,8 @@ def render() -> None:
     st.download_button("Download the points (CSV)", _points_csv(points, runs), file_name="opd-forgetting.csv",
                        mime="text/csv", key="forgetting_csv")
     st.dataframe(_run_rows(runs, points, labels), hide_index=True, key="forgetting_runs_table",
-                 column_config={"page": st.column_config.LinkColumn("page", display_text="open", width="small"),
+                 column_config={"run": st.column_config.LinkColumn("run", display_text=r"run\?id=(\d+)", width="small",
+                                                                   help="The run's id: open its page"),
                                 "seen": st.column_config.NumberColumn("seen (last)", format="%.2f"),
                                 "unseen": st.column_config.NumberColumn("unseen (last, mean)", format="%.2f")})
 
@@ -90,7 +91,7 @@ def _run_rows(runs: list[Any], points, labels: dict[int, str]) -> list[dict[str,
         mine = [p for p in points if p.run_id == run.id]
         last = max((p.step for p in mine), default=None)
         at_last = [p for p in mine if p.step == last]
-        rows.append({"page": page_url(run.id), "id": run.id, "name": run.name, "legend": labels.get(run.id, ""),
+        rows.append({"run": page_url(run.id), "name": run.name, "legend": labels.get(run.id, ""),
                      "last step": last, "seen": at_last[0].seen if at_last else None,
                      "unseen": sum(p.unseen for p in at_last) / len(at_last) if at_last else None})
     return rows

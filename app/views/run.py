@@ -198,9 +198,15 @@ def _checkpoints(lab: Any, run: Any) -> None:
         st.plotly_chart(figure, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
             **PLOTLY_CONFIG["toImageButtonOptions"], "filename": f"run-{run.id}-evaluations"}}, key="run_chart")
         exports.download_buttons(figure, f"run-{run.id}-evaluations", key="run_chart_export")
-    success = st.column_config.NumberColumn(format="%.2f")
     st.dataframe(rows, hide_index=True, key="run_checkpoints",
-                 column_config={key: success for key in rows[-1] if key not in ("step", "path")})
+                 column_config={key: st.column_config.NumberColumn(_task_header(key), format="%.2f", help=key)
+                                for key in dict.fromkeys(k for row in rows for k in row) if key not in ("step", "path")})
+
+
+def _task_header(key: str) -> str:
+    """'unseen/put_red_block_behind_tray' -> 'unseen: put red block behind tray' (its full key on hover)."""
+    suite, _, task = key.rpartition("/")
+    return f"{suite}: {task.replace('_', ' ')}" if suite else key
 
 
 # ============================================================================================ config
@@ -221,9 +227,8 @@ def _config(config: dict[str, Any]) -> None:
     for index, (section, values) in enumerate(grouped.items()):
         title = section if len(section) <= 40 else section.split(" (")[0]  # the long ones explain themselves
         with columns[index % 2].expander(title.capitalize(), expanded=index < 2):
-            st.dataframe([{"field": name, "value": _shown(value)} for name, value in values.items()],
-                         hide_index=True, key=f"run_config_{index}",
-                         column_config={"value": st.column_config.TextColumn("value", width="large")})
+            # st.table wraps long values (task lists, paths) where a dataframe would cut them
+            st.table({"value": {name: _shown(value) for name, value in values.items()}})
     st.download_button("Config (JSON)", json.dumps(config, indent=2), file_name="config.json",
                        mime="application/json", key="run_config_json", on_click="ignore")
 

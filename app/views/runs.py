@@ -21,6 +21,8 @@ REFRESH_SECONDS = 3.0
 SELECTION_KEY = "runs_selected"
 TABLE_KEY = "runs_table"
 PREFETCHED_KEY = "runs_prefetched"
+WRAPPING_ROW = 66
+"""Pixels: Streamlit's grid wraps long cells (names, status, settings) only in rows taller than 4rem."""
 
 
 @guarded
@@ -68,7 +70,7 @@ def _table_and_actions() -> None:
         row["page"] = page_url(row["id"])
     ids = [row["id"] for row in rows]
     st.dataframe(rows, key=TABLE_KEY, on_select=lambda: _table_selected(ids), selection_mode="multi-row",
-                 hide_index=True, column_config=_column_config(), column_order=COLUMN_ORDER)
+                 hide_index=True, column_config=_column_config(), column_order=COLUMN_ORDER, row_height=WRAPPING_ROW)
     if SELECTION_KEY in st.session_state:  # drop runs that left the list (deleted, filtered out)
         st.session_state[SELECTION_KEY] = [i for i in st.session_state[SELECTION_KEY] if i in ids]
     selected = st.multiselect("Selected runs (tick rows in the table, or pick here)", ids, key=SELECTION_KEY,
@@ -84,10 +86,10 @@ def _table_selected(ids: list[int]) -> None:
 def _column_config() -> dict[str, Any]:
     number = st.column_config.NumberColumn
     return {
-        "id": number("id", width="small"),
+        "id": number("id", width="small", pinned=True),
         "page": st.column_config.LinkColumn("page", display_text="open", width="small",
                                             help="The run's page: config, history, log, checkpoints, files"),
-        "name": st.column_config.TextColumn("name", width="large"),
+        "name": st.column_config.TextColumn("name", width="medium"),
         "status": st.column_config.TextColumn("status", width="medium"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
                                                     width="small"),

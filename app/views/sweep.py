@@ -133,7 +133,9 @@ def parallel_figure(points: Sequence[SweepPoint], fields: Sequence[str], key: st
     for field in fields:
         raw = [p.fields.get(field) for p in points]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw):
-            dimensions.append({"label": field, "values": [float(v) for v in raw]})
+            distinct = sorted(set(raw))
+            ticks = {"tickvals": distinct, "ticktext": [_label(v) for v in distinct]} if len(distinct) <= 8 else {}
+            dimensions.append({"label": field, "values": [float(v) for v in raw], **ticks})
         else:
             order = _ordered_values(raw)
             dimensions.append({"label": field, "values": [order.index(_label(v)) for v in raw],
@@ -141,9 +143,8 @@ def parallel_figure(points: Sequence[SweepPoint], fields: Sequence[str], key: st
     values = [p.value for p in points]
     dimensions.append({"label": key, "values": values,
                        **({"range": [0.0, 1.0]} if is_success_key(key) else {})})
-    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": values, "colorscale": "Viridis",
-                                                                 "showscale": True,
-                                                                 "colorbar": {"title": {"text": "value"}}}))
+    # the metric's own axis reads the colour: no colour bar to crowd the last axis
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": values, "colorscale": "Viridis"}))
     figure.update_layout(title={"text": f"{axis_title(key, how)} over the varying fields", "x": 0}, height=420,
                          margin={"l": 60, "r": 60, "t": 90, "b": 30})
     return figure
@@ -196,11 +197,11 @@ def render() -> None:
         parallel = parallel_figure(points, fields, key, how)
         st.plotly_chart(parallel, config=PLOTLY_CONFIG, key="sweep_parallel")
         exports.download_buttons(parallel, "sweep-parallel", key="sweep_parallel_export")
-    st.dataframe([{"run": page_url(p.run_id), "id": p.run_id, "name": p.name,
-                   **{f: _label(p.fields[f]) for f in fields}, key: p.value} for p in points],
+    st.dataframe([{"run": page_url(p.run_id), "name": p.name, key: p.value,
+                   **{f: _label(p.fields[f]) for f in fields}} for p in points],
                  hide_index=True, key="sweep_table",
                  column_config={"run": st.column_config.LinkColumn("run", display_text=r"run\?id=(\d+)",
-                                                                   help="Open the run's page", width="small"),
+                                                                   help="The run's id: open its page", width="small"),
                                 key: st.column_config.NumberColumn(key, format="%.3f")})
 
 

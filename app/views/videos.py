@@ -66,14 +66,14 @@ def render() -> None:
     if st.session_state.get("videos_step") not in steps:
         wanted = st.query_params.get("step", "")
         st.session_state["videos_step"] = int(wanted) if wanted.isdigit() and int(wanted) in steps else steps[-1]
-    step_column, layout_column, play_column = st.columns([4, 2, 1])
+    step_column, layout_column = st.columns([3, 2])
     with step_column:
         step = st.select_slider("Checkpoint step (drives every player)", steps, key="videos_step",
                                 on_change=query_writer("videos_step", "step"))
     layout = layout_column.radio("Layout", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True,
                                  key="videos_layout")
-    autoplay = play_column.toggle("Play all", key="videos_autoplay", help="Start every player at once, muted, "
-                                                                         "looping")
+    autoplay = layout_column.toggle("Play all together", key="videos_autoplay",
+                                    help="Start every player at once, muted, looping")
     tasks = grid_tasks(videos, step)
     kept = [t for t in st.session_state.get("videos_tasks", []) if t in tasks]
     st.session_state["videos_tasks"] = kept or tasks[:2]
