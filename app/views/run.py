@@ -28,6 +28,8 @@ from app.views.common import guarded, labeller
 RUN_KEY = "run_page_id"
 LOG_TAIL_LINES = 40
 """Lines of a run folder's log files (metrics.jsonl, *.log) shown on the page."""
+OPEN_SECTIONS = ("what to run", "environment", "optimisation")
+"""Config sections shown unfolded: what a researcher checks first."""
 STATUS_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "crashed": "red",
                  "cancelled": "orange"}
 
@@ -198,9 +200,10 @@ def _checkpoints(lab: Any, run: Any) -> None:
         st.plotly_chart(figure, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
             **PLOTLY_CONFIG["toImageButtonOptions"], "filename": f"run-{run.id}-evaluations"}}, key="run_chart")
         exports.download_buttons(figure, f"run-{run.id}-evaluations", key="run_chart_export")
+    numbers = [key for key in dict.fromkeys(k for row in rows for k in row) if key not in ("step", "path")]
     st.dataframe(rows, hide_index=True, key="run_checkpoints",
                  column_config={key: st.column_config.NumberColumn(_task_header(key), format="%.2f", help=key)
-                                for key in dict.fromkeys(k for row in rows for k in row) if key not in ("step", "path")})
+                                for key in numbers})
 
 
 def _task_header(key: str) -> str:
@@ -226,7 +229,7 @@ def _config(config: dict[str, Any]) -> None:
     columns = st.columns(2)
     for index, (section, values) in enumerate(grouped.items()):
         title = section if len(section) <= 40 else section.split(" (")[0]  # the long ones explain themselves
-        with columns[index % 2].expander(title.capitalize(), expanded=index < 2):
+        with columns[index % 2].expander(title.capitalize(), expanded=section in OPEN_SECTIONS):
             # st.table wraps long values (task lists, paths) where a dataframe would cut them
             st.table({"value": {name: _shown(value) for name, value in values.items()}})
     st.download_button("Config (JSON)", json.dumps(config, indent=2), file_name="config.json",

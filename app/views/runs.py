@@ -1,4 +1,4 @@
-"""Runs: every run with its status and latest numbers; filter, act on a selection, open it on Compare.
+"""Runs: every run with its status and latest numbers; filter, act on a selection, open a run's page or Compare.
 
 The table and the actions live in one fragment that refreshes itself every few seconds while any listed run
 is queued or running, so progress moves without reloading the page (and without touching the filters).
@@ -23,6 +23,8 @@ TABLE_KEY = "runs_table"
 PREFETCHED_KEY = "runs_prefetched"
 WRAPPING_ROW = 66
 """Pixels: Streamlit's grid wraps long cells (names, status, settings) only in rows taller than 4rem."""
+ROWS_IN_VIEW = 12
+"""Rows the table shows before it scrolls (its automatic height assumes one-line rows)."""
 
 
 @guarded
@@ -70,7 +72,8 @@ def _table_and_actions() -> None:
         row["page"] = page_url(row["id"])
     ids = [row["id"] for row in rows]
     st.dataframe(rows, key=TABLE_KEY, on_select=lambda: _table_selected(ids), selection_mode="multi-row",
-                 hide_index=True, column_config=_column_config(), column_order=COLUMN_ORDER, row_height=WRAPPING_ROW)
+                 hide_index=True, column_config=_column_config(), column_order=COLUMN_ORDER, row_height=WRAPPING_ROW,
+                 height=min(len(rows), ROWS_IN_VIEW) * WRAPPING_ROW + 40)
     if SELECTION_KEY in st.session_state:  # drop runs that left the list (deleted, filtered out)
         st.session_state[SELECTION_KEY] = [i for i in st.session_state[SELECTION_KEY] if i in ids]
     selected = st.multiselect("Selected runs (tick rows in the table, or pick here)", ids, key=SELECTION_KEY,

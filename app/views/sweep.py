@@ -144,7 +144,8 @@ def parallel_figure(points: Sequence[SweepPoint], fields: Sequence[str], key: st
     dimensions.append({"label": key, "values": values,
                        **({"range": [0.0, 1.0]} if is_success_key(key) else {})})
     # the metric's own axis reads the colour: no colour bar to crowd the last axis
-    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": values, "colorscale": "Viridis"}))
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": values, "colorscale": "Viridis"},
+                                    labelfont={"size": 13}, tickfont={"size": 11}))
     figure.update_layout(title={"text": f"{axis_title(key, how)} over the varying fields", "x": 0}, height=420,
                          margin={"l": 60, "r": 60, "t": 90, "b": 30})
     return figure
@@ -182,7 +183,7 @@ def render() -> None:
     default_field = default_field or next((f for f in fields if f != "seed"), fields[0])
     key_column, how_column, field_column = st.columns([3, 2, 2])
     key = key_column.selectbox("Metric", keys, index=keys.index(default_key), key="sweep_key")
-    how = how_column.radio("Value", list(AGGREGATES), format_func=AGGREGATES.get, horizontal=True, key="sweep_how")
+    how = how_column.radio("Value", list(AGGREGATES), format_func=AGGREGATES.get, key="sweep_how")
     field = field_column.selectbox("Setting (x axis)", fields, index=fields.index(default_field),
                                    key="sweep_field")
     points = sweep_points(chosen, lab.metrics([run.id for run in chosen], [key]), key, how, fields)
