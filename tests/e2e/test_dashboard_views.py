@@ -124,7 +124,7 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     visit(page, f"{url}/run?id={run_ids[4]}")
     charts_drawn(1)(page)
     page.get_by_text("Checkpoints and evaluations").wait_for()
-    assert page.get_by_role("button", name="PNG").count() >= 1
+    assert page.get_by_role("button", name="PNG", exact=True).count() == 1
     shoot_at_widths(page, "run", charts_drawn(1))
 
     # --- the sweep: final seen success against the group size, one point per seed, and parallel coordinates
@@ -134,6 +134,12 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
         "div => div._fullData.map(t => [t.name, t._length || (t.y || []).length])")
     assert dict(scatter) == {"seed 0": 3, "seed 1": 3, "seed 2": 3, "mean": 3}, scatter
     shoot_at_widths(page, "sweep", charts_drawn(2))
+    if page.get_by_role("button", name="PNG", exact=True).first.is_enabled():  # the server has kaleido
+        for fmt, magic in (("PNG", b"\x89PNG"), ("SVG", b"<svg")):
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_role("button", name=fmt, exact=True).first.click()
+            assert download.value.suggested_filename == f"opd-sweep-scatter.{fmt.lower()}"
+            assert open(download.value.path(), "rb").read().startswith(magic)
 
     # --- videos: three runs in a grid, one slider for all; every player plays
     chosen = "&".join(f"runs={i}" for i in run_ids[:3])
