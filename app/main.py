@@ -20,6 +20,7 @@ from app import navigation  # noqa: E402
 from app.navigation import PageSpec  # noqa: E402
 from app.views import compare, forgetting, launch, overview, results, runs, videos  # noqa: E402
 from app.views import inspector as inspector_view  # noqa: E402
+from app.views import run as run_page, sweep  # noqa: E402
 
 PAGES = [
     PageSpec("overview", "Overview", ":material/home:", overview.render),
@@ -30,6 +31,8 @@ PAGES = [
     PageSpec("videos", "Videos", ":material/movie:", videos.render),
     PageSpec("inspector", "Inspector", ":material/query_stats:", inspector_view.render),
     PageSpec("results", "Results", ":material/table_chart:", results.render),
+    PageSpec("run", "Run", ":material/description:", run_page.render),
+    PageSpec("sweep", "Sweep", ":material/tune:", sweep.render),
 ]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -82,6 +82,15 @@ class Sweep:
     status_counts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class RunEvent:
+    """worker.api's RunEvent: one line of a run's status history (queued, started, re-queued, resumed, ...)."""
+
+    at: datetime
+    kind: str
+    message: str
+
+
 def series(steps, values) -> Series:
     steps = np.asarray(steps, dtype=np.int64)
     return Series(steps, np.asarray(values, dtype=np.float64), 1.7e9 + steps.astype(np.float64))
@@ -109,6 +118,7 @@ class FakeApi:
         self.checkpoint_rows: dict[int, list[Checkpoint]] = {}
         self.video_rows: dict[int, list[Video]] = {}
         self.sweeps: dict[int, Sweep] = {}
+        self.events: dict[int, list[RunEvent]] = {}
         self.calls: list[tuple] = []
         self.unavailable: str | None = None
         self._ids = itertools.count(1)
@@ -158,7 +168,9 @@ class FakeApi:
         if self.runs[run_id].status not in ("crashed", "cancelled", "failed"):
             raise self.RunStateError(f"run {run_id} is {self.runs[run_id].status}: only crashed, cancelled or "
                                      "failed runs can be resumed")
-        self.runs[run_id] = replace(self.runs[run_id], status="queued")
+        self.runs[run_id] = replace(self.runs[run_id], status="queued", attempt=self.runs[run_id].attempt + 1)
+        self.events.setdefault(run_id, []).append(RunEvent(T0 + timedelta(hours=1), "resumed",
+                                                           f"resumed from step {self.runs[run_id].step}"))
 
     def delete(self, run_id):
         self._check("delete", run_id)
@@ -213,6 +225,10 @@ class FakeApi:
     def videos(self, run_id, step=None):
         self._check("videos", run_id, step)
         return [v for v in self.video_rows.get(run_id, []) if step is None or v.step == step]
+
+    def run_events(self, run_id):
+        self._check("run_events", run_id)
+        return sorted(self.events.get(run_id, []), key=lambda e: e.at)
 
     def list_sweeps(self):
         self._check("list_sweeps")

@@ -123,7 +123,7 @@ def test_the_labs_own_teacher_and_student_are_preferred(lab, tmp_path, monkeypat
 
 def test_unreachable_store_shows_a_message_not_a_traceback(lab):
     lab.unavailable = "database unavailable (sqlite:////nowhere/opd.sqlite): unable to open database file"
-    for page in ("overview", "launch", "runs", "compare", "forgetting", "videos", "results"):
+    for page in ("overview", "launch", "runs", "compare", "forgetting", "videos", "results", "run", "sweep"):
         at = open_page(page)
         assert not at.exception, page
         assert "run store is unreachable" in at.error[0].value and "unable to open database file" in at.error[0].value
@@ -309,20 +309,36 @@ def test_forgetting_page_defaults_to_the_runs_with_unseen_tasks(lab):
     assert not at.exception and at.query_params["runs"] == ["2", "3", "4"]
 
 
-def test_videos_page_picks_checkpoint_and_task_side_by_side(lab, tmp_path):
+def test_videos_grid_one_step_slider_drives_every_player(lab, tmp_path):
     populated(lab)
     lab.data_dir = str(tmp_path)
     video = tmp_path / "runs/2/videos/step_10/x.mp4"
     video.parent.mkdir(parents=True)
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    at = open_page("videos", {"runs": ["2", "4"]})
+    lab.video_rows[3] = [Video(3, 10, "object/other_task", False, "runs/3/videos/step_10/y.mp4")]
+    at = open_page("videos", {"runs": ["2", "4", "3"]})
     assert not at.exception
-    assert at.selectbox(key="videos_run").value == 2 and at.selectbox(key="videos_other").value == 4
-    assert at.select_slider(key="videos_step_2_4").value == 10
+    assert at.multiselect(key="videos_runs").value == [2, 4, 3]
+    assert at.select_slider(key="videos_step").value == 10 and at.select_slider(key="videos_step").options == [
+        "0", "10"]
+    assert at.multiselect(key="videos_tasks").value == ["object/pick_red_block_into_basket", "object/other_task"]
     text = texts(at)
-    assert "success] · step 10" in text and "The video file is missing" in text  # run 4's file was never written
-    at.select_slider(key="videos_step_2_4").set_value(0).run()
-    assert "failure] · step 0" in texts(at)
+    assert text.count(":green-badge[✓ success]") == 2 and text.count(":red-badge[✗ failure]") == 1
+    assert "The video file is missing" in text  # run 4's file was never written
+    assert "`object/other_task`: no video at step 10" in text  # runs 2 and 4 did not film that task
+    at.select_slider(key="videos_step").set_value(0).run()
+    assert not at.exception and at.query_params["step"] == "0"
+    assert texts(at).count(":red-badge[✗ failure]") == 2 and ":green-badge" not in texts(at)
+    at.radio(key="videos_layout").set_value("columns").run()
+    assert not at.exception and texts(at).count("#2 reverse_kl-0") >= 1
+    at.multiselect(key="videos_runs").set_value([4]).run()
+    assert at.query_params["runs"] in (["4"], "4")  # AppTest shows a one-value list as its value
+
+
+def test_videos_default_to_the_newest_runs_with_videos(lab):
+    populated(lab)
+    at = open_page("videos")
+    assert not at.exception and at.multiselect(key="videos_runs").value == [4, 3]
 
 
 def test_results_page_tabulates_and_exports(lab):

@@ -101,8 +101,21 @@ def test_every_page_on_a_real_store(real_lab):
 
     at = open_page("videos", {"runs": [str(run_ids[0])]})
     assert not at.exception
-    assert at.select_slider(key=f"videos_step_{run_ids[0]}").value == 20
-    assert any("success] · step 20" in m.value for m in at.markdown)
+    assert at.select_slider(key="videos_step").value == 20
+    assert any(":green-badge[✓ success]" in m.value for m in at.markdown)
+
+    at = open_page("run", {"id": str(run_ids[0])})
+    assert not at.exception and not at.error
+    codes = "\n".join(c.value for c in at.code)
+    assert '"step": 20' in codes  # the tail of the run folder's metrics.jsonl
+    checkpoints = next(df.value for df in at.dataframe if "seen success" in df.value.columns)
+    assert list(checkpoints["step"]) == [0, 5, 10, 15, 20] and checkpoints["seen success"].iloc[-1] == 1.0
+    history = next(df.value for df in at.dataframe if "event" in df.value.columns)
+    assert list(history["event"])[0] == "queued" and list(history["event"])[-1] == "finished"
+
+    at = open_page("sweep", {"sweep": str(sweep_id)})
+    assert not at.exception and at.multiselect(key="sweep_runs").value == run_ids
+    assert at.selectbox(key="sweep_field").value == "objective"
 
     at = open_page("results")
     assert not at.exception

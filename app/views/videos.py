@@ -1,17 +1,44 @@
-"""Videos: the evaluation rollouts of a checkpoint, one run or two side by side at the same checkpoint."""
+"""Videos: the evaluation rollouts of several runs at one checkpoint step, in a grid.
+
+One checkpoint-step slider drives every player; a row per run (tasks across) or a column per run (tasks down);
+each player carries the episode's outcome as a badge (✓ success in green, ✗ failure in red).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
 from app.backend import api
-from app.views.common import artifact, guarded, ids_from_query, labeller
+from app.views.common import artifact, guarded, ids_from_query, labeller, query_writer
 
-VIDEO_WIDTH = 420
-"""Pixels: the renders are 64x64, and two players must fit side by side."""
+DEFAULT_RUNS = 2
+"""Runs shown side by side when the URL names none: the newest that have videos."""
+LAYOUTS = {"rows": "a row per run", "columns": "a column per run"}
+VIDEO_WIDTH = 320
+"""Pixels per player: the renders are small, and a grid of several runs must fit on a screen."""
+
+
+def grid_steps(videos: Mapping[int, Sequence[Any]]) -> list[int]:
+    """Every checkpoint step at which any of the runs has a video, ascending (a run without a video at the
+    chosen step says so in its cell)."""
+    return sorted({video.step for found in videos.values() for video in found})
+
+
+def grid_tasks(videos: Mapping[int, Sequence[Any]], step: int) -> list[str]:
+    return list(dict.fromkeys(video.task for found in videos.values() for video in found if video.step == step))
+
+
+def cell(videos: Sequence[Any], step: int, task: str) -> Any | None:
+    """The run's video of `task` at `step` (None when it has none)."""
+    return next((video for video in videos if video.step == step and video.task == task), None)
+
+
+def outcome_badge(success: bool) -> tuple[str, str]:
+    """(label, colour) of the success badge: a mark and a word, so it reads without colour too."""
+    return ("✓ success", "green") if success else ("✗ failure", "red")
 
 
 @guarded
@@ -23,39 +50,78 @@ def render() -> None:
         st.info("No run has started yet, so there are no rollout videos.")
         return
     known = [run.id for run in runs]
-    from_url = ids_from_query("runs", known)
-    left, right = st.columns(2)
-    first = left.selectbox("Run", known, index=known.index(from_url[0]) if from_url else 0,
-                           format_func=labeller(runs), key="videos_run")
-    others = [None, *[i for i in known if i != first]]
-    second = right.selectbox("Side by side with", others, format_func=lambda i: "—" if i is None
-                             else labeller(runs)(i), index=others.index(from_url[1])
-                             if len(from_url) > 1 and from_url[1] in others else 0, key="videos_other")
-    chosen = [first] + ([second] if second is not None else [])
+    if "videos_runs" not in st.session_state:
+        st.session_state["videos_runs"] = ids_from_query("runs", known) or _newest_with_videos(lab, known)
+    st.session_state["videos_runs"] = [i for i in st.session_state["videos_runs"] if i in known]
+    chosen = st.multiselect("Runs", known, key="videos_runs", format_func=labeller(runs),
+                            on_change=query_writer("videos_runs", "runs"))
+    if not chosen:
+        st.info("Pick runs to watch their rollouts side by side.")
+        return
     videos = {run_id: lab.videos(run_id) for run_id in chosen}
-    steps = sorted(set.intersection(*({video.step for video in found} for found in videos.values())))
+    steps = grid_steps(videos)
     if not steps:
-        st.info("No checkpoint has videos " + ("for both runs." if second is not None else "yet."))
+        st.info("No checkpoint of these runs has videos yet.")
         return
-    step = st.select_slider("Checkpoint step", steps, value=steps[-1], key=f"videos_step_{'_'.join(map(str, chosen))}")
-    tasks = list(dict.fromkeys(v.task for found in videos.values() for v in found if v.step == step))
-    task = st.selectbox("Task", tasks, key="videos_task")
+    if st.session_state.get("videos_step") not in steps:
+        wanted = st.query_params.get("step", "")
+        st.session_state["videos_step"] = int(wanted) if wanted.isdigit() and int(wanted) in steps else steps[-1]
+    step_column, layout_column = st.columns([3, 2])
+    with step_column:
+        step = st.select_slider("Checkpoint step (drives every player)", steps, key="videos_step",
+                                on_change=query_writer("videos_step", "step"))
+    layout = layout_column.radio("Layout", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True,
+                                 key="videos_layout")
+    autoplay = layout_column.toggle("Play all together", key="videos_autoplay",
+                                    help="Start every player at once, muted, looping")
+    tasks = grid_tasks(videos, step)
+    kept = [t for t in st.session_state.get("videos_tasks", []) if t in tasks]
+    st.session_state["videos_tasks"] = kept or tasks[:2]
+    shown = st.multiselect("Tasks", tasks, key="videos_tasks")
     by_id = {run.id: run for run in runs}
-    for column, run_id in zip(st.columns(len(chosen)), chosen):
-        with column:
-            _player(by_id[run_id], [v for v in videos[run_id] if v.step == step and v.task == task])
+    _grid([by_id[i] for i in chosen], videos, step, shown, layout, autoplay)
 
 
-def _player(run: Any, matches: list[Any]) -> None:
-    st.markdown(f"**#{run.id} {run.name}**")
-    if not matches:
-        st.caption("No video of this task at this checkpoint.")
+def _newest_with_videos(lab: Any, known: list[int]) -> list[int]:
+    found = []
+    for run_id in known:  # newest first
+        if len(found) == DEFAULT_RUNS:
+            break
+        if lab.videos(run_id):
+            found.append(run_id)
+    return found or known[:1]
+
+
+def _grid(runs: Sequence[Any], videos: Mapping[int, Sequence[Any]], step: int, tasks: Sequence[str], layout: str,
+          autoplay: bool) -> None:
+    if not tasks:
+        st.info("Pick one or more tasks.")
         return
-    video = matches[0]
+    if layout == "rows":
+        for run in runs:
+            st.markdown(f"**#{run.id} {run.name}**")
+            for column, task in zip(st.columns(len(tasks)), tasks):
+                with column:
+                    _player(cell(videos[run.id], step, task), task, step, autoplay)
+        return
+    columns = st.columns(len(runs))
+    for column, run in zip(columns, runs):
+        column.markdown(f"**#{run.id} {run.name}**")
+    for task in tasks:
+        for column, run in zip(st.columns(len(runs)), runs):
+            with column:
+                _player(cell(videos[run.id], step, task), task, step, autoplay)
+
+
+def _player(video: Any | None, task: str, step: int, autoplay: bool) -> None:
+    if video is None:
+        st.caption(f"`{task}`: no video at step {step}")
+        return
+    label, color = outcome_badge(video.success)
+    st.badge(label, color=color)
+    st.caption(f"step {video.step} · `{video.task}`")
     path = Path(artifact(video.path))
-    outcome = ":green[:material/check_circle: success]" if video.success else ":red[:material/cancel: failure]"
-    st.markdown(f"{outcome} · step {video.step} · `{video.task}`")
     if not path.is_file():
         st.warning(f"The video file is missing: {path}")
         return
-    st.video(str(path), width=VIDEO_WIDTH)
+    st.video(str(path), autoplay=autoplay, muted=autoplay, loop=autoplay, width=VIDEO_WIDTH)
