@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from opd_core.errors import CheckpointError
-from opd_core.policies.base import Policy, build_policy
+from opd_core.policies.base import Policy
+from opd_core.registry import checkpoint_loader, policy_class
 from opd_core.tokenizer import ActionTokenizer
 
 FORMAT = "opd-checkpoint-v1"
@@ -107,30 +108,36 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
 
 def load_policy(directory: str | Path, device: str | torch.device = "cpu",
                 hf_settings: dict[str, Any] | None = None) -> Policy:
-    """Rebuild the policy stored in an OPD checkpoint folder, or load a transformers model directory, on `device`.
+    """Restore a policy on `device` with the first registered checkpoint loader that accepts `directory` (an OPD
+    checkpoint folder, a transformers model directory, ...).
 
     `hf_settings` (HFVLASettings fields) apply to a raw transformers directory such as an OpenVLA checkpoint.
     """
     directory = Path(directory)
     if not directory.exists():
         raise CheckpointError(f"checkpoint not found: {directory}")
-    if (directory / "config.json").is_file() and not (directory / META).is_file():
-        from opd_core.policies.hf_vla import HFVLASettings, TransformersVLA
+    loader = checkpoint_loader(directory)
+    if loader is None:
+        read_meta(directory)  # raises, naming what the folder lacks
+    return loader.load(directory, str(device), hf_settings)
 
-        return TransformersVLA.from_pretrained(directory, HFVLASettings.from_dict(hf_settings or {}), str(device))
-    meta = read_meta(directory)
-    tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
-    kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
-    if kind == "transformers":
-        from opd_core.policies.hf_vla import TransformersVLA
 
-        return TransformersVLA.from_checkpoint(directory, arch, tokenizer, str(device))
-    policy = build_policy(kind, arch, tokenizer).to(device)
-    try:
-        policy.load_weights(directory)
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot load weights from {directory}: {exc}") from exc
-    return policy
+class OpdCheckpointLoader:
+    """Checkpoint loader `opd`: a folder written by `save_checkpoint` (its `meta.json` names the policy kind)."""
+
+    @staticmethod
+    def accepts(directory: Path) -> bool:
+        return (directory / META).is_file()
+
+    @staticmethod
+    def load(directory: Path, device: str, hf_settings: dict[str, Any] | None = None) -> Policy:
+        meta = read_meta(directory)
+        tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
+        kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
+        try:
+            return policy_class(kind).from_checkpoint(directory, arch, tokenizer, device)
+        except (OSError, RuntimeError) as exc:
+            raise CheckpointError(f"cannot load weights from {directory}: {exc}") from exc
 
 
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer | None = None) -> TrainingState:

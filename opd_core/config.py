@@ -14,10 +14,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from opd_core import registry
+
 PIPELINES = ("sft", "opd", "grpo", "opd_then_grpo")
 OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
-ENVS = ("tabletop", "libero")
-POLICY_KINDS = ("small_vla", "transformers")
+ENVS = registry.ENVS.names()
+POLICY_KINDS = registry.POLICIES.names()
 HF_DECODINGS = ("autoregressive", "parallel")
 HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
@@ -154,8 +156,8 @@ class RunConfig:
         """Raise ConfigError naming the first invalid field; return self when valid."""
         _check_choice("pipeline", self.pipeline, PIPELINES)
         _check_choice("objective", self.objective, OBJECTIVES)
-        _check_choice("env", self.env, ENVS)
-        _check_choice("policy", self.policy, POLICY_KINDS)
+        _check_choice("env", self.env, registry.ENVS.names())  # live: an env registered later validates too
+        _check_choice("policy", self.policy, registry.POLICIES.names())
         _check_choice("hf_decoding", self.hf_decoding, HF_DECODINGS)
         _check_choice("hf_dtype", self.hf_dtype, HF_DTYPES)
         if "{instruction}" not in self.hf_prompt_template:

@@ -25,11 +25,12 @@ from opd_core.checkpoint import (
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
-from opd_core.envs.base import make_env, task_catalog
 from opd_core.errors import CheckpointError
-from opd_core.evaluate import EvalResult, evaluate
+from opd_core.eval_result import EvalResult
+from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
-from opd_core.policies.base import Policy, build_policy
+from opd_core.policies.base import Policy
+from opd_core.registry import build_policy, env_spec, make_env, task_catalog
 from opd_core.rollout import Rollout, collect
 from opd_core.sinks import MetricsSink
 from opd_core.tokenizer import ActionTokenizer
@@ -170,8 +171,9 @@ def _load_sft_demos(config: RunConfig, seen: list[str]) -> DemoSet:
 
 
 def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokenizer:
-    if config.env == "tabletop":
-        return ActionTokenizer.identity()  # the simulator's native action range is the dataset statistic
+    native = env_spec(config.env).fresh_student_tokenizer
+    if native is not None:
+        return native()
     if demos is None:
         raise ConfigError("student_checkpoint", "a fresh student on this env needs demos to fit action statistics")
     return ActionTokenizer.fit(demos.actions)
@@ -366,8 +368,8 @@ def _evaluate_and_save(state: RunState, step: int) -> None:
 def _run_eval(state: RunState, step: int) -> EvalResult:
     config = state.config
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
-    if config.env == "libero":
-        close_rollout_envs()  # the evaluation builds its own pool: never hold two sets of simulators (GBs each)
+    if env_spec(config.env).release_rollout_envs_before_eval:
+        close_rollout_envs()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
     return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
                     temperature=config.eval_temperature, image_size=config.image_size,
                     max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,

@@ -25,7 +25,7 @@ import torch
 from opd_core.config import OPENVLA_PROMPT
 from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
-from opd_core.policies.base import Policy, register_policy, sample_bins
+from opd_core.policies.base import Policy, sample_bins
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -291,4 +291,11 @@ def _build(arch: dict[str, Any], tokenizer: ActionTokenizer) -> TransformersVLA:
     raise CheckpointError("transformers policies are loaded from a model directory, not built from scratch")
 
 
-register_policy("transformers", _build)
+class ModelDirLoader:
+    """Checkpoint loader `transformers` (listed in `opd_core.registry.CHECKPOINT_LOADERS`): a raw model directory."""
+
+    accepts = staticmethod(is_transformers_dir)
+
+    @staticmethod
+    def load(directory: Path, device: str, hf_settings: dict[str, Any] | None) -> TransformersVLA:
+        return TransformersVLA.from_pretrained(directory, HFVLASettings.from_dict(hf_settings or {}), device)
