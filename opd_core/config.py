@@ -17,7 +17,7 @@ import yaml
 from opd_core import registry
 
 PIPELINES = ("sft", "opd", "grpo", "opd_then_grpo")
-OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
+OBJECTIVES = registry.OBJECTIVES.names()
 ENVS = registry.ENVS.names()
 POLICY_KINDS = registry.POLICIES.names()
 HF_DECODINGS = ("autoregressive", "parallel")
@@ -155,7 +155,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first invalid field; return self when valid."""
         _check_choice("pipeline", self.pipeline, PIPELINES)
-        _check_choice("objective", self.objective, OBJECTIVES)
+        _check_choice("objective", self.objective, registry.OBJECTIVES.names())
         _check_choice("env", self.env, registry.ENVS.names())  # live: an env registered later validates too
         _check_choice("policy", self.policy, registry.POLICIES.names())
         _check_choice("hf_decoding", self.hf_decoding, HF_DECODINGS)

@@ -1,6 +1,6 @@
-"""Registries: environments, policy kinds, teacher kinds, checkpoint loaders and evaluation protocols, each a small
-table from a name to its entry. `train`, `evaluate` and `checkpoint` look entries up
-here and never name one.
+"""Registries: environments, policy kinds, teacher kinds, checkpoint loaders, evaluation protocols and distillation
+objectives, each a small table from a name to its entry. `train`, `evaluate` and `checkpoint` look entries up here
+and never name one.
 
 How registration works (one rule, no import-time side effects elsewhere): every built-in entry is listed once,
 below, as `name -> "module:attr"`, a lazy spec that is imported on the first lookup of that name. Registering or
@@ -16,6 +16,8 @@ Entries:
   tried in order: the OPD checkpoint folder first, then a raw transformers model directory.
 - `EVAL_PROTOCOLS`: `protocol(policy, env_name, seen, unseen, *, init_states, temperature, image_size,
   max_episode_steps, video_tasks, video_dir, run_dir, seed) -> EvalResult`.
+- `OBJECTIVES`: distillation objectives `loss(student_logits, teacher_logits, actions, behaviour_logp, *, mask,
+  clip_eps)`: the one list of objective names (the config validates against it without importing torch).
 """
 
 from __future__ import annotations
@@ -84,6 +86,12 @@ CHECKPOINT_LOADERS: Registry[Any] = Registry("checkpoint loader", {
 EVAL_PROTOCOLS: Registry[Any] = Registry("evaluation protocol", {
     "fixed_init_states": "opd_core.evaluate:evaluate_fixed_init_states",
     "libero": "opd_core.envs.libero.protocol:evaluate_env_run",
+})
+OBJECTIVES: Registry[Any] = Registry("objective", {
+    "reverse_kl": "opd_core.objectives:sampled_reverse_kl",
+    "reverse_kl_exact": "opd_core.objectives:exact_reverse_kl",
+    "forward_kl": "opd_core.objectives:soft_forward_kl",
+    "hard_ce": "opd_core.objectives:argmax_ce",
 })
 
 

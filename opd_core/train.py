@@ -25,6 +25,7 @@ from opd_core.checkpoint import (
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
+from opd_core.envs.base import VectorEnv
 from opd_core.errors import CheckpointError
 from opd_core.eval_result import EvalResult
 from opd_core.evaluate import evaluate
@@ -61,6 +62,9 @@ class RunState:
     generator: torch.Generator
     teacher: Policy | None = None
     demos: DemoSet | None = None
+    rollout_env: VectorEnv | None = None
+    """The training rollouts' simulator, kept between steps (LIBERO: worker processes); closed by `train`."""
+    rollout_env_key: tuple = ()
     env_steps: int = 0
     wall_offset: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -68,6 +72,11 @@ class RunState:
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
+
+    def close_rollout_env(self) -> None:
+        if self.rollout_env is not None:
+            env, self.rollout_env, self.rollout_env_key = self.rollout_env, None, ()
+            env.close()
 
 
 # ============================================================================================ entry point
@@ -79,7 +88,7 @@ def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], 
     try:
         return _loop(state, stop_requested, resume, progress_bar)
     finally:
-        close_rollout_envs()  # LIBERO keeps worker processes (GBs each) alive until closed
+        state.close_rollout_env()  # LIBERO keeps worker processes (GBs each) alive until closed
 
 
 def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, progress_bar: bool) -> TrainResult:
@@ -227,7 +236,7 @@ def _sft_step(state: RunState) -> dict[str, float]:
     index = state.rng.integers(0, len(demos), size=min(config.sft_batch_size, len(demos)))
     targets = torch.from_numpy(state.student.tokenizer.encode(demos.actions[index])).to(state.student.device)
     logits = state.student(demos.observations(index))
-    loss = objectives.sft(logits, targets, None, config.sft_label_sigma)
+    loss = objectives.sft(logits, targets, label_sigma=config.sft_label_sigma)
     grad_norm = _optimize(state, loss)
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == targets).float().mean().item()
@@ -246,22 +255,15 @@ def _optimize(state: RunState, loss: torch.Tensor) -> float:
 
 
 # ============================================================================================ on-policy step
-_env_cache: dict[tuple, object] = {}
-
-
-def close_rollout_envs() -> None:
-    """Close the cached rollout environment (kept between the steps of a run, closed at its end)."""
-    while _env_cache:
-        _, env = _env_cache.popitem()
-        env.close()
-
-
-def _rollout_env(config: RunConfig, num_envs: int):
+def _rollout_env(state: RunState, num_envs: int) -> VectorEnv:
+    """The run's rollout simulator for `num_envs` episodes (rebuilt only when its size changes)."""
+    config = state.config
     key = (config.env, num_envs, config.image_size, config.max_episode_steps)
-    if key not in _env_cache:
-        close_rollout_envs()
-        _env_cache[key] = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
-    return _env_cache[key]
+    if state.rollout_env is None or state.rollout_env_key != key:
+        state.close_rollout_env()
+        state.rollout_env = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
+        state.rollout_env_key = key
+    return state.rollout_env
 
 
 def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
@@ -269,7 +271,7 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     # ---- Phase 1: B instructions x G on-policy trajectories
     t0 = time.perf_counter()
     tasks, init_ids = _sample_instructions(state)
-    env = _rollout_env(config, len(tasks))
+    env = _rollout_env(state, len(tasks))
     rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
     state.env_steps += rollout.env_steps
     t1 = time.perf_counter()
@@ -281,9 +283,9 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
     if phase == "opd":
-        loss, grad_norm, used = _update(state, rollout, _distillation_loss_fn(config, rollout, teacher_logits))
+        loss, grad_norm, used = _update(state, rollout, _distillation_objective(config, rollout, teacher_logits))
     else:
-        loss, grad_norm, used = _update(state, rollout, _grpo_loss_fn(config, rollout))
+        loss, grad_norm, used = _update(state, rollout, _grpo_objective(config, rollout))
     t3 = time.perf_counter()
     return {
         **_rollout_metrics(rollout, teacher_logits),
@@ -305,15 +307,24 @@ def _sample_instructions(state: RunState) -> tuple[list[str], list[int]]:
 LossFn = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
 
 
-def _distillation_loss_fn(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> LossFn:
+@dataclass
+class UpdateObjective:
+    """What Phase 3 minimises: `loss(student_logits, index)` on the rollout states `index`, over `states`."""
+
+    loss: LossFn
+    states: np.ndarray
+    """Indices of the rollout states that carry a gradient (the update shuffles and batches only these)."""
+
+
+def _distillation_objective(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> UpdateObjective:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         return objectives.distillation_loss(
             config.objective, student_logits, rollout.actions[index].to(student_logits.device),
-            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), None, config.clip_eps)
-    return loss_fn
+            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), clip_eps=config.clip_eps)
+    return UpdateObjective(loss_fn, np.arange(len(rollout.obs)))
 
 
-def _grpo_loss_fn(config: RunConfig, rollout: Rollout) -> LossFn:
+def _grpo_objective(config: RunConfig, rollout: Rollout) -> UpdateObjective:
     success = torch.from_numpy(rollout.success.astype(np.float32)).view(-1, config.group_size)
     per_trajectory = objectives.group_advantages(success).reshape(-1)
     advantages = per_trajectory[torch.from_numpy(rollout.trajectory)]
@@ -321,17 +332,16 @@ def _grpo_loss_fn(config: RunConfig, rollout: Rollout) -> LossFn:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         device = student_logits.device
         return objectives.grpo(student_logits, rollout.actions[index].to(device),
-                               rollout.behaviour_logp[index].to(device), advantages[index].to(device), None,
-                               config.clip_eps)
-    loss_fn.active = (advantages != 0).numpy()  # states of all-success or all-failure groups carry no gradient
-    return loss_fn
+                               rollout.behaviour_logp[index].to(device), advantages[index].to(device),
+                               clip_eps=config.clip_eps)
+    # states of all-success or all-failure groups have zero advantage: they carry no gradient
+    return UpdateObjective(loss_fn, np.nonzero((advantages != 0).numpy())[0])
 
 
-def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, float, float]:
+def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tuple[float, float, float]:
     """`updates_per_step` shuffled passes of minibatch steps; returns mean loss, mean grad norm, share of states used."""
     config = state.config
-    active = getattr(loss_fn, "active", np.ones(len(rollout.obs), dtype=bool))
-    states = np.nonzero(active)[0]
+    states = objective.states
     if len(states) == 0:
         return 0.0, 0.0, 0.0
     losses, norms = [], []
@@ -339,14 +349,14 @@ def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, 
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
             index = order[start:start + config.minibatch_size]
-            loss = loss_fn(state.student(rollout.obs.take(index), rollout.actions[index]), index)
+            loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
             norms.append(_optimize(state, loss))
             losses.append(loss.item())
     return float(np.mean(losses)), float(np.mean(norms)), len(states) / len(rollout.obs)
 
 
 def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None) -> dict[str, float]:
-    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, None)
+    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits)
     metrics = {"train/success": float(rollout.success.mean()),
                "train/episode_length": float(rollout.lengths.mean())}
     metrics.update({f"train/{key}": value for key, value in stats.items()})
@@ -369,7 +379,7 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
     config = state.config
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
     if env_spec(config.env).release_rollout_envs_before_eval:
-        close_rollout_envs()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
+        state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
     return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
                     temperature=config.eval_temperature, image_size=config.image_size,
                     max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,
