@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from opd_core import objectives
 from opd_core.checkpoint import (
-    latest_checkpoint, load_policy, load_training_state, restore_rng, rng_state, save_checkpoint,
+    load_policy, load_training_state, restore_rng, rng_state, run_checkpoints, save_checkpoint, verify_checkpoint,
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
 from opd_core.envs.base import VectorEnv
-from opd_core.errors import CheckpointError
+from opd_core.errors import CheckpointError, CheckpointSkippedWarning
 from opd_core.eval_result import EvalResult
 from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
@@ -47,6 +49,8 @@ class TrainResult:
     step: int
     out_dir: Path
     last_eval: dict = field(default_factory=dict)
+    resumed_from: int | None = None
+    """The checkpoint step a resumed run continued from (None: it started at step 0)."""
 
 
 @dataclass
@@ -93,7 +97,8 @@ def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], 
 
 def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, progress_bar: bool) -> TrainResult:
     config, sink = state.config, state.sink
-    start = _resume(state) if resume else 0
+    resumed_from = _resume(state) if resume else None
+    start = resumed_from or 0
     total = config.total_steps
     bar = _progress(progress_bar, total, start, config.name)
     if start == 0:
@@ -120,7 +125,7 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
             break
     if bar is not None:
         bar.close()
-    return TrainResult(status, step, state.out_dir, state.last_eval)
+    return TrainResult(status, step, state.out_dir, state.last_eval, resumed_from)
 
 
 _BAR_KEYS = ("train/success", "train/entropy", "train/loss", "eval/seen_success")
@@ -214,12 +219,26 @@ def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student
     return teacher
 
 
-def _resume(state: RunState) -> int:
-    checkpoint = latest_checkpoint(state.out_dir)
-    if checkpoint is None:
-        return 0
-    state.student.load_weights(checkpoint)
-    saved = load_training_state(checkpoint, state.optimizer)
+def _resume(state: RunState) -> int | None:
+    """Continue from the newest checkpoint that loads (a damaged one is skipped with a warning naming its file);
+    returns its step, or None when the run has no checkpoint yet."""
+    candidates = run_checkpoints(state.out_dir)
+    if not candidates:
+        return None
+    failures = []
+    for checkpoint in candidates:
+        try:
+            verify_checkpoint(checkpoint)
+            state.student.load_weights(checkpoint)
+            saved = load_training_state(checkpoint, state.optimizer)
+            break
+        except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:
+            reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
+            failures.append(f"{checkpoint}: {reason}")
+            warnings.warn(f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
+                          CheckpointSkippedWarning, stacklevel=2)
+    else:
+        raise CheckpointError(f"no checkpoint of {state.out_dir} loads: " + "; ".join(failures))
     restore_rng(saved.rng, state.rng)
     if "generator" in saved.extra:
         state.generator.set_state(torch.tensor(saved.extra["generator"], dtype=torch.uint8))
