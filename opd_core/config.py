@@ -22,6 +22,7 @@ ENVS = registry.ENVS.names()
 POLICY_KINDS = registry.POLICIES.names()
 HF_DECODINGS = ("autoregressive", "parallel")
 HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
+ON_NONFINITE = ("stop", "skip")
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 
 
@@ -136,6 +137,10 @@ class RunConfig:
     """PPO ratio clip for sampled-token objectives (reverse_kl, grpo)."""
     label_batch_size: int = 1024
     """States per teacher forward pass during labeling."""
+    on_nonfinite: str = "stop"
+    """A non-finite loss or gradient norm: stop (fail the run at that step, naming the values, before the update is
+    applied; the last checkpoint stays the newest) | skip (drop that update, count it per step in
+    train/skipped_updates). Non-finite action logits in a rollout always stop the run."""
 
     # --- evaluation, checkpoints, videos ---
     eval_every: int = 10
@@ -160,6 +165,7 @@ class RunConfig:
         _check_choice("policy", self.policy, registry.POLICIES.names())
         _check_choice("hf_decoding", self.hf_decoding, HF_DECODINGS)
         _check_choice("hf_dtype", self.hf_dtype, HF_DTYPES)
+        _check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
         if "{instruction}" not in self.hf_prompt_template:
             raise ConfigError("hf_prompt_template", "must contain the {instruction} slot")
         for name in ("hf_chunk_size", "steps", "batch_tasks", "group_size", "updates_per_step", "minibatch_size",

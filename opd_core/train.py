@@ -28,7 +28,7 @@ from opd_core.checkpoint import (
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
 from opd_core.envs.base import VectorEnv
-from opd_core.errors import CheckpointError, CheckpointSkippedWarning
+from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
 from opd_core.eval_result import EvalResult
 from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
@@ -69,6 +69,12 @@ class RunState:
     rollout_env: VectorEnv | None = None
     """The training rollouts' simulator, kept between steps (LIBERO: worker processes); closed by `train`."""
     rollout_env_key: tuple = ()
+    step: int = 0
+    """The training step in progress."""
+    skipped_updates: int = 0
+    """Updates dropped for a non-finite loss or gradient during the current step (on_nonfinite: skip)."""
+    last_update: tuple[float, float] = (math.nan, math.nan)
+    """(loss, grad norm) of the last applied update, for the divergence message."""
     env_steps: int = 0
     wall_offset: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -106,7 +112,10 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
     status, step = "finished", start
     for step in range(start + 1, total + 1):
         step_started = time.perf_counter()
+        state.step, state.skipped_updates = step, 0
         metrics = _sft_step(state) if config.pipeline == "sft" else _on_policy_step(state, _phase(config, step))
+        if config.on_nonfinite == "skip":
+            metrics["train/skipped_updates"] = float(state.skipped_updates)
         metrics["time/step_seconds"] = time.perf_counter() - step_started
         metrics["time/env_steps"] = float(state.env_steps)
         metrics["time/wall_seconds"] = state.wall_seconds()
@@ -256,7 +265,7 @@ def _sft_step(state: RunState) -> dict[str, float]:
     targets = torch.from_numpy(state.student.tokenizer.encode(demos.actions[index])).to(state.student.device)
     logits = state.student(demos.observations(index))
     loss = objectives.sft(logits, targets, label_sigma=config.sft_label_sigma)
-    grad_norm = _optimize(state, loss)
+    grad_norm, _ = _optimize(state, loss)
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == targets).float().mean().item()
         entropy = objectives.entropy(logits).mean().item()
@@ -264,13 +273,25 @@ def _sft_step(state: RunState) -> dict[str, float]:
             "train/grad_norm": grad_norm}
 
 
-def _optimize(state: RunState, loss: torch.Tensor) -> float:
+def _optimize(state: RunState, loss: torch.Tensor) -> tuple[float, bool]:
+    """One gradient step; returns (grad norm, whether the update was applied).
+
+    A non-finite loss or gradient norm never reaches the weights: the run stops with `DivergenceError`
+    (on_nonfinite: stop) or the update is dropped and counted (skip)."""
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     max_norm = state.config.max_grad_norm if state.config.max_grad_norm > 0 else math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm))
+    loss_value = loss.item()
+    if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+        if state.config.on_nonfinite == "stop":
+            raise DivergenceError(state.step, loss_value, grad_norm, state.optimizer.param_groups[0]["lr"])
+        state.optimizer.zero_grad(set_to_none=True)
+        state.skipped_updates += 1
+        return grad_norm, False
     state.optimizer.step()
-    return float(grad_norm)
+    state.last_update = (loss_value, grad_norm)
+    return grad_norm, True
 
 
 # ============================================================================================ on-policy step
@@ -291,7 +312,11 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     t0 = time.perf_counter()
     tasks, init_ids = _sample_instructions(state)
     env = _rollout_env(state, len(tasks))
-    rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+    try:
+        rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+    except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
+        raise DivergenceError(state.step, *state.last_update, state.optimizer.param_groups[0]["lr"],
+                              "the student's action logits are not finite in its rollout") from exc
     state.env_steps += rollout.env_steps
     t1 = time.perf_counter()
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
@@ -369,9 +394,15 @@ def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tu
         for start in range(0, len(order), config.minibatch_size):
             index = order[start:start + config.minibatch_size]
             loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
-            norms.append(_optimize(state, loss))
-            losses.append(loss.item())
-    return float(np.mean(losses)), float(np.mean(norms)), len(states) / len(rollout.obs)
+            grad_norm, applied = _optimize(state, loss)
+            if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
+                norms.append(grad_norm)
+                losses.append(loss.item())
+    return _mean(losses), _mean(norms), len(states) / len(rollout.obs)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None) -> dict[str, float]:

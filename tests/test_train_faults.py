@@ -2,12 +2,15 @@
 gradient). Tiny opd runs from fresh small policies (no demos needed)."""
 
 import json
+import pickle
 
 import pytest
 import torch
 
+from opd_core import objectives
 from opd_core.checkpoint import load_policy, save_checkpoint, verify_checkpoint
-from opd_core.errors import CheckpointError, CheckpointSkippedWarning
+from opd_core.config import ConfigError
+from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
 from opd_core.policies import build_policy
 from opd_core.sinks import LocalDirSink, read_metrics
 from opd_core.tokenizer import ActionTokenizer
@@ -109,3 +112,59 @@ def test_a_checkpoint_lists_its_files_and_a_failed_write_leaves_nothing(tmp_path
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(tmp_path / "step_2", policy, step=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
+
+
+# ============================================================================ divergence
+def _checkpoint_steps(run_dir):
+    return sorted(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").iterdir())
+
+
+def test_a_huge_learning_rate_stops_the_run_naming_the_step_and_values(policies, tmp_path):
+    """One finite update at lr=1e6 makes the logits overflow: step 2's rollout meets them (torch used to fail there
+    with 'probability tensor contains either inf, nan or element < 0')."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError, match=r"diverged at step 2: the student's action logits are not finite"
+                                              r".*last update: loss=.*, grad norm=.*, lr=1e\+06") as caught:
+        _run(_config(run_dir, policies, lr=1e6))
+    assert caught.value.step == 2
+    assert _checkpoint_steps(run_dir) == [0, 1], "nothing newer than the last checkpoint"
+    assert _train_steps(run_dir) == [1]
+    again = pickle.loads(pickle.dumps(caught.value))  # crosses process boundaries (study jobs, Celery)
+    assert str(again) == str(caught.value)
+
+
+@pytest.fixture
+def nan_at_step_2(monkeypatch):
+    """The distillation loss of the second step (one minibatch per step at these sizes) becomes NaN."""
+    original, calls = objectives.distillation_loss, []
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(objectives, "distillation_loss", poisoned)
+
+
+def test_an_injected_nan_stops_before_the_update(policies, tmp_path, nan_at_step_2):
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError, match=r"diverged at step 2: loss=nan, grad norm=nan, lr=0.01 \(the update"):
+        _run(_config(run_dir, policies))
+    assert _checkpoint_steps(run_dir) == [0, 1] and _train_steps(run_dir) == [1]
+
+
+def test_skip_drops_the_non_finite_update_and_counts_it(policies, tmp_path, nan_at_step_2):
+    run_dir = tmp_path / "run"
+    result = _run(_config(run_dir, policies, on_nonfinite="skip"))
+    assert result.status == "finished" and result.step == 4
+    rows = [row for row in read_metrics(run_dir) if "train/loss" in row]
+    assert [row["train/skipped_updates"] for row in rows] == [0.0, 1.0, 0.0, 0.0]
+    step_1, step_2 = _parameters(run_dir / "checkpoints/step_1"), _parameters(run_dir / "checkpoints/step_2")
+    assert all(torch.equal(step_1[name], step_2[name]) for name in step_1), "the skipped update was not applied"
+    step_3 = _parameters(run_dir / "checkpoints/step_3")
+    assert any(not torch.equal(step_2[name], step_3[name]) for name in step_2), "later updates apply again"
+
+
+def test_on_nonfinite_is_validated():
+    with pytest.raises(ConfigError, match="on_nonfinite"):
+        tiny_config("x", on_nonfinite="ignore")

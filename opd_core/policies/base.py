@@ -78,12 +78,16 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
 
 def sample_bins(logits: torch.Tensor, temperature: float,
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs)."""
+    """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs).
+
+    Raises FloatingPointError when sampling meets non-finite logits (a diverged policy)."""
     if temperature == 0:
         bins = logits.argmax(-1)
         logp = torch.log_softmax(logits, -1).gather(-1, bins[..., None])[..., 0]
         return bins, logp
     scaled = torch.log_softmax(logits / temperature, -1)
     flat = scaled.reshape(-1, scaled.shape[-1]).exp()
+    if not torch.isfinite(flat).all():
+        raise FloatingPointError("the policy's action logits are not finite: cannot sample from them")
     bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
     return bins, scaled.gather(-1, bins[..., None])[..., 0]
