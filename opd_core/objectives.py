@@ -237,23 +237,60 @@ def sft(student_logits: Tensor, target_bins: Tensor, *, mask: Tensor | None = No
 # ------------------------------------------------------------------------------------------ diagnostics
 
 
+ACTION_DIM_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+"""Names of LIBERO's 7 action dimensions, used in per-dimension metric keys."""
+
+
+def action_dim_names(action_dim: int) -> tuple[str, ...]:
+    """Metric names of `action_dim` action dimensions: LIBERO's 7 by name, any other count as d0, d1, ..."""
+    return ACTION_DIM_NAMES if action_dim == len(ACTION_DIM_NAMES) else tuple(f"d{k}" for k in range(action_dim))
+
+
+def _weighted_mean_per_dim(per_token: Tensor, mask: Tensor | None, action_dim: int) -> Tensor:
+    """[N, D] -> [action_dim]: the weighted mean of each action dimension over states and chunk steps.
+
+    A chunked policy's D = chunk * action_dim tokens are ordered step by step (dimension fastest)."""
+    n, d = per_token.shape
+    if d % action_dim:
+        raise ValueError(f"{d} tokens per state are not whole chunks of {action_dim} action dimensions")
+    w = _weights(mask, per_token)
+    contrib = torch.where(w != 0, w * per_token, torch.zeros_like(per_token)).view(n, -1, action_dim).sum((0, 1))
+    denom = w.reshape(n, -1, action_dim).sum((0, 1))
+    return contrib / torch.where(denom > 0, denom, torch.ones_like(denom))
+
+
 @torch.no_grad()
 def distribution_stats(
-    student_logits: Tensor, teacher_logits: Tensor | None, *, mask: Tensor | None = None
+    student_logits: Tensor, teacher_logits: Tensor | None, *, mask: Tensor | None = None,
+    action_dim: int | None = None,
 ) -> dict[str, float]:
     """Diagnostics as python floats, each a weighted mean per (state, dim) token (paper Fig. 4 curves).
 
     Keys: `entropy` (student, nats), and when a teacher is given also `teacher_entropy`, `reverse_kl` and
-    `forward_kl` (exact) and `teacher_agreement` (fraction of tokens whose argmax bins agree).
+    `forward_kl` (exact) and `teacher_agreement` (fraction of tokens whose argmax bins agree). Per action dimension
+    also `entropy/<dim>`, and with a teacher `reverse_kl/<dim>` and `forward_kl/<dim>` (dims named by
+    `action_dim_names`; a chunked policy's steps are averaged). `action_dim`: dimensions per action (default: every
+    token of a state is one dimension).
     """
-    stats = {"entropy": _weighted_mean(entropy(student_logits), mask).item()}
-    if teacher_logits is None:
+    student_entropy = entropy(student_logits)
+    stats = {"entropy": _weighted_mean(student_entropy, mask).item()}
+    per_dim = {"entropy": student_entropy}
+    if teacher_logits is not None:
+        agree = (student_logits.argmax(-1) == teacher_logits.argmax(-1)).to(student_logits.dtype)
+        student_logp, teacher_logp = log_probs(student_logits), log_probs(teacher_logits.detach())
+        per_dim["reverse_kl"] = _plogp_sum(student_logp, teacher_logp)  # what reverse_kl_exact averages
+        per_dim["forward_kl"] = _plogp_sum(teacher_logp, student_logp)  # what forward_kl averages
+        stats["teacher_entropy"] = _weighted_mean(entropy(teacher_logits), mask).item()
+        stats["reverse_kl"] = _weighted_mean(per_dim["reverse_kl"], mask).item()
+        stats["forward_kl"] = _weighted_mean(per_dim["forward_kl"], mask).item()
+        stats["teacher_agreement"] = _weighted_mean(agree, mask).item()
+    if student_logits.shape[0] == 0:
         return stats
-    agree = (student_logits.argmax(-1) == teacher_logits.argmax(-1)).to(student_logits.dtype)
-    stats["teacher_entropy"] = _weighted_mean(entropy(teacher_logits), mask).item()
-    stats["reverse_kl"] = reverse_kl_exact(student_logits, teacher_logits, mask=mask).item()
-    stats["forward_kl"] = forward_kl(student_logits, teacher_logits, mask=mask).item()
-    stats["teacher_agreement"] = _weighted_mean(agree, mask).item()
+    action_dim = action_dim or student_logits.shape[1]
+    names = action_dim_names(action_dim)
+    for key, per_token in per_dim.items():
+        for name, value in zip(names, _weighted_mean_per_dim(per_token, mask, action_dim).tolist()):
+            stats[f"{key}/{name}"] = value
     return stats
 
 

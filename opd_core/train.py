@@ -332,7 +332,7 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
         loss, grad_norm, used = _update(state, rollout, _grpo_objective(config, rollout))
     t3 = time.perf_counter()
     return {
-        **_rollout_metrics(rollout, teacher_logits),
+        **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim),
         "train/loss": loss, "train/grad_norm": grad_norm, "train/updated_state_fraction": used,
         "train/phase_grpo": float(phase == "grpo"),
         "time/rollout_seconds": t1 - t0, "time/label_seconds": t2 - t1, "time/update_seconds": t3 - t2,
@@ -405,8 +405,8 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None) -> dict[str, float]:
-    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits)
+def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int) -> dict[str, float]:
+    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, action_dim=action_dim)
     metrics = {"train/success": float(rollout.success.mean()),
                "train/episode_length": float(rollout.lengths.mean())}
     metrics.update({f"train/{key}": value for key, value in stats.items()})

@@ -342,7 +342,7 @@ def test_distribution_stats_known_distributions():
     n = 3
     student = torch.zeros(n, D, K, dtype=DT, requires_grad=True)  # uniform
     stats = obj.distribution_stats(student, None, mask=torch.ones(n, dtype=DT))
-    assert set(stats) == {"entropy"}
+    assert {key for key in stats if "/" not in key} == {"entropy"}  # and one entropy/<dim> per dimension
     assert stats["entropy"] == pytest.approx(math.log(K))
     assert isinstance(stats["entropy"], float)
 
@@ -352,7 +352,8 @@ def test_distribution_stats_known_distributions():
     student2[0, :, 0] = 1.0  # state 0: argmax bin 0, agrees with the teacher
     student2[1:, :, 1] = 1.0  # states 1, 2: argmax bin 1, disagree
     stats = obj.distribution_stats(student2, teacher)
-    assert set(stats) == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl", "teacher_agreement"}
+    assert {key for key in stats if "/" not in key} == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl",
+                                                        "teacher_agreement"}
     assert all(isinstance(v, float) for v in stats.values())
     assert stats["teacher_agreement"] == pytest.approx(1 / 3)
     assert stats["teacher_entropy"] == pytest.approx(obj.entropy(teacher).mean().item())
@@ -385,3 +386,27 @@ def test_distillation_loss_dispatch():
         torch.testing.assert_close(obj.distillation_loss(name, s, a, t, lp, mask=mask), loss(s, t, mask=mask))
     with pytest.raises(ValueError, match="unknown objective 'bogus'"):
         obj.distillation_loss("bogus", s, a, t, lp, mask=mask)
+
+
+def test_distribution_stats_per_action_dimension():
+    n, chunk = 5, 2
+    student = torch.randn(n, chunk * 7, 8, dtype=DT, generator=torch.Generator().manual_seed(92))
+    teacher = torch.randn(n, chunk * 7, 8, dtype=DT, generator=torch.Generator().manual_seed(93))
+    stats = obj.distribution_stats(student, teacher, action_dim=7)
+    names = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+    ent = obj.entropy(student).view(n, chunk, 7)
+    rkl = obj._plogp_sum(obj.log_probs(student), obj.log_probs(teacher)).view(n, chunk, 7)
+    fkl = obj._plogp_sum(obj.log_probs(teacher), obj.log_probs(student)).view(n, chunk, 7)
+    for k, name in enumerate(names):  # averaged over states and the chunk's steps
+        assert stats[f"entropy/{name}"] == pytest.approx(ent[:, :, k].mean().item())
+        assert stats[f"reverse_kl/{name}"] == pytest.approx(rkl[:, :, k].mean().item())
+        assert stats[f"forward_kl/{name}"] == pytest.approx(fkl[:, :, k].mean().item())
+    assert stats["reverse_kl"] == pytest.approx(sum(stats[f"reverse_kl/{d}"] for d in names) / 7)
+    assert stats["forward_kl/gripper"] > 0 and stats["entropy/dx"] > 0
+    # a mask weighs states in every dimension; other action sizes get generic names
+    mask = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0], dtype=DT)
+    only0 = obj.distribution_stats(student[:, :3], None, mask=mask, action_dim=3)
+    assert set(only0) == {"entropy", "entropy/d0", "entropy/d1", "entropy/d2"}
+    assert only0["entropy/d1"] == pytest.approx(obj.entropy(student[:1, 1:2]).item())
+    with pytest.raises(ValueError, match="whole chunks"):
+        obj.distribution_stats(student[:, :10], None, action_dim=7)

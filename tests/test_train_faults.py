@@ -68,6 +68,14 @@ def straight(policies, tmp_path_factory):
     return run_dir
 
 
+def test_rollout_metrics_per_action_dimension(straight):
+    row = next(row for row in read_metrics(straight) if "train/loss" in row)
+    for key in ("entropy", "reverse_kl", "forward_kl"):
+        for dim in ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"):
+            assert f"train/{key}/{dim}" in row, (key, dim)
+    assert row["train/reverse_kl/gripper"] >= 0 and row["train/entropy/dx"] > 0
+
+
 @pytest.mark.parametrize("damage, file", [(_truncate, "model.safetensors"), (_bad_json, "meta.json"),
                                           (lambda path: path.unlink(), "training_state.safetensors")])
 def test_resume_skips_a_damaged_newest_checkpoint(policies, straight, tmp_path, damage, file):
