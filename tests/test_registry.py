@@ -26,7 +26,8 @@ def test_listing_and_looking_up_libero_imports_no_libero_package():
         "spec = registry.env_spec('libero')\n"
         "assert spec.release_rollout_envs_before_eval and spec.evaluation_protocol == 'libero'\n"
         "registry.evaluation_protocol('libero'); registry.policy_class('libero_expert')\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('libero', 'robosuite', 'mujoco', 'transformers'))\n"
+        "extras = ('libero', 'robosuite', 'mujoco', 'transformers')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in extras)\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
