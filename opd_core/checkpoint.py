@@ -2,12 +2,18 @@
 
 `meta.json` holds the policy kind and architecture, the action tokenizer statistics, the training step, the run
 config, the optimizer's non-tensor state and the RNG states, so that a resumed run continues exactly where it
-stopped. Nothing is pickled: loading a checkpoint never executes code from it.
+stopped, and the size of every other file of the folder. Nothing is pickled: loading a checkpoint never executes
+code from it.
+
+Writes are atomic and durable: a temporary folder, every file and the folder fsynced, then renamed into place (and
+the parent fsynced). `verify_checkpoint` checks what a resume relies on (meta.json parses, every listed file is there
+at its written size, every safetensors header reads), so that a resume can skip a damaged checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from opd_core.errors import CheckpointError
-from opd_core.policies.base import Policy, build_policy
+from opd_core.policies.base import Policy
+from opd_core.registry import checkpoint_loader, policy_class
 from opd_core.tokenizer import ActionTokenizer
 
 FORMAT = "opd-checkpoint-v1"
@@ -37,11 +45,28 @@ class TrainingState:
 def save_checkpoint(directory: str | Path, policy: Policy, *, step: int, run_config: dict[str, Any] | None = None,
                     optimizer: torch.optim.Optimizer | None = None, rng: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
-    """Write atomically (a temporary folder renamed into place) so a killed process never leaves half a checkpoint."""
+    """Write atomically and durably (a temporary folder, fsynced, renamed into place) so that neither a killed
+    process nor a power cut leaves half a checkpoint under the final name; a failed write leaves nothing."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _write_checkpoint(tmp, policy, step, run_config, optimizer, rng, extra)
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if directory.exists():
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+    _fsync_dir(directory.parent)
+    return directory
+
+
+def _write_checkpoint(tmp: Path, policy: Policy, step: int, run_config: dict[str, Any] | None,
+                      optimizer: torch.optim.Optimizer | None, rng: dict[str, Any] | None,
+                      extra: dict[str, Any] | None) -> None:
     policy.save_weights(tmp)
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {
@@ -60,11 +85,30 @@ def save_checkpoint(directory: str | Path, policy: Policy, *, step: int, run_con
     meta["rng"] = rng
     if tensors:
         save_file(tensors, str(tmp / "training_state.safetensors"))
+    meta["files"] = {str(path.relative_to(tmp)): path.stat().st_size for path in sorted(tmp.rglob("*"))
+                     if path.is_file()}
     (tmp / META).write_text(json.dumps(meta, indent=1))
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp.rename(directory)
-    return directory
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):  # files before the folders that hold them
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(root)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _split_optimizer_state(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -107,30 +151,36 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
 
 def load_policy(directory: str | Path, device: str | torch.device = "cpu",
                 hf_settings: dict[str, Any] | None = None) -> Policy:
-    """Rebuild the policy stored in an OPD checkpoint folder, or load a transformers model directory, on `device`.
+    """Restore a policy on `device` with the first registered checkpoint loader that accepts `directory` (an OPD
+    checkpoint folder, a transformers model directory, ...).
 
     `hf_settings` (HFVLASettings fields) apply to a raw transformers directory such as an OpenVLA checkpoint.
     """
     directory = Path(directory)
     if not directory.exists():
         raise CheckpointError(f"checkpoint not found: {directory}")
-    if (directory / "config.json").is_file() and not (directory / META).is_file():
-        from opd_core.policies.hf_vla import HFVLASettings, TransformersVLA
+    loader = checkpoint_loader(directory)
+    if loader is None:
+        read_meta(directory)  # raises, naming what the folder lacks
+    return loader.load(directory, str(device), hf_settings)
 
-        return TransformersVLA.from_pretrained(directory, HFVLASettings.from_dict(hf_settings or {}), str(device))
-    meta = read_meta(directory)
-    tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
-    kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
-    if kind == "transformers":
-        from opd_core.policies.hf_vla import TransformersVLA
 
-        return TransformersVLA.from_checkpoint(directory, arch, tokenizer, str(device))
-    policy = build_policy(kind, arch, tokenizer).to(device)
-    try:
-        policy.load_weights(directory)
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot load weights from {directory}: {exc}") from exc
-    return policy
+class OpdCheckpointLoader:
+    """Checkpoint loader `opd`: a folder written by `save_checkpoint` (its `meta.json` names the policy kind)."""
+
+    @staticmethod
+    def accepts(directory: Path) -> bool:
+        return (directory / META).is_file()
+
+    @staticmethod
+    def load(directory: Path, device: str, hf_settings: dict[str, Any] | None = None) -> Policy:
+        meta = read_meta(directory)
+        tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
+        kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
+        try:
+            return policy_class(kind).from_checkpoint(directory, arch, tokenizer, device)
+        except (OSError, RuntimeError) as exc:
+            raise CheckpointError(f"cannot load weights from {directory}: {exc}") from exc
 
 
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer | None = None) -> TrainingState:
@@ -162,9 +212,34 @@ def restore_rng(state: dict[str, Any], numpy_rng: np.random.Generator) -> None:
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete `checkpoints/step_<n>` folder of a run, or None."""
+    found = run_checkpoints(run_dir)
+    return found[0] if found else None
+
+
+def run_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's complete `checkpoints/step_<n>` folders (those with a meta.json), newest first."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
-        return None
+        return []
     steps = [(int(p.name.split("_")[1]), p) for p in root.glob("step_*")
              if p.name.split("_")[1].isdigit() and (p / META).is_file()]
-    return max(steps)[1] if steps else None
+    return [path for _, path in sorted(steps, reverse=True)]
+
+
+def verify_checkpoint(directory: str | Path) -> None:
+    """Raise CheckpointError naming the file when `directory` cannot be loaded: meta.json unreadable, a file it
+    lists missing or of another size than written (truncated), or a safetensors file whose header does not read."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    for name, size in meta.get("files", {}).items():  # older checkpoints list none
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (meta.json lists it)")
+        if path.stat().st_size != size:
+            raise CheckpointError(f"{path}: {path.stat().st_size} bytes, but {size} were written (truncated?)")
+    for path in sorted(directory.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc

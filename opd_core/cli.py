@@ -111,7 +111,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     from opd_core.checkpoint import load_policy, read_meta
-    from opd_core.envs.base import task_catalog
+    from opd_core.registry import task_catalog
     from opd_core.evaluate import evaluate
 
     meta = read_meta(args.checkpoint)

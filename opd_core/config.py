@@ -14,12 +14,15 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from opd_core import registry
+
 PIPELINES = ("sft", "opd", "grpo", "opd_then_grpo")
-OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
-ENVS = ("tabletop", "libero")
-POLICY_KINDS = ("small_vla", "transformers")
+OBJECTIVES = registry.OBJECTIVES.names()
+ENVS = registry.ENVS.names()
+POLICY_KINDS = registry.POLICIES.names()
 HF_DECODINGS = ("autoregressive", "parallel")
 HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
+ON_NONFINITE = ("stop", "skip")
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 
 
@@ -134,6 +137,10 @@ class RunConfig:
     """PPO ratio clip for sampled-token objectives (reverse_kl, grpo)."""
     label_batch_size: int = 1024
     """States per teacher forward pass during labeling."""
+    on_nonfinite: str = "stop"
+    """A non-finite loss or gradient norm: stop (fail the run at that step, naming the values, before the update is
+    applied; the last checkpoint stays the newest) | skip (drop that update, count it per step in
+    train/skipped_updates). Non-finite action logits in a rollout always stop the run."""
 
     # --- evaluation, checkpoints, videos ---
     eval_every: int = 10
@@ -156,11 +163,12 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first invalid field; return self when valid."""
         _check_choice("pipeline", self.pipeline, PIPELINES)
-        _check_choice("objective", self.objective, OBJECTIVES)
-        _check_choice("env", self.env, ENVS)
-        _check_choice("policy", self.policy, POLICY_KINDS)
+        _check_choice("objective", self.objective, registry.OBJECTIVES.names())
+        _check_choice("env", self.env, registry.ENVS.names())  # live: an env registered later validates too
+        _check_choice("policy", self.policy, registry.POLICIES.names())
         _check_choice("hf_decoding", self.hf_decoding, HF_DECODINGS)
         _check_choice("hf_dtype", self.hf_dtype, HF_DTYPES)
+        _check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
         if "{instruction}" not in self.hf_prompt_template:
             raise ConfigError("hf_prompt_template", "must contain the {instruction} slot")
         for name in ("hf_chunk_size", "steps", "batch_tasks", "group_size", "updates_per_step", "minibatch_size",

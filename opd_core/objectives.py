@@ -4,7 +4,8 @@ Actions are tokenized OpenVLA-style: each of D action dimensions is one of K bin
 N visited states is a logits tensor of shape [N, D, K] and a sampled action is a long tensor [N, D].
 
 Every loss is a weighted mean over (state, dimension) tokens, sum(w * per_token) / sum(w), where w is the
-mask broadcast to [N, D]. The mask is 1 for valid states and 0 for padding; any non-negative weights work.
+optional keyword `mask` broadcast to [N, D] (None: every token weighs 1). The mask is 1 for valid states and 0 for
+padding; any non-negative weights work.
 Masks and teacher logits are treated as constants (detached): only the student is trained.
 
 Objectives (paper "VLA-OPD", Sec. 2.3 and 3.4, Algorithm 1):
@@ -19,10 +20,10 @@ Objectives (paper "VLA-OPD", Sec. 2.3 and 3.4, Algorithm 1):
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor
+
+from opd_core import registry
 
 __all__ = [
     "log_probs",
@@ -119,7 +120,8 @@ def reverse_kl(
     actions: Tensor,
     teacher_logits: Tensor,
     behaviour_logp: Tensor,
-    mask: Tensor | None,
+    *,
+    mask: Tensor | None = None,
     clip_eps: float = 0.2,
 ) -> Tensor:
     """On-policy reverse-KL distillation (paper eq. 6-7, Algorithm 1): a policy gradient with a dense reward.
@@ -137,7 +139,7 @@ def reverse_kl(
     return -_weighted_mean(_clipped_surrogate(logp, behaviour_logp, reward, clip_eps), mask)
 
 
-def reverse_kl_exact(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None) -> Tensor:
+def reverse_kl_exact(student_logits: Tensor, teacher_logits: Tensor, *, mask: Tensor | None = None) -> Tensor:
     """Exact reverse KL(pi_s || pi_t) summed over the K bins of each dimension, weighted mean over (state, dim).
 
     The zero-variance counterpart of `reverse_kl`: same objective, computed in closed form instead of sampled.
@@ -146,7 +148,7 @@ def reverse_kl_exact(student_logits: Tensor, teacher_logits: Tensor, mask: Tenso
     return _weighted_mean(kl, mask)
 
 
-def forward_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None) -> Tensor:
+def forward_kl(student_logits: Tensor, teacher_logits: Tensor, *, mask: Tensor | None = None) -> Tensor:
     """Forward KL(pi_t || pi_s) with the teacher's soft distribution as target (mode-covering distillation).
 
     Equals soft-target cross-entropy minus the (constant) teacher entropy, so its gradient w.r.t. the student
@@ -156,7 +158,7 @@ def forward_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | No
     return _weighted_mean(kl, mask)
 
 
-def hard_ce(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None) -> Tensor:
+def hard_ce(student_logits: Tensor, teacher_logits: Tensor, *, mask: Tensor | None = None) -> Tensor:
     """Cross-entropy against the teacher's argmax bin (DAgger): discards the teacher's soft probabilities."""
     target = teacher_logits.detach().argmax(dim=-1)
     return _weighted_mean(-token_logprobs(student_logits, target), mask)
@@ -185,7 +187,8 @@ def grpo(
     actions: Tensor,
     behaviour_logp: Tensor,
     advantages: Tensor,
-    mask: Tensor | None,
+    *,
+    mask: Tensor | None = None,
     clip_eps: float = 0.2,
 ) -> Tensor:
     """GRPO / PPO clipped surrogate with a per-state advantage (the trajectory's, broadcast by the caller).
@@ -223,7 +226,8 @@ def smoothed_targets(
     return torch.softmax(-0.5 * (dist / sigma) ** 2, dim=-1)  # softmax = exp then normalise, stably
 
 
-def sft(student_logits: Tensor, target_bins: Tensor, mask: Tensor | None, label_sigma: float = 0.0) -> Tensor:
+def sft(student_logits: Tensor, target_bins: Tensor, *, mask: Tensor | None = None,
+        label_sigma: float = 0.0) -> Tensor:
     """Offline behaviour cloning: cross-entropy against `smoothed_targets(target_bins, K, label_sigma)`."""
     targets = smoothed_targets(target_bins, student_logits.shape[-1], label_sigma, dtype=student_logits.dtype)
     ce = -(targets * log_probs(student_logits)).sum(-1)
@@ -233,34 +237,98 @@ def sft(student_logits: Tensor, target_bins: Tensor, mask: Tensor | None, label_
 # ------------------------------------------------------------------------------------------ diagnostics
 
 
+ACTION_DIM_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+"""Names of LIBERO's 7 action dimensions, used in per-dimension metric keys."""
+
+
+def action_dim_names(action_dim: int) -> tuple[str, ...]:
+    """Metric names of `action_dim` action dimensions: LIBERO's 7 by name, any other count as d0, d1, ..."""
+    return ACTION_DIM_NAMES if action_dim == len(ACTION_DIM_NAMES) else tuple(f"d{k}" for k in range(action_dim))
+
+
+def _weighted_mean_per_dim(per_token: Tensor, mask: Tensor | None, action_dim: int) -> Tensor:
+    """[N, D] -> [action_dim]: the weighted mean of each action dimension over states and chunk steps.
+
+    A chunked policy's D = chunk * action_dim tokens are ordered step by step (dimension fastest)."""
+    n, d = per_token.shape
+    if d % action_dim:
+        raise ValueError(f"{d} tokens per state are not whole chunks of {action_dim} action dimensions")
+    w = _weights(mask, per_token)
+    contrib = torch.where(w != 0, w * per_token, torch.zeros_like(per_token)).view(n, -1, action_dim).sum((0, 1))
+    denom = w.reshape(n, -1, action_dim).sum((0, 1))
+    return contrib / torch.where(denom > 0, denom, torch.ones_like(denom))
+
+
 @torch.no_grad()
 def distribution_stats(
-    student_logits: Tensor, teacher_logits: Tensor | None, mask: Tensor | None = None
+    student_logits: Tensor, teacher_logits: Tensor | None, *, mask: Tensor | None = None,
+    action_dim: int | None = None,
 ) -> dict[str, float]:
     """Diagnostics as python floats, each a weighted mean per (state, dim) token (paper Fig. 4 curves).
 
     Keys: `entropy` (student, nats), and when a teacher is given also `teacher_entropy`, `reverse_kl` and
-    `forward_kl` (exact) and `teacher_agreement` (fraction of tokens whose argmax bins agree).
+    `forward_kl` (exact) and `teacher_agreement` (fraction of tokens whose argmax bins agree). Per action dimension
+    also `entropy/<dim>`, and with a teacher `reverse_kl/<dim>` and `forward_kl/<dim>` (dims named by
+    `action_dim_names`; a chunked policy's steps are averaged). `action_dim`: dimensions per action (default: every
+    token of a state is one dimension).
     """
-    stats = {"entropy": _weighted_mean(entropy(student_logits), mask).item()}
-    if teacher_logits is None:
+    student_entropy = entropy(student_logits)
+    stats = {"entropy": _weighted_mean(student_entropy, mask).item()}
+    per_dim = {"entropy": student_entropy}
+    if teacher_logits is not None:
+        agree = (student_logits.argmax(-1) == teacher_logits.argmax(-1)).to(student_logits.dtype)
+        student_logp, teacher_logp = log_probs(student_logits), log_probs(teacher_logits.detach())
+        per_dim["reverse_kl"] = _plogp_sum(student_logp, teacher_logp)  # what reverse_kl_exact averages
+        per_dim["forward_kl"] = _plogp_sum(teacher_logp, student_logp)  # what forward_kl averages
+        stats["teacher_entropy"] = _weighted_mean(entropy(teacher_logits), mask).item()
+        stats["reverse_kl"] = _weighted_mean(per_dim["reverse_kl"], mask).item()
+        stats["forward_kl"] = _weighted_mean(per_dim["forward_kl"], mask).item()
+        stats["teacher_agreement"] = _weighted_mean(agree, mask).item()
+    if student_logits.shape[0] == 0:
         return stats
-    agree = (student_logits.argmax(-1) == teacher_logits.argmax(-1)).to(student_logits.dtype)
-    stats["teacher_entropy"] = _weighted_mean(entropy(teacher_logits), mask).item()
-    stats["reverse_kl"] = reverse_kl_exact(student_logits, teacher_logits, mask).item()
-    stats["forward_kl"] = forward_kl(student_logits, teacher_logits, mask).item()
-    stats["teacher_agreement"] = _weighted_mean(agree, mask).item()
+    action_dim = action_dim or student_logits.shape[1]
+    names = action_dim_names(action_dim)
+    for key, per_token in per_dim.items():
+        for name, value in zip(names, _weighted_mean_per_dim(per_token, mask, action_dim).tolist()):
+            stats[f"{key}/{name}"] = value
     return stats
 
 
 # ------------------------------------------------------------------------------------------- dispatch
+# Every distillation objective in one form, loss(student_logits, teacher_logits, actions, behaviour_logp, *, mask,
+# clip_eps): the table `distillation_loss` dispatches through (`opd_core.registry.OBJECTIVES`, the one list of
+# objective names, which the config validates against without importing torch). Closed-form objectives need no
+# samples and ignore actions, behaviour_logp and clip_eps.
 
-OBJECTIVES: dict[str, Callable[..., Tensor]] = {
-    "reverse_kl": reverse_kl,
-    "reverse_kl_exact": reverse_kl_exact,
-    "forward_kl": forward_kl,
-    "hard_ce": hard_ce,
-}
+
+def sampled_reverse_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor, behaviour_logp: Tensor, *,
+                       mask: Tensor | None = None, clip_eps: float = 0.2) -> Tensor:
+    """`reverse_kl` in the table's form."""
+    return reverse_kl(student_logits, actions, teacher_logits, behaviour_logp, mask=mask, clip_eps=clip_eps)
+
+
+def exact_reverse_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
+                     behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None,
+                     clip_eps: float = 0.2) -> Tensor:
+    """`reverse_kl_exact` in the table's form."""
+    return reverse_kl_exact(student_logits, teacher_logits, mask=mask)
+
+
+def soft_forward_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
+                    behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None,
+                    clip_eps: float = 0.2) -> Tensor:
+    """`forward_kl` in the table's form."""
+    return forward_kl(student_logits, teacher_logits, mask=mask)
+
+
+def argmax_ce(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
+              behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None, clip_eps: float = 0.2) -> Tensor:
+    """`hard_ce` in the table's form."""
+    return hard_ce(student_logits, teacher_logits, mask=mask)
+
+
+OBJECTIVES = registry.OBJECTIVES
+"""The table of distillation objectives by name (`opd_core.registry.OBJECTIVES`)."""
 
 
 def distillation_loss(
@@ -269,12 +337,9 @@ def distillation_loss(
     actions: Tensor,
     teacher_logits: Tensor,
     behaviour_logp: Tensor,
-    mask: Tensor | None,
+    *,
+    mask: Tensor | None = None,
     clip_eps: float = 0.2,
 ) -> Tensor:
-    """Dispatch to a distillation objective by name; only `reverse_kl` uses actions/behaviour_logp/clip_eps."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown distillation objective '{name}'; expected one of {sorted(OBJECTIVES)}")
-    if name == "reverse_kl":
-        return reverse_kl(student_logits, actions, teacher_logits, behaviour_logp, mask, clip_eps)
-    return OBJECTIVES[name](student_logits, teacher_logits, mask)
+    """The distillation objective `name` from the table (sampled ones use actions, behaviour_logp and clip_eps)."""
+    return OBJECTIVES.get(name)(student_logits, teacher_logits, actions, behaviour_logp, mask=mask, clip_eps=clip_eps)

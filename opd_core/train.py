@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from opd_core import objectives
 from opd_core.checkpoint import (
-    latest_checkpoint, load_policy, load_training_state, restore_rng, rng_state, save_checkpoint,
+    load_policy, load_training_state, restore_rng, rng_state, run_checkpoints, save_checkpoint, verify_checkpoint,
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
-from opd_core.envs.base import make_env, task_catalog
-from opd_core.errors import CheckpointError
-from opd_core.evaluate import EvalResult, evaluate
+from opd_core.envs.base import VectorEnv
+from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
+from opd_core.eval_result import EvalResult
+from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
-from opd_core.policies.base import Policy, build_policy
+from opd_core.policies.base import Policy
+from opd_core.registry import build_policy, env_spec, make_env, task_catalog
 from opd_core.rollout import Rollout, collect
 from opd_core.sinks import MetricsSink
 from opd_core.tokenizer import ActionTokenizer
@@ -45,6 +49,8 @@ class TrainResult:
     step: int
     out_dir: Path
     last_eval: dict = field(default_factory=dict)
+    resumed_from: int | None = None
+    """The checkpoint step a resumed run continued from (None: it started at step 0)."""
 
 
 @dataclass
@@ -60,6 +66,15 @@ class RunState:
     generator: torch.Generator
     teacher: Policy | None = None
     demos: DemoSet | None = None
+    rollout_env: VectorEnv | None = None
+    """The training rollouts' simulator, kept between steps (LIBERO: worker processes); closed by `train`."""
+    rollout_env_key: tuple = ()
+    step: int = 0
+    """The training step in progress."""
+    skipped_updates: int = 0
+    """Updates dropped for a non-finite loss or gradient during the current step (on_nonfinite: skip)."""
+    last_update: tuple[float, float] = (math.nan, math.nan)
+    """(loss, grad norm) of the last applied update, for the divergence message."""
     env_steps: int = 0
     wall_offset: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -67,6 +82,11 @@ class RunState:
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
+
+    def close_rollout_env(self) -> None:
+        if self.rollout_env is not None:
+            env, self.rollout_env, self.rollout_env_key = self.rollout_env, None, ()
+            env.close()
 
 
 # ============================================================================================ entry point
@@ -78,12 +98,13 @@ def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], 
     try:
         return _loop(state, stop_requested, resume, progress_bar)
     finally:
-        close_rollout_envs()  # LIBERO keeps worker processes (GBs each) alive until closed
+        state.close_rollout_env()  # LIBERO keeps worker processes (GBs each) alive until closed
 
 
 def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, progress_bar: bool) -> TrainResult:
     config, sink = state.config, state.sink
-    start = _resume(state) if resume else 0
+    resumed_from = _resume(state) if resume else None
+    start = resumed_from or 0
     total = config.total_steps
     bar = _progress(progress_bar, total, start, config.name)
     if start == 0:
@@ -91,7 +112,10 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
     status, step = "finished", start
     for step in range(start + 1, total + 1):
         step_started = time.perf_counter()
+        state.step, state.skipped_updates = step, 0
         metrics = _sft_step(state) if config.pipeline == "sft" else _on_policy_step(state, _phase(config, step))
+        if config.on_nonfinite == "skip":
+            metrics["train/skipped_updates"] = float(state.skipped_updates)
         metrics["time/step_seconds"] = time.perf_counter() - step_started
         metrics["time/env_steps"] = float(state.env_steps)
         metrics["time/wall_seconds"] = state.wall_seconds()
@@ -110,7 +134,7 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
             break
     if bar is not None:
         bar.close()
-    return TrainResult(status, step, state.out_dir, state.last_eval)
+    return TrainResult(status, step, state.out_dir, state.last_eval, resumed_from)
 
 
 _BAR_KEYS = ("train/success", "train/entropy", "train/loss", "eval/seen_success")
@@ -170,8 +194,9 @@ def _load_sft_demos(config: RunConfig, seen: list[str]) -> DemoSet:
 
 
 def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokenizer:
-    if config.env == "tabletop":
-        return ActionTokenizer.identity()  # the simulator's native action range is the dataset statistic
+    native = env_spec(config.env).fresh_student_tokenizer
+    if native is not None:
+        return native()
     if demos is None:
         raise ConfigError("student_checkpoint", "a fresh student on this env needs demos to fit action statistics")
     return ActionTokenizer.fit(demos.actions)
@@ -203,12 +228,26 @@ def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student
     return teacher
 
 
-def _resume(state: RunState) -> int:
-    checkpoint = latest_checkpoint(state.out_dir)
-    if checkpoint is None:
-        return 0
-    state.student.load_weights(checkpoint)
-    saved = load_training_state(checkpoint, state.optimizer)
+def _resume(state: RunState) -> int | None:
+    """Continue from the newest checkpoint that loads (a damaged one is skipped with a warning naming its file);
+    returns its step, or None when the run has no checkpoint yet."""
+    candidates = run_checkpoints(state.out_dir)
+    if not candidates:
+        return None
+    failures = []
+    for checkpoint in candidates:
+        try:
+            verify_checkpoint(checkpoint)
+            state.student.load_weights(checkpoint)
+            saved = load_training_state(checkpoint, state.optimizer)
+            break
+        except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:
+            reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
+            failures.append(f"{checkpoint}: {reason}")
+            warnings.warn(f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
+                          CheckpointSkippedWarning, stacklevel=2)
+    else:
+        raise CheckpointError(f"no checkpoint of {state.out_dir} loads: " + "; ".join(failures))
     restore_rng(saved.rng, state.rng)
     if "generator" in saved.extra:
         state.generator.set_state(torch.tensor(saved.extra["generator"], dtype=torch.uint8))
@@ -225,8 +264,8 @@ def _sft_step(state: RunState) -> dict[str, float]:
     index = state.rng.integers(0, len(demos), size=min(config.sft_batch_size, len(demos)))
     targets = torch.from_numpy(state.student.tokenizer.encode(demos.actions[index])).to(state.student.device)
     logits = state.student(demos.observations(index))
-    loss = objectives.sft(logits, targets, None, config.sft_label_sigma)
-    grad_norm = _optimize(state, loss)
+    loss = objectives.sft(logits, targets, label_sigma=config.sft_label_sigma)
+    grad_norm, _ = _optimize(state, loss)
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == targets).float().mean().item()
         entropy = objectives.entropy(logits).mean().item()
@@ -234,32 +273,37 @@ def _sft_step(state: RunState) -> dict[str, float]:
             "train/grad_norm": grad_norm}
 
 
-def _optimize(state: RunState, loss: torch.Tensor) -> float:
+def _optimize(state: RunState, loss: torch.Tensor) -> tuple[float, bool]:
+    """One gradient step; returns (grad norm, whether the update was applied).
+
+    A non-finite loss or gradient norm never reaches the weights: the run stops with `DivergenceError`
+    (on_nonfinite: stop) or the update is dropped and counted (skip)."""
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     max_norm = state.config.max_grad_norm if state.config.max_grad_norm > 0 else math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm))
+    loss_value = loss.item()
+    if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+        if state.config.on_nonfinite == "stop":
+            raise DivergenceError(state.step, loss_value, grad_norm, state.optimizer.param_groups[0]["lr"])
+        state.optimizer.zero_grad(set_to_none=True)
+        state.skipped_updates += 1
+        return grad_norm, False
     state.optimizer.step()
-    return float(grad_norm)
+    state.last_update = (loss_value, grad_norm)
+    return grad_norm, True
 
 
 # ============================================================================================ on-policy step
-_env_cache: dict[tuple, object] = {}
-
-
-def close_rollout_envs() -> None:
-    """Close the cached rollout environment (kept between the steps of a run, closed at its end)."""
-    while _env_cache:
-        _, env = _env_cache.popitem()
-        env.close()
-
-
-def _rollout_env(config: RunConfig, num_envs: int):
+def _rollout_env(state: RunState, num_envs: int) -> VectorEnv:
+    """The run's rollout simulator for `num_envs` episodes (rebuilt only when its size changes)."""
+    config = state.config
     key = (config.env, num_envs, config.image_size, config.max_episode_steps)
-    if key not in _env_cache:
-        close_rollout_envs()
-        _env_cache[key] = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
-    return _env_cache[key]
+    if state.rollout_env is None or state.rollout_env_key != key:
+        state.close_rollout_env()
+        state.rollout_env = make_env(config.env, num_envs, config.image_size, config.max_episode_steps)
+        state.rollout_env_key = key
+    return state.rollout_env
 
 
 def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
@@ -267,8 +311,12 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     # ---- Phase 1: B instructions x G on-policy trajectories
     t0 = time.perf_counter()
     tasks, init_ids = _sample_instructions(state)
-    env = _rollout_env(config, len(tasks))
-    rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+    env = _rollout_env(state, len(tasks))
+    try:
+        rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+    except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
+        raise DivergenceError(state.step, *state.last_update, state.optimizer.param_groups[0]["lr"],
+                              "the student's action logits are not finite in its rollout") from exc
     state.env_steps += rollout.env_steps
     t1 = time.perf_counter()
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
@@ -279,12 +327,12 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
     if phase == "opd":
-        loss, grad_norm, used = _update(state, rollout, _distillation_loss_fn(config, rollout, teacher_logits))
+        loss, grad_norm, used = _update(state, rollout, _distillation_objective(config, rollout, teacher_logits))
     else:
-        loss, grad_norm, used = _update(state, rollout, _grpo_loss_fn(config, rollout))
+        loss, grad_norm, used = _update(state, rollout, _grpo_objective(config, rollout))
     t3 = time.perf_counter()
     return {
-        **_rollout_metrics(rollout, teacher_logits),
+        **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim),
         "train/loss": loss, "train/grad_norm": grad_norm, "train/updated_state_fraction": used,
         "train/phase_grpo": float(phase == "grpo"),
         "time/rollout_seconds": t1 - t0, "time/label_seconds": t2 - t1, "time/update_seconds": t3 - t2,
@@ -303,15 +351,24 @@ def _sample_instructions(state: RunState) -> tuple[list[str], list[int]]:
 LossFn = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
 
 
-def _distillation_loss_fn(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> LossFn:
+@dataclass
+class UpdateObjective:
+    """What Phase 3 minimises: `loss(student_logits, index)` on the rollout states `index`, over `states`."""
+
+    loss: LossFn
+    states: np.ndarray
+    """Indices of the rollout states that carry a gradient (the update shuffles and batches only these)."""
+
+
+def _distillation_objective(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> UpdateObjective:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         return objectives.distillation_loss(
             config.objective, student_logits, rollout.actions[index].to(student_logits.device),
-            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), None, config.clip_eps)
-    return loss_fn
+            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), clip_eps=config.clip_eps)
+    return UpdateObjective(loss_fn, np.arange(len(rollout.obs)))
 
 
-def _grpo_loss_fn(config: RunConfig, rollout: Rollout) -> LossFn:
+def _grpo_objective(config: RunConfig, rollout: Rollout) -> UpdateObjective:
     success = torch.from_numpy(rollout.success.astype(np.float32)).view(-1, config.group_size)
     per_trajectory = objectives.group_advantages(success).reshape(-1)
     advantages = per_trajectory[torch.from_numpy(rollout.trajectory)]
@@ -319,17 +376,16 @@ def _grpo_loss_fn(config: RunConfig, rollout: Rollout) -> LossFn:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         device = student_logits.device
         return objectives.grpo(student_logits, rollout.actions[index].to(device),
-                               rollout.behaviour_logp[index].to(device), advantages[index].to(device), None,
-                               config.clip_eps)
-    loss_fn.active = (advantages != 0).numpy()  # states of all-success or all-failure groups carry no gradient
-    return loss_fn
+                               rollout.behaviour_logp[index].to(device), advantages[index].to(device),
+                               clip_eps=config.clip_eps)
+    # states of all-success or all-failure groups have zero advantage: they carry no gradient
+    return UpdateObjective(loss_fn, np.nonzero((advantages != 0).numpy())[0])
 
 
-def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, float, float]:
+def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tuple[float, float, float]:
     """`updates_per_step` shuffled passes of minibatch steps; returns mean loss, mean grad norm, share of states used."""
     config = state.config
-    active = getattr(loss_fn, "active", np.ones(len(rollout.obs), dtype=bool))
-    states = np.nonzero(active)[0]
+    states = objective.states
     if len(states) == 0:
         return 0.0, 0.0, 0.0
     losses, norms = [], []
@@ -337,14 +393,20 @@ def _update(state: RunState, rollout: Rollout, loss_fn: LossFn) -> tuple[float, 
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
             index = order[start:start + config.minibatch_size]
-            loss = loss_fn(state.student(rollout.obs.take(index), rollout.actions[index]), index)
-            norms.append(_optimize(state, loss))
-            losses.append(loss.item())
-    return float(np.mean(losses)), float(np.mean(norms)), len(states) / len(rollout.obs)
+            loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
+            grad_norm, applied = _optimize(state, loss)
+            if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
+                norms.append(grad_norm)
+                losses.append(loss.item())
+    return _mean(losses), _mean(norms), len(states) / len(rollout.obs)
 
 
-def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None) -> dict[str, float]:
-    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, None)
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int) -> dict[str, float]:
+    stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, action_dim=action_dim)
     metrics = {"train/success": float(rollout.success.mean()),
                "train/episode_length": float(rollout.lengths.mean())}
     metrics.update({f"train/{key}": value for key, value in stats.items()})
@@ -366,8 +428,8 @@ def _evaluate_and_save(state: RunState, step: int) -> None:
 def _run_eval(state: RunState, step: int) -> EvalResult:
     config = state.config
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
-    if config.env == "libero":
-        close_rollout_envs()  # the evaluation builds its own pool: never hold two sets of simulators (GBs each)
+    if env_spec(config.env).release_rollout_envs_before_eval:
+        state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
     return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
                     temperature=config.eval_temperature, image_size=config.image_size,
                     max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,

@@ -30,8 +30,8 @@ OBJECT_INSTRUCTION = "pick up the alphabet soup and place it in the basket"
 # ============================================================================ without LIBERO
 def test_missing_extra_is_a_clear_error(monkeypatch):
     import opd_core.envs.libero as package
-    from opd_core.envs.base import make_env, task_catalog
     from opd_core.errors import EnvironmentUnavailable
+    from opd_core.registry import make_env, task_catalog
 
     monkeypatch.setattr(package, "libero_available", lambda: False)
     for call in (lambda: make_env("libero", 1), lambda: task_catalog("libero")):

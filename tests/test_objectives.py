@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from opd_core import objectives as obj
+from opd_core.config import ConfigError, RunConfig
 
 DT = torch.float64
 K = 5  # bins
@@ -78,8 +79,8 @@ def test_reverse_kl_enumeration_equals_exact_kl_gradient():
     s = _logits(3, seed=10)
     t = _logits(3, seed=11).detach()
     logits, teacher, actions, logp, probs = _enumerate(s, t)
-    g_pg = _grad(obj.reverse_kl(logits, actions, teacher, logp, probs), s)
-    g_exact = _grad(obj.reverse_kl_exact(s, t, torch.ones(3, dtype=DT)), s)
+    g_pg = _grad(obj.reverse_kl(logits, actions, teacher, logp, mask=probs), s)
+    g_exact = _grad(obj.reverse_kl_exact(s, t, mask=torch.ones(3, dtype=DT)), s)
     torch.testing.assert_close(g_pg, g_exact, rtol=1e-10, atol=1e-12)
 
 
@@ -88,8 +89,8 @@ def test_reverse_kl_enumeration_value_is_minus_expected_reward():
     t = _logits(2, seed=13).detach()
     logits, teacher, actions, logp, probs = _enumerate(s, t)
     # at ratio 1 the loss is -E[r] = KL(pi_s || pi_t): same value as the exact objective
-    loss = obj.reverse_kl(logits, actions, teacher, logp, probs)
-    torch.testing.assert_close(loss, obj.reverse_kl_exact(s, t, None))
+    loss = obj.reverse_kl(logits, actions, teacher, logp, mask=probs)
+    torch.testing.assert_close(loss, obj.reverse_kl_exact(s, t))
 
 
 def test_reverse_kl_gradient_does_not_flow_through_reward():
@@ -99,7 +100,7 @@ def test_reverse_kl_gradient_does_not_flow_through_reward():
     mask = torch.tensor([1.0, 0.5, 2.0, 1.0], dtype=DT)
     lp = obj.token_logprobs(s, a).detach()
     behaviour = lp - 0.05  # ratio = e^0.05 ~ 1.051, inside the clip range
-    g = _grad(obj.reverse_kl(s, a, t, behaviour, mask), s)
+    g = _grad(obj.reverse_kl(s, a, t, behaviour, mask=mask), s)
     # manual: d/ds [-w ratio r] = -w * ratio * r * (onehot(a) - softmax(s)), reward held constant
     r = -(lp - obj.token_logprobs(t, a))
     ratio = torch.exp(lp - behaviour)
@@ -114,7 +115,7 @@ def test_reverse_kl_manual_policy_gradient_formula():
     s = _logits(1, seed=17)
     t = _logits(1, seed=18).detach()
     logits, teacher, actions, logp, probs = _enumerate(s, t)
-    g = _grad(obj.reverse_kl(logits, actions, teacher, logp, probs), s)
+    g = _grad(obj.reverse_kl(logits, actions, teacher, logp, mask=probs), s)
     logp_live = obj.token_logprobs(logits, actions)
     r = -(logp - obj.token_logprobs(teacher, actions))
     manual = -(probs * r * logp_live).sum() / probs.sum()
@@ -130,8 +131,8 @@ def test_reverse_kl_monte_carlo_matches_exact_gradient():
     actions = torch.stack([torch.multinomial(p[d], m, replacement=True, generator=g_gen) for d in range(D)], -1)
     logits = s.expand(m, D, K)
     behaviour = obj.token_logprobs(logits, actions).detach()
-    g_mc = _grad(obj.reverse_kl(logits, actions, t.expand(m, D, K), behaviour, torch.ones(m, dtype=DT)), s)
-    g_exact = _grad(obj.reverse_kl_exact(s, t, None), s)
+    g_mc = _grad(obj.reverse_kl(logits, actions, t.expand(m, D, K), behaviour, mask=torch.ones(m, dtype=DT)), s)
+    g_exact = _grad(obj.reverse_kl_exact(s, t), s)
     # per-sample gradient entries are O(1); the MC std error at 200k samples is ~3e-3
     torch.testing.assert_close(g_mc, g_exact, rtol=0, atol=2e-2)
     assert g_exact.abs().max() > 0.05  # the check is not trivially passing on a zero gradient
@@ -146,11 +147,11 @@ def test_reverse_kl_clipping_zeroes_outward_gradient():
     r = -(lp - obj.token_logprobs(t, a))
     assert r.item() > 0
     behaviour = lp - 0.5  # ratio = e^0.5 > 1.2, advantage > 0 pushes further out: clipped
-    assert torch.all(_grad(obj.reverse_kl(s, a, t, behaviour, None, clip_eps=0.2), s) == 0)
+    assert torch.all(_grad(obj.reverse_kl(s, a, t, behaviour, clip_eps=0.2), s) == 0)
     # clip_eps = 0 disables clipping: gradient flows again
-    assert _grad(obj.reverse_kl(s, a, t, behaviour, None, clip_eps=0.0), s).abs().sum() > 0
+    assert _grad(obj.reverse_kl(s, a, t, behaviour, clip_eps=0.0), s).abs().sum() > 0
     # ratio below 1-eps with positive advantage moves inward: not clipped
-    assert _grad(obj.reverse_kl(s, a, t, lp + 0.5, None, clip_eps=0.2), s).abs().sum() > 0
+    assert _grad(obj.reverse_kl(s, a, t, lp + 0.5, clip_eps=0.2), s).abs().sum() > 0
 
 
 # --------------------------------------------------------------------------------- reverse_kl_exact
@@ -161,7 +162,7 @@ def test_reverse_kl_exact_value_and_gradient():
     t = _logits(3, seed=31).detach()
     p, q = torch.softmax(s, -1).detach(), torch.softmax(t, -1)
     kl = (p * (p.log() - q.log())).sum(-1)  # [N, D]
-    loss = obj.reverse_kl_exact(s, t, torch.ones(3, dtype=DT))
+    loss = obj.reverse_kl_exact(s, t, mask=torch.ones(3, dtype=DT))
     torch.testing.assert_close(loss.detach(), kl.mean())
     # closed form: d KL / d s_j = p_j (log p_j - log q_j - KL)
     expected = p * (p.log() - q.log() - kl[..., None]) / (3 * D)
@@ -170,7 +171,7 @@ def test_reverse_kl_exact_value_and_gradient():
 
 def test_reverse_kl_exact_zero_when_equal():
     s = _logits(2, seed=32)
-    loss = obj.reverse_kl_exact(s, s.detach().clone(), None)
+    loss = obj.reverse_kl_exact(s, s.detach().clone())
     assert abs(loss.item()) < 1e-12
     assert _grad(loss, s).abs().max() < 1e-12
 
@@ -180,7 +181,7 @@ def test_teacher_receives_no_gradient():
     a = _actions(2)
     lp = obj.token_logprobs(s, a).detach()
     for name in obj.OBJECTIVES:
-        loss = obj.distillation_loss(name, s, a, t, lp, None, 0.2)
+        loss = obj.distillation_loss(name, s, a, t, lp, clip_eps=0.2)
         g_s, g_t = torch.autograd.grad(loss, (s, t), allow_unused=True)
         assert g_t is None or torch.all(g_t == 0), name
         assert g_s.abs().sum() > 0, name
@@ -193,7 +194,7 @@ def test_forward_kl_value_and_gradient():
     s = _logits(3, seed=40)
     t = _logits(3, seed=41).detach()
     p, q = torch.softmax(s, -1).detach(), torch.softmax(t, -1)
-    loss = obj.forward_kl(s, t, torch.ones(3, dtype=DT))
+    loss = obj.forward_kl(s, t, mask=torch.ones(3, dtype=DT))
     torch.testing.assert_close(loss.detach(), (q * (q.log() - p.log())).sum(-1).mean())
     torch.testing.assert_close(_grad(loss, s), (p - q) / (3 * D))
 
@@ -203,7 +204,7 @@ def test_hard_ce_gradient():
     t = _logits(3, seed=43).detach()
     p = torch.softmax(s, -1).detach()
     onehot = F.one_hot(t.argmax(-1), K).to(DT)
-    loss = obj.hard_ce(s, t, torch.ones(3, dtype=DT))
+    loss = obj.hard_ce(s, t, mask=torch.ones(3, dtype=DT))
     torch.testing.assert_close(loss.detach(), -(onehot * p.log()).sum(-1).mean())
     torch.testing.assert_close(_grad(loss, s), (p - onehot) / (3 * D))
 
@@ -234,7 +235,7 @@ def test_sft_gradient(sigma: float):
     bins = _actions(3, seed=51)
     p = torch.softmax(s, -1).detach()
     target = F.one_hot(bins, K).to(DT) if sigma == 0 else obj.smoothed_targets(bins, K, sigma, dtype=DT)
-    loss = obj.sft(s, bins, torch.ones(3, dtype=DT), label_sigma=sigma)
+    loss = obj.sft(s, bins, mask=torch.ones(3, dtype=DT), label_sigma=sigma)
     torch.testing.assert_close(loss.detach(), -(target * p.log()).sum(-1).mean())
     torch.testing.assert_close(_grad(loss, s), (p - target) / (3 * D))
 
@@ -264,7 +265,7 @@ def test_grpo_gradient_at_ratio_one():
     a = _actions(4, seed=61)
     adv = torch.tensor([1.5, -0.5, 0.0, -2.0], dtype=DT)
     lp = obj.token_logprobs(s, a).detach()
-    g = _grad(obj.grpo(s, a, lp, adv, torch.ones(4, dtype=DT)), s)
+    g = _grad(obj.grpo(s, a, lp, adv, mask=torch.ones(4, dtype=DT)), s)
     manual = -(adv[:, None] * obj.token_logprobs(s, a)).mean()
     torch.testing.assert_close(g, _grad(manual, s))
     score = F.one_hot(a, K).to(DT) - torch.softmax(s, -1).detach()
@@ -278,7 +279,7 @@ def test_grpo_clipping_per_token():
     adv = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=DT)
     # rows 0,1: ratio pushed outward by the advantage (clipped); rows 2,3: advantage pulls back inward
     shift = torch.tensor([-0.5, 0.5, 0.5, -0.5], dtype=DT)[:, None]  # ratio = exp(-shift)
-    g = _grad(obj.grpo(s, a, lp + shift, adv, None, clip_eps=0.2), s)
+    g = _grad(obj.grpo(s, a, lp + shift, adv, clip_eps=0.2), s)
     assert torch.all(g[:2] == 0)
     assert torch.all(g[2:].abs().sum(-1) > 0)
     ratio = torch.exp(-shift)
@@ -290,12 +291,12 @@ def test_grpo_clipping_per_token():
 
 
 def _all_losses(s, a, t, lp, mask):
-    yield "reverse_kl", obj.reverse_kl(s, a, t, lp, mask)
-    yield "reverse_kl_exact", obj.reverse_kl_exact(s, t, mask)
-    yield "forward_kl", obj.forward_kl(s, t, mask)
-    yield "hard_ce", obj.hard_ce(s, t, mask)
-    yield "grpo", obj.grpo(s, a, lp, torch.linspace(-1, 1, s.shape[0], dtype=DT), mask)
-    yield "sft", obj.sft(s, a, mask, label_sigma=1.0)
+    yield "reverse_kl", obj.reverse_kl(s, a, t, lp, mask=mask)
+    yield "reverse_kl_exact", obj.reverse_kl_exact(s, t, mask=mask)
+    yield "forward_kl", obj.forward_kl(s, t, mask=mask)
+    yield "hard_ce", obj.hard_ce(s, t, mask=mask)
+    yield "grpo", obj.grpo(s, a, lp, torch.linspace(-1, 1, s.shape[0], dtype=DT), mask=mask)
+    yield "sft", obj.sft(s, a, mask=mask, label_sigma=1.0)
 
 
 @pytest.mark.parametrize("mask_dims", [1, 2])
@@ -328,8 +329,8 @@ def test_per_dimension_mask_and_all_zero_mask():
     mask = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=DT)
     p, q = torch.softmax(s, -1).detach(), torch.softmax(t, -1)
     per_tok = (p * (p.log() - q.log())).sum(-1)
-    torch.testing.assert_close(obj.reverse_kl_exact(s, t, mask).detach(), (per_tok * mask).sum() / 3)
-    zero = obj.forward_kl(s, t, torch.zeros(2, dtype=DT))
+    torch.testing.assert_close(obj.reverse_kl_exact(s, t, mask=mask).detach(), (per_tok * mask).sum() / 3)
+    zero = obj.forward_kl(s, t, mask=torch.zeros(2, dtype=DT))
     assert zero.item() == 0.0
     assert torch.all(_grad(zero, s) == 0)
 
@@ -340,8 +341,8 @@ def test_per_dimension_mask_and_all_zero_mask():
 def test_distribution_stats_known_distributions():
     n = 3
     student = torch.zeros(n, D, K, dtype=DT, requires_grad=True)  # uniform
-    stats = obj.distribution_stats(student, None, torch.ones(n, dtype=DT))
-    assert set(stats) == {"entropy"}
+    stats = obj.distribution_stats(student, None, mask=torch.ones(n, dtype=DT))
+    assert {key for key in stats if "/" not in key} == {"entropy"}  # and one entropy/<dim> per dimension
     assert stats["entropy"] == pytest.approx(math.log(K))
     assert isinstance(stats["entropy"], float)
 
@@ -350,17 +351,18 @@ def test_distribution_stats_known_distributions():
     student2 = torch.zeros(n, D, K, dtype=DT)
     student2[0, :, 0] = 1.0  # state 0: argmax bin 0, agrees with the teacher
     student2[1:, :, 1] = 1.0  # states 1, 2: argmax bin 1, disagree
-    stats = obj.distribution_stats(student2, teacher, None)
-    assert set(stats) == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl", "teacher_agreement"}
+    stats = obj.distribution_stats(student2, teacher)
+    assert {key for key in stats if "/" not in key} == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl",
+                                                        "teacher_agreement"}
     assert all(isinstance(v, float) for v in stats.values())
     assert stats["teacher_agreement"] == pytest.approx(1 / 3)
     assert stats["teacher_entropy"] == pytest.approx(obj.entropy(teacher).mean().item())
-    assert stats["reverse_kl"] == pytest.approx(obj.reverse_kl_exact(student2, teacher, None).item())
-    assert stats["forward_kl"] == pytest.approx(obj.forward_kl(student2, teacher, None).item())
+    assert stats["reverse_kl"] == pytest.approx(obj.reverse_kl_exact(student2, teacher).item())
+    assert stats["forward_kl"] == pytest.approx(obj.forward_kl(student2, teacher).item())
     # mask weighting: only state 0 counted -> full agreement
-    only0 = obj.distribution_stats(student2, teacher, torch.tensor([1.0, 0.0, 0.0], dtype=DT))
+    only0 = obj.distribution_stats(student2, teacher, mask=torch.tensor([1.0, 0.0, 0.0], dtype=DT))
     assert only0["teacher_agreement"] == pytest.approx(1.0)
-    same = obj.distribution_stats(teacher, teacher, None)
+    same = obj.distribution_stats(teacher, teacher)
     assert same["reverse_kl"] == pytest.approx(0.0, abs=1e-12) and same["teacher_agreement"] == 1.0
 
 
@@ -371,12 +373,40 @@ def test_distillation_loss_dispatch():
     lp = obj.token_logprobs(s, a).detach() - 0.1
     mask = torch.tensor([1.0, 1.0, 0.0], dtype=DT)
     assert set(obj.OBJECTIVES) == {"reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce"}
+    config = RunConfig(teacher_checkpoint="teacher")  # the config validates against the same list
+    assert config.replace(objective="hard_ce").validate().objective == "hard_ce"
+    with pytest.raises(ConfigError, match="objective"):
+        config.replace(objective="bogus").validate()
     torch.testing.assert_close(
-        obj.distillation_loss("reverse_kl", s, a, t, lp, mask, 0.3), obj.reverse_kl(s, a, t, lp, mask, 0.3)
+        obj.distillation_loss("reverse_kl", s, a, t, lp, mask=mask, clip_eps=0.3),
+        obj.reverse_kl(s, a, t, lp, mask=mask, clip_eps=0.3),
     )
-    for name in ("reverse_kl_exact", "forward_kl", "hard_ce"):
-        torch.testing.assert_close(
-            obj.distillation_loss(name, s, a, t, lp, mask, 0.2), obj.OBJECTIVES[name](s, t, mask)
-        )
-    with pytest.raises(ValueError, match="bogus"):
-        obj.distillation_loss("bogus", s, a, t, lp, mask, 0.2)
+    closed_form = {"reverse_kl_exact": obj.reverse_kl_exact, "forward_kl": obj.forward_kl, "hard_ce": obj.hard_ce}
+    for name, loss in closed_form.items():
+        torch.testing.assert_close(obj.distillation_loss(name, s, a, t, lp, mask=mask), loss(s, t, mask=mask))
+    with pytest.raises(ValueError, match="unknown objective 'bogus'"):
+        obj.distillation_loss("bogus", s, a, t, lp, mask=mask)
+
+
+def test_distribution_stats_per_action_dimension():
+    n, chunk = 5, 2
+    student = torch.randn(n, chunk * 7, 8, dtype=DT, generator=torch.Generator().manual_seed(92))
+    teacher = torch.randn(n, chunk * 7, 8, dtype=DT, generator=torch.Generator().manual_seed(93))
+    stats = obj.distribution_stats(student, teacher, action_dim=7)
+    names = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+    ent = obj.entropy(student).view(n, chunk, 7)
+    rkl = obj._plogp_sum(obj.log_probs(student), obj.log_probs(teacher)).view(n, chunk, 7)
+    fkl = obj._plogp_sum(obj.log_probs(teacher), obj.log_probs(student)).view(n, chunk, 7)
+    for k, name in enumerate(names):  # averaged over states and the chunk's steps
+        assert stats[f"entropy/{name}"] == pytest.approx(ent[:, :, k].mean().item())
+        assert stats[f"reverse_kl/{name}"] == pytest.approx(rkl[:, :, k].mean().item())
+        assert stats[f"forward_kl/{name}"] == pytest.approx(fkl[:, :, k].mean().item())
+    assert stats["reverse_kl"] == pytest.approx(sum(stats[f"reverse_kl/{d}"] for d in names) / 7)
+    assert stats["forward_kl/gripper"] > 0 and stats["entropy/dx"] > 0
+    # a mask weighs states in every dimension; other action sizes get generic names
+    mask = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0], dtype=DT)
+    only0 = obj.distribution_stats(student[:, :3], None, mask=mask, action_dim=3)
+    assert set(only0) == {"entropy", "entropy/d0", "entropy/d1", "entropy/d2"}
+    assert only0["entropy/d1"] == pytest.approx(obj.entropy(student[:1, 1:2]).item())
+    with pytest.raises(ValueError, match="whole chunks"):
+        obj.distribution_stats(student[:, :10], None, action_dim=7)

@@ -1,15 +1,20 @@
-"""The environment interface every simulator implements (the built-in tabletop, LIBERO).
+"""The environment interface every simulator implements (the built-in tabletop, LIBERO), and its registry entry.
 
 A `VectorEnv` advances a batch of episodes together. Observations are batched numpy arrays plus the instruction
-strings, so that any policy (built-in or transformers) can consume them.
+strings, so that any policy (built-in or transformers) can consume them. An `EnvSpec` is what an environment
+registers under its name in `opd_core.registry`: how to build it, its task catalogue, and the properties the
+training loop and the evaluation ask about. This module imports nothing else of the project.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from opd_core.tokenizer import ActionTokenizer
 
 
 @dataclass
@@ -63,26 +68,19 @@ class TaskSuiteProvider(Protocol):
         """The suite's default step limit."""
 
 
-def make_env(env_name: str, num_envs: int, image_size: int = 64, max_episode_steps: int = 0) -> VectorEnv:
-    """Build a vectorized simulator by name (libero is imported lazily: it is an optional extra)."""
-    if env_name == "tabletop":
-        from opd_core.envs.tabletop.sim import TabletopVecEnv
+@dataclass(frozen=True)
+class EnvSpec:
+    """An environment as the registry knows it (`opd_core.registry.ENVS`)."""
 
-        return TabletopVecEnv(num_envs, image_size=image_size, max_episode_steps=max_episode_steps)
-    if env_name == "libero":
-        from opd_core.envs.libero import make_libero_env
-
-        return make_libero_env(num_envs, image_size=image_size, max_episode_steps=max_episode_steps)
-    raise ValueError(f"unknown env {env_name!r}")
-
-
-def task_catalog(env_name: str) -> TaskSuiteProvider:
-    if env_name == "tabletop":
-        from opd_core.envs.tabletop import tasks
-
-        return tasks.CATALOG
-    if env_name == "libero":
-        from opd_core.envs.libero import catalog
-
-        return catalog()
-    raise ValueError(f"unknown env {env_name!r}")
+    make: Callable[..., VectorEnv]
+    """`make(num_envs, image_size=..., max_episode_steps=...)` -> a `VectorEnv` (raises `EnvironmentUnavailable`
+    with the install command when an optional extra is missing)."""
+    catalog: Callable[[], TaskSuiteProvider]
+    """The task catalogue: suites, tasks, instructions, step limits."""
+    evaluation_protocol: str = "fixed_init_states"
+    """Name of the evaluation protocol (`opd_core.registry.EVAL_PROTOCOLS`) that `opd_core.evaluate` runs."""
+    fresh_student_tokenizer: Callable[[], ActionTokenizer] | None = None
+    """The action tokenizer of a fresh (untrained) student; None: fit the action statistics on the demos."""
+    release_rollout_envs_before_eval: bool = False
+    """True when the evaluation builds its own simulators and the training rollouts' must be closed first (LIBERO:
+    GBs per simulator, never hold two sets)."""

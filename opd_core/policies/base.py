@@ -1,18 +1,22 @@
-"""The policy interface and the registry that builds or restores a policy by its kind name."""
+"""The policy interface: an abstract base every policy kind implements (this module imports nothing else of the
+project; the kinds are registered by name in `opd_core.registry`)."""
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from opd_core.envs.base import Observation
-from opd_core.tokenizer import ActionTokenizer
+if TYPE_CHECKING:
+    from opd_core.envs.base import Observation
+    from opd_core.tokenizer import ActionTokenizer
 
 
-class Policy(torch.nn.Module):
-    """A tokenized-action policy. Subclasses set `kind` and implement `forward` and `arch_config`.
+class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
+    """A tokenized-action policy. Subclasses set `kind` and implement `forward` and `arch_config` (abstract: a
+    subclass without them cannot be instantiated); `build` when the kind can start from scratch.
 
     `forward(obs, actions)` takes raw batched observations (numpy, as the simulators return them) so that a
     teacher and a student with different preprocessing can label the same stored states. It returns logits
@@ -26,8 +30,9 @@ class Policy(torch.nn.Module):
     chunk_size: int = 1
     """Environment steps per policy query (OpenVLA-OFT style action chunks)."""
 
+    @abc.abstractmethod
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Logits [B, chunk_size * 7, 256] (see the class docstring)."""
 
     def sample(self, obs: Observation, temperature: float,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -36,9 +41,23 @@ class Policy(torch.nn.Module):
         bins, logp = sample_bins(logits, temperature, generator)
         return bins, logp, logits
 
+    @abc.abstractmethod
     def arch_config(self) -> dict[str, Any]:
         """JSON-able constructor arguments (saved in checkpoints)."""
-        raise NotImplementedError
+
+    @classmethod
+    def build(cls, arch: dict[str, Any], tokenizer: ActionTokenizer) -> Policy:
+        """A fresh policy of this kind from its `arch_config()` and action tokenizer."""
+        raise NotImplementedError(f"{cls.kind or cls.__name__} policies are loaded from a checkpoint, "
+                                  "not built from scratch")
+
+    @classmethod
+    def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer,
+                        device: str) -> Policy:
+        """Restore from an OPD checkpoint folder (default: `build`, move to `device`, `load_weights`)."""
+        policy = cls.build(arch, tokenizer).to(device)
+        policy.load_weights(directory)
+        return policy
 
     @property
     def device(self) -> torch.device:
@@ -59,34 +78,16 @@ class Policy(torch.nn.Module):
 
 def sample_bins(logits: torch.Tensor, temperature: float,
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs)."""
+    """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs).
+
+    Raises FloatingPointError when sampling meets non-finite logits (a diverged policy)."""
     if temperature == 0:
         bins = logits.argmax(-1)
         logp = torch.log_softmax(logits, -1).gather(-1, bins[..., None])[..., 0]
         return bins, logp
     scaled = torch.log_softmax(logits / temperature, -1)
     flat = scaled.reshape(-1, scaled.shape[-1]).exp()
+    if not torch.isfinite(flat).all():
+        raise FloatingPointError("the policy's action logits are not finite: cannot sample from them")
     bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
     return bins, scaled.gather(-1, bins[..., None])[..., 0]
-
-
-PolicyFactory = Callable[[dict[str, Any], ActionTokenizer], Policy]
-_REGISTRY: dict[str, PolicyFactory] = {}
-
-
-def register_policy(kind: str, factory: PolicyFactory) -> None:
-    _REGISTRY[kind] = factory
-
-
-def build_policy(kind: str, arch: dict[str, Any], tokenizer: ActionTokenizer) -> Policy:
-    _ensure_builtin()
-    if kind == "libero_expert":  # registers itself on import; LIBERO is an optional extra
-        import opd_core.envs.libero.policy  # noqa: F401
-    if kind not in _REGISTRY:
-        raise ValueError(f"unknown policy kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[kind](arch, tokenizer)
-
-
-def _ensure_builtin() -> None:
-    if "small_vla" not in _REGISTRY:
-        from opd_core.policies import small_vla  # noqa: F401  (registers itself)

@@ -25,7 +25,7 @@ import torch
 from opd_core.config import OPENVLA_PROMPT
 from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
-from opd_core.policies.base import Policy, register_policy, sample_bins
+from opd_core.policies.base import Policy, sample_bins
 from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache, takes_position_ids
 from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
 
@@ -346,8 +346,11 @@ def _merge_settings(model_dir: Path, settings: HFVLASettings) -> HFVLASettings:
     return HFVLASettings.from_dict(merged)
 
 
-def _build(arch: dict[str, Any], tokenizer: ActionTokenizer) -> TransformersVLA:
-    raise CheckpointError("transformers policies are loaded from a model directory, not built from scratch")
+class ModelDirLoader:
+    """Checkpoint loader `transformers` (listed in `opd_core.registry.CHECKPOINT_LOADERS`): a raw model directory."""
 
+    accepts = staticmethod(is_transformers_dir)
 
-register_policy("transformers", _build)
+    @staticmethod
+    def load(directory: Path, device: str, hf_settings: dict[str, Any] | None) -> TransformersVLA:
+        return TransformersVLA.from_pretrained(directory, HFVLASettings.from_dict(hf_settings or {}), device)

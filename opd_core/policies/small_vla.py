@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from opd_core.envs.base import Observation
-from opd_core.policies.base import Policy, register_policy
+from opd_core.policies.base import Policy
 from opd_core.tokenizer import ActionTokenizer
 
 
@@ -86,6 +86,10 @@ class SmallVLA(Policy):
         grid = torch.linspace(-1, 1, size)
         self.register_buffer("coords", torch.stack(torch.meshgrid(grid, grid, indexing="ij"))[None], persistent=False)
 
+    @classmethod
+    def build(cls, arch: dict[str, Any], tokenizer: ActionTokenizer) -> SmallVLA:
+        return cls(SmallVLAConfig(**arch), tokenizer)
+
     def arch_config(self) -> dict[str, Any]:
         return asdict(self.config)
 
@@ -122,10 +126,3 @@ class SmallVLA(Policy):
         proprio = self.proprio(torch.from_numpy(np.ascontiguousarray(obs.proprio)).to(self.device).float())
         hidden = self.trunk(torch.cat([features, proprio, text], dim=1))
         return self.head(hidden).view(-1, self.config.action_dim, self.config.num_bins)
-
-
-def _build(arch: dict[str, Any], tokenizer: ActionTokenizer) -> SmallVLA:
-    return SmallVLA(SmallVLAConfig(**arch), tokenizer)
-
-
-register_policy("small_vla", _build)

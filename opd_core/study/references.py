@@ -16,7 +16,7 @@ import torch
 
 from opd_core import objectives
 from opd_core.checkpoint import load_policy
-from opd_core.envs.base import make_env
+from opd_core.registry import make_env
 from opd_core.evaluate import evaluate
 from opd_core.rollout import collect
 from opd_core.study.plan import TaskGroups

@@ -5,8 +5,8 @@ The state comes from `Observation.state`, which the LIBERO env fills and the rol
 (a learned student never reads it). Acting greedily (temperature 0) it executes the expert's action rounded to
 the nearest bin, so `opd eval` of an expert checkpoint measures the expert itself.
 
-Registering: importing this module registers the kind; `opd_core.policies.base` must import it when it meets the
-kind `libero_expert` (see `ensure_registered`). Make a checkpoint with `save_expert_checkpoint`.
+`opd_core.registry` lists the class as the teacher kind `libero_expert` (imported on first lookup; importing it
+imports no LIBERO package). Make a checkpoint with `save_expert_checkpoint`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from opd_core.envs.base import Observation
 from opd_core.envs.libero.expert import ExpertParams, LogitParams, expert_actions, expert_logits
-from opd_core.policies.base import Policy, register_policy
+from opd_core.policies.base import Policy
 from opd_core.tokenizer import ActionTokenizer
 
 KIND = "libero_expert"
@@ -53,6 +53,10 @@ class LiberoExpertPolicy(Policy):
         logits = expert_logits(self.actions(obs), self.tokenizer, self.logit_params)
         return torch.from_numpy(logits).to(self.device)
 
+    @classmethod
+    def build(cls, arch: dict[str, Any], tokenizer: ActionTokenizer) -> LiberoExpertPolicy:
+        return cls(tokenizer, _from_dict(LogitParams, arch.get("logits")), _from_dict(ExpertParams, arch.get("expert")))
+
     def arch_config(self) -> dict[str, Any]:
         return {"logits": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.logit_params).items()},
                 "expert": asdict(self.expert_params)}
@@ -62,19 +66,6 @@ def _from_dict(cls, data: dict | None):
     known = {f.name for f in fields(cls)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in (data or {}).items() if k in known}
     return cls(**values)
-
-
-def _build(arch: dict[str, Any], tokenizer: ActionTokenizer) -> LiberoExpertPolicy:
-    return LiberoExpertPolicy(tokenizer, _from_dict(LogitParams, arch.get("logits")),
-                              _from_dict(ExpertParams, arch.get("expert")))
-
-
-def ensure_registered() -> None:
-    """Idempotent: register the `libero_expert` kind with the policy registry."""
-    register_policy(KIND, _build)
-
-
-ensure_registered()
 
 
 def save_expert_checkpoint(directory: str | Path, tokenizer: ActionTokenizer | None = None,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from opd_core.envs.libero.tasks import NUM_FIXED_INIT_STATES, catalog, suite_name
+from opd_core.eval_result import EvalResult, mean_success
 from opd_core.policies.base import Policy
 from opd_core.rollout import collect
 from opd_core.video import write_mp4
@@ -163,11 +164,9 @@ def _batches(episodes: list[tuple[str, int]], size: int) -> list[tuple[int, int]
 def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_states: int, temperature: float,
                  image_size: int, max_episode_steps: int, video_tasks: list[str], video_dir: Path | None,
                  run_dir: Path | None, seed: int = 0, num_envs: int = 0, num_workers: int = 0,
-                 progress: Callable[[int], None] | None = None):
-    """The protocol on a run's seen and unseen tasks (an `opd_core.evaluate.EvalResult`): init states
-    0..init_states-1, filming init state 0 of `video_tasks`. The training loop's evaluation and `opd eval`."""
-    from opd_core.evaluate import EvalResult, mean_success
-
+                 progress: Callable[[int], None] | None = None) -> EvalResult:
+    """The protocol on a run's seen and unseen tasks: init states 0..init_states-1, filming init state 0 of
+    `video_tasks`. The training loop's evaluation and `opd eval`."""
     tasks = list(dict.fromkeys([*seen, *unseen]))
     episodes = [(task, i) for task in tasks for i in range(init_states)]
     film = {episodes.index((task, 0)) for task in video_tasks if task in tasks} if video_dir is not None else set()
@@ -182,3 +181,8 @@ def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_sta
                "mean_length": {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}}
     return EvalResult(per_task, mean_success(per_task, seen), mean_success(per_task, unseen) if unseen else None,
                       videos, details)
+
+
+def evaluate_env_run(policy: Policy, env_name: str, seen: list[str], unseen: list[str], **options) -> EvalResult:
+    """`evaluate_run` as the registered evaluation protocol `libero` (`opd_core.registry.EVAL_PROTOCOLS`)."""
+    return evaluate_run(policy, seen, unseen, **options)
