@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from opd_core import objectives
-from opd_core.envs.base import Observation, make_env
+from opd_core.envs.base import Observation
+from opd_core.registry import make_env
 from opd_core.errors import OpdError, TokenizerMismatchError
 from opd_core.labeling import label_states
 from opd_core.policies.base import Policy
@@ -214,9 +215,9 @@ def frame_distributions(episode: ReplayedEpisode, teacher_logits: torch.Tensor, 
         student_probs=torch.softmax(student[0], -1).numpy(), teacher_probs=torch.softmax(teacher[0], -1).numpy(),
         chosen_bins=chosen.numpy().astype(np.int64), student_argmax=student[0].argmax(-1).numpy(),
         teacher_argmax=teacher[0].argmax(-1).numpy(),
-        reverse_kl=np.array([objectives.reverse_kl_exact(student[:, d:d + 1], teacher[:, d:d + 1], None).item()
+        reverse_kl=np.array([objectives.reverse_kl_exact(student[:, d:d + 1], teacher[:, d:d + 1]).item()
                              for d in per_dim]),
-        forward_kl=np.array([objectives.forward_kl(student[:, d:d + 1], teacher[:, d:d + 1], None).item()
+        forward_kl=np.array([objectives.forward_kl(student[:, d:d + 1], teacher[:, d:d + 1]).item()
                              for d in per_dim]),
         student_entropy=objectives.entropy(student)[0].numpy(), teacher_entropy=objectives.entropy(teacher)[0].numpy(),
         bin_values=bin_values if bin_values is not None else np.tile(np.arange(num_bins, dtype=np.float64),

@@ -177,7 +177,7 @@ def _replay(student, config: RunConfig, task: str, filmed: list[np.ndarray] | No
     LIBERO replays alone always: its evaluation runs a few episodes at a time through worker processes, and a
     replay of the batches before would cost as much as the evaluation itself."""
     from opd_core import action_inspector as inspector
-    from opd_core.envs.base import task_catalog
+    from opd_core.registry import task_catalog
 
     seen = list(config.tasks) or task_catalog(config.env).suite_tasks(config.suite)  # as the training loop does
     unseen = list(config.unseen_tasks)
