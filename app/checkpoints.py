@@ -58,7 +58,7 @@ def shipped_root() -> Path | None:
     from opd_core.study.presets import QUICK  # the study's lookup; importing the study loads torch (about 2 s)
     from opd_core.study.recipes import CONFIG_DIR
 
-    root = CONFIG_DIR.parent / QUICK.default_assets if QUICK.default_assets else None
+    root = (CONFIG_DIR.parent / QUICK.default_assets).resolve() if QUICK.default_assets else None
     return root if root is not None and root.is_dir() else None
 
 

@@ -18,9 +18,6 @@ import numpy as np
 
 from opd_core.config import RunConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_ROOT = REPO_ROOT / "assets"
-"""The repository's shipped checkpoints: assets/<env>/<suite>/{student,teacher} (opd_core/study/assets.py)."""
 CACHE_SIZE = 6
 
 
@@ -104,7 +101,9 @@ def clear_caches() -> None:
 # ============================================================================================ teachers
 def shipped_teachers(env: str) -> list[TeacherChoice]:
     """The shipped teacher checkpoints for `env` (assets/<env>/<suite>/teacher), one per suite."""
-    root = SHIPPED_ROOT / env
+    from opd_core.resources import ASSETS_DIR  # the shipped checkpoints, also from an installed package
+
+    root = (ASSETS_DIR / env).resolve()
     if not root.is_dir():
         return []
     return [TeacherChoice(f"shipped {env} {folder.parent.name} teacher", str(folder), "shipped")
