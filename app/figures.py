@@ -152,7 +152,7 @@ def curves_figure(key: str, bands: Sequence[Line | tuple[str, Band]], x_title: s
             x=band.x, y=band.mean, mode="lines", name=shorten_label(line.label), legendgroup=line.label,
             line={"color": color, "width": 2}, showlegend=True,
             customdata=np.column_stack([band.steps, band.count]),  # an array: plotly copies lists element-wise
-            hovertemplate="step %{customdata[0]}: <b>%{y:.4g}</b> (%{customdata[1]} seeds)" + extra
+            hovertemplate="step %{customdata[0]}: <b>%{y:.4g}</b> (mean of %{customdata[1]})" + extra
                           + "<extra>" + _hover_text(shorten_label(line.label)) + "</extra>",
         ))
     for reference in references:

@@ -149,7 +149,7 @@ def group_details(groups: Sequence[RunGroup], runs: Sequence[RunLike]) -> dict[s
     """group key -> the hover text of its line: its runs and the settings that differ between the selected runs
     (the legend entry stays short; this is where the rest goes)."""
     by_id = {run.id: run for run in runs}
-    varying = differing_fields([run.config for run in runs], IDENTITY_FIELDS)
+    varying = differing_fields([run.config for run in runs], IDENTITY_FIELDS - {"seed"})
     details = {}
     for group in groups:
         members = [by_id[i] for i in group.run_ids if i in by_id]
