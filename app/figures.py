@@ -174,7 +174,7 @@ def curves_figure(key: str, bands: Sequence[Line | tuple[str, Band]], x_title: s
     return figure
 
 
-def shorten_label(label: str, limit: int = 40) -> str:
+def shorten_label(label: str, limit: int = 48) -> str:
     return label if len(label) <= limit else label[:limit - 1].rstrip() + "…"
 
 

@@ -134,7 +134,10 @@ def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[Ru
     value of any config field (`by="objective"`, `"group_size"`, `"seed"`, ...), in order of first appearance.
     Labels are short and stable: a run's id and name, or the field's value."""
     if by == GROUP_SETTINGS:
-        return group_runs(runs)
+        groups = group_runs(runs)
+        varying = sorted(differing_fields([g.config for g in groups], IDENTITY_FIELDS | set(METHOD_FIELDS)),
+                         key=lambda name: isinstance(groups[0].config.get(name), (list, dict)))
+        return [RunGroup(g.key, _compact_label(g, varying), g.run_ids, g.config) for g in groups]
     if by == GROUP_NONE:
         return [RunGroup(f"run:{run.id}", run_name(run), (run.id,), dict(run.config)) for run in runs]
     members: dict[str, list[RunLike]] = {}
@@ -143,6 +146,23 @@ def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[Ru
     name = SHORT_FIELD_NAMES.get(by, by)
     return [RunGroup(f"{by}:{key}", f"{name}={_short(group[0].config.get(by))}", tuple(run.id for run in group),
                      dict(group[0].config)) for key, group in members.items()]
+
+
+def _compact_label(group: RunGroup, varying: Sequence[str]) -> str:
+    """'#1,2 OPD (reverse KL) · G=8 · lr=0.0003 · tasks=pick_red+1': the runs' ids first, so entries stay
+    distinct when a long label is cut; scalar settings before lists, lists as their first item and a count."""
+    ids = ",".join(str(i) for i in group.run_ids[:3]) + ("…" if len(group.run_ids) > 3 else "")
+    parts = [f"#{ids} {method_label(group.config)}"]
+    for name in varying:
+        value = group.config.get(name)
+        if isinstance(value, list) and len(value) > 1:
+            text = f"{_short(value[0]).rsplit('/', 1)[-1]}+{len(value) - 1}"
+        elif isinstance(value, list):
+            text = _short(value[0]).rsplit("/", 1)[-1] if value else "[]"
+        else:
+            text = shorten(_short(value), 16)
+        parts.append(f"{SHORT_FIELD_NAMES.get(name, name)}={text}")
+    return " · ".join(parts)
 
 
 def group_details(groups: Sequence[RunGroup], runs: Sequence[RunLike]) -> dict[str, str]:

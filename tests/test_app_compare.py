@@ -33,13 +33,13 @@ def test_build_view_groups_seeds_into_one_band_per_setting():
     lab = _lab()
     runs = [lab.runs[2], lab.runs[3], lab.runs[4]]
     view = build_view(lab, runs, ["train/success", "train/entropy"], axis="wall_time", smoothing=0.5)
-    assert [g.legend for g in view.groups] == ["OPD (reverse KL) (2 seeds)", "OPD (hard CE)"]
+    assert [g.legend for g in view.groups] == ["#2,3 OPD (reverse KL) (2 seeds)", "#4 OPD (hard CE)"]
     success = view.figures[0][1]
     assert view.figures[0][0] == "train/success"
-    mean = [t for t in success.data if t.name == "OPD (reverse KL) (2 seeds)" and t.fill is None][-1]
+    mean = [t for t in success.data if t.name == "#2,3 OPD (reverse KL) (2 seeds)" and t.fill is None][-1]
     assert list(mean.x) == [2.0 * s for s in range(1, 11)]  # wall time, not steps
     # the hard-CE run has no metrics: no trace, no error
-    assert all(t.name != "OPD (hard CE)" for t in success.data)
+    assert all(t.name != "#4 OPD (hard CE)" for t in success.data)
     # the metrics request carries the wall-time series the x-axis needs
     assert ("metrics", [2, 3, 4], ["train/success", "train/entropy", "time/wall_seconds"]) in lab.calls
 

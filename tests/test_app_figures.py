@@ -70,7 +70,7 @@ def test_long_legends_go_below_and_grow_the_chart_instead_of_squashing_it():
     assert figure_long.layout.height - figure_short.layout.height == \
         figure_long.layout.margin.b - figure_short.layout.margin.b  # same plot area, more room below
     assert figure_long.layout.legend.orientation == "h" and figure_long.layout.legend.y < 0
-    assert all(len(t.name) <= 40 for t in figure_long.data)
+    assert all(len(t.name) <= 48 for t in figure_long.data)
 
 
 def test_dims_figure_has_one_panel_per_dimension_and_one_legend_entry_per_line():
