@@ -69,8 +69,8 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in known]
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
     left, right = st.columns([3, 1])
-    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs),
-                                on_change=sync_url)
+    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=36),
+                                on_change=sync_url, wrap=True)
     right.selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
                     args=(sweeps, known), format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
     return selected
@@ -105,7 +105,7 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
             fields.append(chosen)
         else:
             st.session_state["compare_group"] = GROUP_SETTINGS
-    axis_column, smooth_column, group_column, band_column = st.columns([3, 2, 2, 2])
+    axis_column, smooth_column, group_column, band_column = st.columns([4, 3, 3, 2])
     axis = axis_column.radio("x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True,
                              on_change=sync_url)
     smoothing = smooth_column.slider("EMA smoothing", 0.0, 0.99, step=0.01, key="compare_smooth",
@@ -138,7 +138,7 @@ def _metric_picker(run_ids: list[int]) -> tuple[list[str], str | None]:
     if pinned != st.session_state["compare_keys"]:
         st.session_state["compare_keys"] = pinned
     keys_column, filter_column = st.columns([3, 1])
-    keys = keys_column.multiselect("Metrics", available, key="compare_keys", on_change=sync_url)
+    keys = keys_column.multiselect("Metrics", available, key="compare_keys", on_change=sync_url, wrap=True)
     pattern = filter_column.text_input("Also chart metrics matching", key="compare_filter", on_change=sync_url,
                                        placeholder="regex, e.g. kl|entropy",
                                        help="Every metric whose key matches (case-insensitive) gets a chart, "

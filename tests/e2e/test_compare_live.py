@@ -368,7 +368,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     # --- pictures for a person: 1440 and 1024 px, seeds folded and grouped, with the mixed sweep's legend
     settings_view = f"{url}/compare?{query}&keys=train/success&keys=train/reverse_kl&smooth=0.6&dims=reverse_kl"
     for width, tab in ((1440, page), (1024, other)):
-        tab.set_viewport_size({"width": width, "height": 1100})
+        tab.set_viewport_size({"width": width, "height": 2400})  # Streamlit scrolls inside: a tall window
         tab.goto(settings_view)
         settle(tab)
         tab.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)
