@@ -17,7 +17,7 @@ from app.backend import api
 from app.compare import (DEFAULT_KEYS, DIM_FAMILIES, build_view, chart_keys, default_keys, diff_rows, runs_csv,
                          teacher_references)
 from app.figures import PLOTLY_CONFIG
-from app.live_series import SeriesCache
+from app.live_series import shared_cache
 from app.run_groups import GROUP_NONE, GROUP_SETTINGS, grouping_fields
 from app.runs_table import any_active
 from app.series import SPREADS, X_AXES
@@ -157,7 +157,7 @@ def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, s
     if not keys and dims == DIMS_OFF:
         st.info("Pick at least one metric.")
         return
-    cache = st.session_state.setdefault("compare_series_cache", SeriesCache())
+    cache = shared_cache(lab)
     view = build_view(lab, runs, keys, axis, smoothing, references, cache=cache, group_by=group_by, spread=spread,
                       dims_family=None if dims == DIMS_OFF else dims)
     active = [run for run in runs if run.status in ("queued", "running")]
