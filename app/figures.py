@@ -210,7 +210,7 @@ def dims_figure(family: str, panels: Mapping[str, Sequence[Line]], x_title: str,
     figure.update_layout(
         title={"text": f"{metric_title('train/' + family)} per action dimension",
                "subtitle": {"text": f"train/{family}/<dim>"}, "x": 0.01, "xanchor": "left"},
-        height=plot_height + 80 + bottom, margin={"l": 60, "r": 16, "t": 80, "b": bottom}, hovermode="closest",
+        height=plot_height + 100 + bottom, margin={"l": 60, "r": 16, "t": 100, "b": bottom}, hovermode="closest",
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -40 / plot_height, "yanchor": "top",
                 "title": {"text": legend_title, "side": "top"} if legend_title else None})
     figure.update_xaxes(title_text=x_title, title_standoff=4, row=rows)

@@ -37,10 +37,13 @@ class RunGroup:
     config: dict[str, Any]
     """The first run's config (every member shares it outside the ignored fields)."""
 
+    members: str = "seeds"
+    """What the runs of a group are to each other, for the legend's count: seeds, or runs (grouped by a field)."""
+
     @property
     def legend(self) -> str:
         """The label with the number of seeds folded into it, for chart legends."""
-        return f"{self.label} ({len(self.run_ids)} seeds)" if len(self.run_ids) > 1 else self.label
+        return f"{self.label} ({len(self.run_ids)} {self.members})" if len(self.run_ids) > 1 else self.label
 
 
 def method_label(config: Mapping[str, Any]) -> str:
@@ -145,7 +148,7 @@ def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[Ru
         members.setdefault(json.dumps(run.config.get(by), sort_keys=True, default=str), []).append(run)
     name = SHORT_FIELD_NAMES.get(by, by)
     return [RunGroup(f"{by}:{key}", f"{name}={_short(group[0].config.get(by))}", tuple(run.id for run in group),
-                     dict(group[0].config)) for key, group in members.items()]
+                     dict(group[0].config), "runs") for key, group in members.items()]
 
 
 def _compact_label(group: RunGroup, varying: Sequence[str]) -> str:

@@ -69,7 +69,7 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in known]
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
     left, right = st.columns([3, 1])
-    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=36),
+    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28),
                                 on_change=sync_url, wrap=True)
     right.selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
                     args=(sweeps, known), format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
@@ -105,20 +105,20 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
             fields.append(chosen)
         else:
             st.session_state["compare_group"] = GROUP_SETTINGS
-    axis_column, smooth_column, group_column, band_column = st.columns([4, 3, 3, 2])
+    axis_column, smooth_column = st.columns([3, 2])
     axis = axis_column.radio("x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True,
                              on_change=sync_url)
     smoothing = smooth_column.slider("EMA smoothing", 0.0, 0.99, step=0.01, key="compare_smooth",
                                      on_change=sync_url,
                                      help="Weight of the running average (TensorBoard-style, debiased); the raw "
                                           "curve stays faintly behind the smoothed one")
+    group_column, band_column, dims_column, live_column, refresh_column = st.columns([2, 2, 2, 1, 1])
     group_by = group_column.selectbox("Group by", fields, key="compare_group", format_func=_group_name,
                                       on_change=sync_url,
                                       help="Runs with the same value of this config field share a line: their mean, "
                                            "and a band over them")
     spread = band_column.selectbox("Band", list(SPREADS), key="compare_band", format_func=SPREADS.get,
                                    on_change=sync_url, help="The spread drawn around a group's mean")
-    dims_column, live_column, refresh_column, _ = st.columns([3, 1, 1, 4])
     dims = dims_column.selectbox("Per action dimension", [DIMS_OFF, *DIM_FAMILIES], key="compare_dims",
                                  format_func=lambda f: "off" if f == DIMS_OFF else DIM_FAMILIES[f],
                                  on_change=sync_url,
@@ -139,10 +139,10 @@ def _metric_picker(run_ids: list[int]) -> tuple[list[str], str | None]:
         st.session_state["compare_keys"] = pinned
     keys_column, filter_column = st.columns([3, 1])
     keys = keys_column.multiselect("Metrics", available, key="compare_keys", on_change=sync_url, wrap=True)
-    pattern = filter_column.text_input("Also chart metrics matching", key="compare_filter", on_change=sync_url,
+    pattern = filter_column.text_input("Filter metrics", key="compare_filter", on_change=sync_url,
                                        placeholder="regex, e.g. kl|entropy",
-                                       help="Every metric whose key matches (case-insensitive) gets a chart, "
-                                            "including keys that appear while the runs go on")
+                                       help="Also chart every metric whose key matches this regular expression "
+                                            "(case-insensitive), including keys that appear while the runs go on")
     return chart_keys(available, keys, pattern)
 
 

@@ -81,7 +81,7 @@ class HandLab:
         start = self.logged[run_id]
         rows = []
         for step in range(start + 1, start + points + 1):
-            value = 1 - np.exp(-step / 8) + 0.01 * (run_id % 3)
+            value = (0.5 + 0.06 * run_id) * (1 - np.exp(-step / (2 + run_id % 4)))
             rows += [MetricPoint("train/success", step, float(value), 1.7e9 + step),
                      MetricPoint("train/entropy", step, float(3 - value), 1.7e9 + step),
                      MetricPoint("train/reverse_kl", step, float(1 / step), 1.7e9 + step),
@@ -327,7 +327,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     move("grouping again", lambda: choose(page, "Group by", "none (a line per run)"), group_by="run")
 
     def metric_filter():
-        field = page.locator("input[aria-label='Also chart metrics matching']")
+        field = page.locator("input[aria-label='Filter metrics']")
         field.fill("entropy")
         field.press("Enter")
 
@@ -363,7 +363,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     assert url_state(other) == url_state(page)
     check_intact(other, lab, run_ids, "run", "the shared URL")
     assert other.locator("input[aria-label='Group by']").input_value() == "none (a line per run)"
-    assert other.locator("input[aria-label='Also chart metrics matching']").input_value() == "entropy"
+    assert other.locator("input[aria-label='Filter metrics']").input_value() == "entropy"
 
     # --- pictures for a person: 1440 and 1024 px, seeds folded and grouped, with the mixed sweep's legend
     settings_view = f"{url}/compare?{query}&keys=train/success&keys=train/reverse_kl&smooth=0.6&dims=reverse_kl"
