@@ -204,14 +204,14 @@ def dims_figure(family: str, panels: Mapping[str, Sequence[Line]], x_title: str,
                 showlegend=panel == 0, line={"color": color, "width": 1.6}, customdata=band.steps,
                 hovertemplate=f"{dim}: " + "<b>%{y:.4g}</b> at step %{customdata}<extra>"
                               + _hover_text(shorten_label(line.label)) + "</extra>"), row=row, col=col)
-    legend = legend_rows([shorten_label(label) for label in labels], 900) + (1 if legend_title else 0)
-    bottom = 50 + 21 * legend
+    legend = legend_rows([shorten_label(label) for label in labels], 700) + (1 if legend_title else 0)
+    bottom = 70 + 21 * legend
     plot_height = 210 * rows + 50 * (rows - 1)
     figure.update_layout(
         title={"text": f"{metric_title('train/' + family)} per action dimension",
                "subtitle": {"text": f"train/{family}/<dim>"}, "x": 0.01, "xanchor": "left"},
         height=plot_height + 100 + bottom, margin={"l": 60, "r": 16, "t": 100, "b": bottom}, hovermode="closest",
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -40 / plot_height, "yanchor": "top",
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -62 / plot_height, "yanchor": "top",
                 "title": {"text": legend_title, "side": "top"} if legend_title else None})
     figure.update_xaxes(title_text=x_title, title_standoff=4, row=rows)
     figure.update_yaxes(title_text=axis_title("train/" + family), col=1)

@@ -89,6 +89,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as data_dir:
         os.environ["OPD_DATA_DIR"] = data_dir
+        os.environ.pop("OPD_DATABASE_URL", None)  # the embedded SQLite store, like bench_dashboard.py
         from bench_dashboard import fill_store
 
         fill_seconds = fill_store(args.runs, args.steps)
@@ -113,7 +114,8 @@ def main() -> None:
             process.wait(timeout=20)
     result = {"runs": args.runs, "steps": args.steps, "width": args.width, "grouping": "settings (seeds folded)",
               "fill_seconds": round(fill_seconds, 1), "first_visit_s": first,
-              "first_visit_warm_server_s": first_warm_server, "warm_s": warm, "warm_median_s": sorted(warm)[len(warm) // 2],
+              "first_visit_warm_server_s": first_warm_server, "warm_s": warm,
+              "warm_median_s": sorted(warm)[len(warm) // 2],
               "points_per_chart": points, "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "target_first_s": TARGET_FIRST, "target_warm_s": TARGET_WARM}

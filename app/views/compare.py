@@ -68,10 +68,9 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
         st.session_state["compare_runs"] = ids_from_query("runs", known)
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in known]
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
-    left, right = st.columns([3, 1])
-    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28),
+    selected = st.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28),
                                 on_change=sync_url, wrap=True)
-    right.selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
+    st.columns([1, 2])[0].selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
                     args=(sweeps, known), format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
     return selected
 
@@ -88,7 +87,7 @@ def _add_sweep(sweeps: dict[int, Any], known: list[int]) -> None:
 
 
 def _group_name(option: str) -> str:
-    return {GROUP_SETTINGS: "settings (seeds folded)", GROUP_NONE: "none (a line per run)"}.get(option, option)
+    return {GROUP_SETTINGS: "seeds folded", GROUP_NONE: "none (per run)"}.get(option, option)
 
 
 def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
@@ -105,7 +104,7 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
             fields.append(chosen)
         else:
             st.session_state["compare_group"] = GROUP_SETTINGS
-    axis_column, smooth_column = st.columns([3, 2])
+    axis_column, smooth_column = st.columns([5, 3])
     axis = axis_column.radio("x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True,
                              on_change=sync_url)
     smoothing = smooth_column.slider("EMA smoothing", 0.0, 0.99, step=0.01, key="compare_smooth",
@@ -119,10 +118,11 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
                                            "and a band over them")
     spread = band_column.selectbox("Band", list(SPREADS), key="compare_band", format_func=SPREADS.get,
                                    on_change=sync_url, help="The spread drawn around a group's mean")
-    dims = dims_column.selectbox("Per action dimension", [DIMS_OFF, *DIM_FAMILIES], key="compare_dims",
+    dims = dims_column.selectbox("Per dimension", [DIMS_OFF, *DIM_FAMILIES], key="compare_dims",
                                  format_func=lambda f: "off" if f == DIMS_OFF else DIM_FAMILIES[f],
                                  on_change=sync_url,
-                                 help="Small multiples of train/<family>/<dim>: one panel per action dimension")
+                                 help="Entropy or KL per action dimension over training (train/<family>/<dim>): "
+                                      "one panel per dimension")
     live = live_column.toggle("Live", key="compare_live", on_change=sync_url,
                               help="Redraw the charts every few seconds while a selected run is active")
     refresh = refresh_column.selectbox("every (s)", REFRESH_CHOICES, index=0, key="compare_refresh")

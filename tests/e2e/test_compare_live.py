@@ -324,7 +324,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     move("grouping", lambda: choose(page, "Group by", "objective"), group_by="objective")
     assert url_state(page)["group"] == ["objective"]
     move("the band", lambda: choose(page, "Band", "standard error"), group_by="objective")
-    move("grouping again", lambda: choose(page, "Group by", "none (a line per run)"), group_by="run")
+    move("grouping again", lambda: choose(page, "Group by", "none (per run)"), group_by="run")
 
     def metric_filter():
         field = page.locator("input[aria-label='Filter metrics']")
@@ -335,7 +335,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     assert url_state(page)["filter"] == ["entropy"]
     assert any("Entropy (train)" in chart["title"] for chart in charts(page))
 
-    move("the per-dimension chart", lambda: choose(page, "Per action dimension", "reverse KL"), group_by="run")
+    move("the per-dimension chart", lambda: choose(page, "Per dimension", "reverse KL"), group_by="run")
     dims = [chart for chart in charts(page) if "per action dimension" in chart["title"]]
     assert dims and len(dims[0]["lines"]) == len([i for i in run_ids if lab.get_run(i).step > 0])
 
@@ -362,7 +362,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     wait_for(lambda: sorted(chart["title"] for chart in charts(other)) == drawn, 60, "the shared view's charts")
     assert url_state(other) == url_state(page)
     check_intact(other, lab, run_ids, "run", "the shared URL")
-    assert other.locator("input[aria-label='Group by']").input_value() == "none (a line per run)"
+    assert other.locator("input[aria-label='Group by']").input_value() == "none (per run)"
     assert other.locator("input[aria-label='Filter metrics']").input_value() == "entropy"
 
     # --- pictures for a person: 1440 and 1024 px, seeds folded and grouped, with the mixed sweep's legend
