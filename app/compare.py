@@ -28,7 +28,7 @@ from app.series import X_AXES, X_AXIS_METRICS, decimate, fold_seeds, to_curve
 DEFAULT_KEYS = ("train/success", "train/entropy")
 REFERENCE_KEYS = ("train/success", "eval/seen_success")
 """Metrics measured on the runs' seen tasks, where the teacher's seen-task success is a fair reference."""
-MAX_POINTS = 1000
+MAX_POINTS = 600
 """Points per drawn line at most (min-max per bucket, app.series.decimate)."""
 DIM_FAMILIES = {"entropy": "entropy", "reverse_kl": "reverse KL", "forward_kl": "forward KL"}
 """Per-action-dimension metric families (`train/<family>/<dim>`) -> their name on screen."""

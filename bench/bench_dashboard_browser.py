@@ -11,8 +11,10 @@ chart per metric and every trace of every chart has its SVG path drawn with poin
 - first visit: a fresh browser context (empty cache) on a dashboard process that has served nothing yet;
 - first visit, warm server: another fresh context once the server has served the page;
 - warm: the same context navigating to the page again (browser cache warm, server warm).
-Prints one JSON object (seconds), with the machine's load average before and after, since the 2 cores here are
-shared. Targets: under 3 s on a first visit and 2 s warm.
+Also: a bare Streamlit page (Compare with nothing selected) as the floor at the same load, and the CPU seconds
+that the dashboard process and the browser (with Playwright's driver) spend per warm visit, which unlike wall
+time do not grow with the machine's load. Prints one JSON object (seconds), with the load average before and
+after, since the 2 cores here are shared. Targets: under 3 s on a first visit and 2 s warm.
 """
 
 from __future__ import annotations
@@ -73,8 +75,44 @@ def start_dashboard(env: dict[str, str], log_path: Path) -> tuple[subprocess.Pop
 
 def time_visit(page, url: str, charts: int) -> float:
     page.goto(url, wait_until="commit")
-    handle = page.wait_for_function(DRAWN, arg=charts, timeout=120_000, polling=50)
+    try:
+        handle = page.wait_for_function(DRAWN, arg=charts, timeout=120_000, polling=50)
+    except Exception:
+        shot = REPO_ROOT / "artifacts" / "dashboard" / "bench-timeout.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot))
+        raise SystemExit(f"the charts were not drawn within 120 s: see {shot}")
     return round(handle.json_value() / 1000, 3)
+
+
+def time_bare_page(page, url: str) -> float:
+    """Streamlit's own floor at the same load: Compare with nothing selected, until its script run is done."""
+    page.goto(url, wait_until="commit")
+    page.get_by_text("Pick runs above").wait_for(timeout=120_000)
+    return round(page.evaluate("performance.now()") / 1000, 3)
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (from /proc): unlike wall time on a
+    shared machine, this does not grow with the load."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        if pid in stats:
+            total += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime (after the name: fields 14, 15)
+        stack.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -105,9 +143,15 @@ def main() -> None:
                 context = browser.new_context(viewport=viewport)
                 page = context.new_page()
                 first_warm_server = time_visit(page, compare, 2)
-                warm = [time_visit(page, compare, 2) for _ in range(args.repeats)]
+                warm, server_cpu, all_cpu = [], [], []
+                for _ in range(args.repeats):
+                    server_before, all_before = cpu_seconds(process.pid), cpu_seconds(os.getpid())
+                    warm.append(time_visit(page, compare, 2))
+                    server_cpu.append(round(cpu_seconds(process.pid) - server_before, 2))
+                    all_cpu.append(round(cpu_seconds(os.getpid()) - all_before, 2))
                 points = page.locator(".js-plotly-plot").evaluate_all(
                     "divs => divs.map(d => (d._fullData || []).reduce((n, t) => n + (t._length || 0), 0))")
+                bare = [time_bare_page(page, f"{url}/compare") for _ in range(args.repeats)]
                 browser.close()
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -115,7 +159,9 @@ def main() -> None:
     result = {"runs": args.runs, "steps": args.steps, "width": args.width, "grouping": "settings (seeds folded)",
               "fill_seconds": round(fill_seconds, 1), "first_visit_s": first,
               "first_visit_warm_server_s": first_warm_server, "warm_s": warm,
-              "warm_median_s": sorted(warm)[len(warm) // 2],
+              "warm_median_s": sorted(warm)[len(warm) // 2], "bare_streamlit_page_s": bare,
+              "warm_cpu_s_server": server_cpu, "warm_cpu_s_browser": [round(a - b, 2) for a, b in
+                                                                      zip(all_cpu, server_cpu)],
               "points_per_chart": points, "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "target_first_s": TARGET_FIRST, "target_warm_s": TARGET_WARM}
