@@ -19,7 +19,7 @@ X_AXIS_METRICS = {"env_steps": "time/env_steps", "wall_time": "time/wall_seconds
 resumed run continues where it stopped instead of jumping by the time it spent crashed)."""
 
 
-SPREADS = {"minmax": "min-max", "sem": "standard error", "none": "none"}
+SPREADS = {"minmax": "min-max", "sem": "std. error", "none": "none"}
 """Band choice -> its name on screen: how a group's spread is drawn around its mean."""
 
 

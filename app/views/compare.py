@@ -70,8 +70,9 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
     selected = st.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28),
                                 on_change=sync_url, wrap=True)
-    st.columns([1, 2])[0].selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
-                    args=(sweeps, known), format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
+    st.columns([1, 2])[0].selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep",
+                                    on_change=_add_sweep, args=(sweeps, known),
+                                    format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
     return selected
 
 
@@ -123,9 +124,10 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
                                  on_change=sync_url,
                                  help="Entropy or KL per action dimension over training (train/<family>/<dim>): "
                                       "one panel per dimension")
-    live = live_column.toggle("Live", key="compare_live", on_change=sync_url,
-                              help="Redraw the charts every few seconds while a selected run is active")
-    refresh = refresh_column.selectbox("every (s)", REFRESH_CHOICES, index=0, key="compare_refresh")
+    # no help icon: at 1024 px it would push the label out of this narrow column
+    live = live_column.toggle("Live", key="compare_live", on_change=sync_url)
+    refresh = refresh_column.selectbox("every (s)", REFRESH_CHOICES, index=0, key="compare_refresh",
+                                       help="Live: redraw the charts this often while a selected run is active")
     return axis, smoothing, group_by, spread, dims, live, refresh
 
 

@@ -323,7 +323,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
 
     move("grouping", lambda: choose(page, "Group by", "objective"), group_by="objective")
     assert url_state(page)["group"] == ["objective"]
-    move("the band", lambda: choose(page, "Band", "standard error"), group_by="objective")
+    move("the band", lambda: choose(page, "Band", "std. error"), group_by="objective")
     move("grouping again", lambda: choose(page, "Group by", "none (per run)"), group_by="run")
 
     def metric_filter():
