@@ -86,6 +86,14 @@ def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "
     return CompareView(groups, figures, data, dims)
 
 
+def view_signature(runs: Sequence[Any], *params: Any) -> tuple:
+    """What a drawn view depends on: each run's id, attempt, status and step (a worker commits a step's metrics
+    before its progress), and the view's parameters. A live refresh with the same signature as the last draw
+    reuses its figures instead of reading and rebuilding them (a stalled or queued run refreshes for nothing)."""
+    return tuple((run.id, run.attempt, run.status, run.step) for run in runs), tuple(
+        tuple(param) if isinstance(param, list) else param for param in params)
+
+
 def legend_title(runs: Sequence[Any], group_by: str) -> str:
     """What tells the lines apart, once for the legend instead of in every entry."""
     if group_by == GROUP_NONE:

@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--width", type=int, default=1440)
+    parser.add_argument("--extra", default="", help="more query parameters for the page, e.g. 'live=0&group=run'")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -134,7 +135,8 @@ def main() -> None:
         env = {**os.environ, "OPD_DATA_DIR": data_dir, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
         process, url = start_dashboard(env, Path(data_dir) / "streamlit.log")
         query = "&".join(f"runs={i}" for i in range(1, args.runs + 1))
-        compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy"
+        compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy" + (f"&{args.extra}" if args.extra
+                                                                                    else "")
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -157,6 +159,7 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=20)
     result = {"runs": args.runs, "steps": args.steps, "width": args.width, "grouping": "settings (seeds folded)",
+              "extra": args.extra,
               "fill_seconds": round(fill_seconds, 1), "first_visit_s": first,
               "first_visit_warm_server_s": first_warm_server, "warm_s": warm,
               "warm_median_s": sorted(warm)[len(warm) // 2], "bare_streamlit_page_s": bare,

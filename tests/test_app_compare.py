@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import backend
-from app.compare import build_view, chart_keys, diff_rows, legend_title, runs_csv, teacher_references
+from app.compare import build_view, chart_keys, diff_rows, legend_title, runs_csv, teacher_references, view_signature
 from app.views.common import labeller
 from test_app_fakes import Checkpoint, FakeApi, Run, config, series, summary
 
@@ -206,3 +206,12 @@ def test_diff_rows_only_differing_fields_and_a_link_per_run():
     rows = diff_rows(runs, build_view(lab, runs, ["train/success"]).groups)
     assert [r["run"] for r in rows] == ["/run?id=2", "/run?id=3"]
     assert [r["seed"] for r in rows] == [0, 1] and "objective" not in rows[0]
+
+
+def test_view_signature_changes_with_a_runs_progress_and_the_parameters_only():
+    run = Run(1, status="running", step=5)
+    same = view_signature([run], ["train/success"], "step", 0.5)
+    assert view_signature([run], ["train/success"], "step", 0.5) == same
+    assert view_signature([replace(run, step=6)], ["train/success"], "step", 0.5) != same
+    assert view_signature([replace(run, status="finished")], ["train/success"], "step", 0.5) != same
+    assert view_signature([run], ["train/success"], "step", 0.6) != same

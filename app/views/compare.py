@@ -15,7 +15,7 @@ import streamlit as st
 
 from app.backend import api
 from app.compare import (DEFAULT_KEYS, DIM_FAMILIES, build_view, chart_keys, default_keys, diff_rows, runs_csv,
-                         teacher_references)
+                         teacher_references, view_signature)
 from app.figures import PLOTLY_CONFIG
 from app.live_series import shared_cache
 from app.run_groups import GROUP_NONE, GROUP_SETTINGS, grouping_fields
@@ -159,9 +159,14 @@ def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, s
     if not keys and dims == DIMS_OFF:
         st.info("Pick at least one metric.")
         return
-    cache = shared_cache(lab)
-    view = build_view(lab, runs, keys, axis, smoothing, references, cache=cache, group_by=group_by, spread=spread,
-                      dims_family=None if dims == DIMS_OFF else dims)
+    signature = view_signature(runs, keys, axis, smoothing, group_by, spread, dims, references)
+    last = st.session_state.get("compare_last_view")
+    if last is not None and last[0] == signature:
+        view = last[1]
+    else:
+        view = build_view(lab, runs, keys, axis, smoothing, references, cache=shared_cache(lab), group_by=group_by,
+                          spread=spread, dims_family=None if dims == DIMS_OFF else dims)
+        st.session_state["compare_last_view"] = (signature, view)
     active = [run for run in runs if run.status in ("queued", "running")]
     st.caption(" · ".join(f"#{run.id} {run.status} {run.step}/{run.total_steps}" for run in active)
                if active else "No selected run is active: the charts are final.")
