@@ -56,32 +56,175 @@ def is_success_key(key: str) -> bool:
 
 
 # ============================================================================================ curves
-def curves_figure(key: str, bands: Sequence[tuple[str, Band]], x_title: str,
-                  references: Sequence[Reference] = (), height: int = 360) -> go.Figure:
-    """`bands`: (group label, folded curve) in legend order; a group with one seed draws no band."""
+ACRONYMS = {"kl": "KL", "ce": "CE", "lr": "LR", "sft": "SFT", "grpo": "GRPO", "opd": "OPD", "ema": "EMA",
+            "fps": "FPS", "kl_exact": "exact KL"}
+WORDS = {"reverse_kl": "Reverse KL", "forward_kl": "Forward KL", "reverse_kl_exact": "Exact reverse KL",
+         "hard_ce": "Hard CE", "seen_success": "Seen-task success", "unseen_success": "Unseen-task success",
+         "env_steps": "Environment steps", "wall_seconds": "Wall time (s)", "grad_norm": "Gradient norm",
+         "droll": "roll", "dpitch": "pitch", "dyaw": "yaw"}
+ACTION_DIMS = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+"""The action dimensions the `train/<family>/<dim>` metrics are logged for."""
+
+
+def _words(part: str) -> str:
+    if part in WORDS:
+        return WORDS[part]
+    return " ".join(ACRONYMS.get(word, word) for word in part.split("_"))
+
+
+def metric_title(key: str) -> str:
+    """'train/reverse_kl' -> 'Reverse KL (train)', 'train/entropy/dx' -> 'Entropy · dx (train)',
+    'eval/success/object/a' -> 'Success · object/a (eval)': a chart title a person reads; the key stays in the
+    subtitle and hover."""
+    parts = key.split("/")
+    if len(parts) == 1:
+        return _capital(_words(parts[0]))
+    namespace, name, rest = parts[0], parts[1], parts[2:]
+    title = _capital(_words(name)) + (" · " + "/".join(rest) if rest else "")
+    return f"{title} ({namespace})"
+
+
+def axis_title(key: str) -> str:
+    """The y-axis label: the metric's own name, without its namespace."""
+    parts = key.split("/")
+    return _capital(_words(parts[1] if len(parts) > 1 else parts[0]))
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One legend entry of a curves chart: a group's band, its unsmoothed mean drawn faintly behind (`raw`,
+    when smoothing is on), and the hover text that names its runs and differing settings."""
+
+    label: str
+    band: Band
+    raw: Band | None = None
+    hover: str = ""
+
+
+def _f32(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Single precision for the browser: half the bytes to send and decode, and 7 digits are more than a chart
+    shows (steps stay exact up to 16 million)."""
+    return [np.asarray(array, dtype=np.float32) for array in arrays]
+
+
+def _as_line(item: Line | tuple[str, Band]) -> Line:
+    return item if isinstance(item, Line) else Line(item[0], item[1])
+
+
+def legend_rows(labels: Sequence[str], width_px: int = 440) -> int:
+    """How many rows a horizontal legend of these entries takes in a chart about `width_px` wide (7 px a
+    character plus the swatch), so the chart grows by that much instead of squashing its plot."""
+    rows, used = 1, 0
+    for label in labels:
+        entry = 40 + 7 * len(label)
+        if used and used + entry > width_px:
+            rows, used = rows + 1, 0
+        used += entry
+    return rows
+
+
+def _hover_text(text: str) -> str:
+    return text.replace("%{", "%%{")
+
+
+def curves_figure(key: str, bands: Sequence[Line | tuple[str, Band]], x_title: str,
+                  references: Sequence[Reference] = (), height: int = 300, spread: str = "minmax",
+                  legend_title: str = "") -> go.Figure:
+    """`bands`: the lines in legend order, a band around each that has several seeds (`spread`: "minmax",
+    "sem" or "none"). The title is the metric made human (the raw key as subtitle), the legend sits below the
+    x-axis title and the chart grows by its rows: `height` is the plot area's own height."""
+    lines = [_as_line(item) for item in bands]
     figure = go.Figure()
-    for index, (label, band) in enumerate(bands):
+    for index, line in enumerate(lines):
         color = color_of(index)
-        if (band.count > 1).any():
-            figure.add_trace(go.Scatter(x=band.x, y=band.high, mode="lines", line={"width": 0},
-                                        legendgroup=label, showlegend=False, hoverinfo="skip", name=label))
-            figure.add_trace(go.Scatter(x=band.x, y=band.low, mode="lines", line={"width": 0}, fill="tonexty",
-                                        fillcolor=translucent(color), legendgroup=label, showlegend=False,
-                                        hoverinfo="skip", name=label))
+        band = line.band
+        edges = band.spread(spread) if (band.count > 1).any() else None
+        if edges is not None:  # one closed polygon per band: a single trace instead of two
+            low, high = edges
+            polygon_x, polygon_y = _f32(np.concatenate([band.x, band.x[::-1]]), np.concatenate([high, low[::-1]]))
+            figure.add_trace(go.Scatter(
+                x=polygon_x, y=polygon_y, mode="lines",
+                line={"width": 0}, fill="toself", fillcolor=translucent(color), legendgroup=line.label,
+                showlegend=False, hoverinfo="skip", name=line.label))
+        if line.raw is not None:
+            raw_x, raw_y = _f32(line.raw.x, line.raw.mean)
+            figure.add_trace(go.Scatter(
+                x=raw_x, y=raw_y, mode="lines", line={"color": color, "width": 1}, opacity=0.25,
+                legendgroup=line.label, showlegend=False, hoverinfo="skip", name=f"{line.label} (raw)"))
+        extra = f"<br>{_hover_text(line.hover)}" if line.hover else ""
+        mean_x, mean_y = _f32(band.x, band.mean)
         figure.add_trace(go.Scatter(
-            x=band.x, y=band.mean, mode="lines", name=label, legendgroup=label, line={"color": color, "width": 2},
-            customdata=np.column_stack([band.steps, band.count]),  # an array: plotly copies lists element-wise
-            hovertemplate="%{y:.3f} (step %{customdata[0]}, %{customdata[1]} seeds)<extra>" + label + "</extra>",
+            x=mean_x, y=mean_y, mode="lines", name=shorten_label(line.label), legendgroup=line.label,
+            line={"color": color, "width": 2}, showlegend=True,
+            # an array (plotly copies lists element-wise), int32: half the bytes of int64
+            customdata=np.column_stack([band.steps, band.count]).astype(np.int32),
+            hovertemplate="step %{customdata[0]}: <b>%{y:.4g}</b> (mean of %{customdata[1]})" + extra
+                          + "<extra>" + _hover_text(shorten_label(line.label)) + "</extra>",
         ))
     for reference in references:
         figure.add_hline(y=reference.value, line={"dash": "dash", "color": "#444", "width": 1.5},
                          annotation_text=f"{reference.label}: {reference.value:.2f}",
                          annotation_position="top left")
-    figure.update_layout(title=key, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                         legend={"orientation": "h", "y": -0.2}, hovermode="closest")
-    figure.update_xaxes(title_text=x_title)
+    rows = legend_rows([shorten_label(line.label) for line in lines]) + (1 if legend_title else 0)
+    bottom = 58 + 21 * rows
+    figure.update_layout(
+        title={"text": metric_title(key), "subtitle": {"text": key}, "x": 0.01, "xanchor": "left"},
+        height=height + 70 + bottom, margin={"l": 60, "r": 16, "t": 70, "b": bottom}, hovermode="closest",
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -56 / height, "yanchor": "top",
+                "title": {"text": legend_title, "side": "top"} if legend_title else None},
+        showlegend=bool(lines))
+    figure.update_xaxes(title_text=x_title, title_standoff=6, automargin=False)
+    figure.update_yaxes(title_text=axis_title(key), automargin=True)
     if is_success_key(key):
         figure.update_yaxes(range=SUCCESS_RANGE)
+    return figure
+
+
+def shorten_label(label: str, limit: int = 48) -> str:
+    return label if len(label) <= limit else label[:limit - 1].rstrip() + "…"
+
+
+def dims_figure(family: str, panels: Mapping[str, Sequence[Line]], x_title: str, columns: int = 4,
+                spread: str = "minmax", legend_title: str = "") -> go.Figure:
+    """Small multiples for per-action-dimension metrics (`train/<family>/<dim>`): one panel per dimension, the
+    same line colours in every panel and one legend for all."""
+    dims = list(panels)
+    columns = max(1, min(columns, len(dims) or 1))
+    rows = max(1, math.ceil(len(dims) / columns))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=dims or [""], horizontal_spacing=0.05,
+                           vertical_spacing=0.14 if rows > 1 else 0.1, shared_xaxes=False)
+    labels: list[str] = list(dict.fromkeys(line.label for lines in panels.values() for line in lines))
+    for panel, dim in enumerate(dims):
+        row, col = panel // columns + 1, panel % columns + 1
+        for line in panels[dim]:
+            color = color_of(labels.index(line.label))
+            band = line.band
+            edges = band.spread(spread) if (band.count > 1).any() else None
+            if edges is not None:
+                figure.add_trace(go.Scatter(
+                    x=np.concatenate([band.x, band.x[::-1]]), y=np.concatenate([edges[1], edges[0][::-1]]),
+                    mode="lines", line={"width": 0}, fill="toself", fillcolor=translucent(color),
+                    legendgroup=line.label, showlegend=False, hoverinfo="skip"), row=row, col=col)
+            figure.add_trace(go.Scatter(
+                x=band.x, y=band.mean, mode="lines", name=shorten_label(line.label), legendgroup=line.label,
+                showlegend=panel == 0, line={"color": color, "width": 1.6}, customdata=band.steps,
+                hovertemplate=f"{dim}: " + "<b>%{y:.4g}</b> at step %{customdata}<extra>"
+                              + _hover_text(shorten_label(line.label)) + "</extra>"), row=row, col=col)
+    legend = legend_rows([shorten_label(label) for label in labels], 700) + (1 if legend_title else 0)
+    bottom = 70 + 21 * legend
+    plot_height = 210 * rows + 50 * (rows - 1)
+    figure.update_layout(
+        title={"text": f"{metric_title('train/' + family)} per action dimension",
+               "subtitle": {"text": f"train/{family}/<dim>"}, "x": 0.01, "xanchor": "left"},
+        height=plot_height + 100 + bottom, margin={"l": 60, "r": 16, "t": 100, "b": bottom}, hovermode="closest",
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -62 / plot_height, "yanchor": "top",
+                "title": {"text": legend_title, "side": "top"} if legend_title else None})
+    figure.update_xaxes(title_text=x_title, title_standoff=4, row=rows)
+    figure.update_yaxes(title_text=axis_title("train/" + family), col=1)
     return figure
 
 

@@ -10,6 +10,9 @@ earlier steps (worker.sql_sink), so rows below the watermark are complete and th
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -56,7 +59,7 @@ class SeriesCache:
             for run in group:
                 self._merge(run.id, fetched.get(run.id, {}), min_step)
                 self._marks[run.id] = _Mark(run.attempt, run.step, run.status in TERMINAL_STATUSES)
-        return {run.id: self._series[run.id] for run in runs if self._series.get(run.id)}
+        return {run.id: dict(self._series[run.id]) for run in runs if self._series.get(run.id)}
 
     def _merge(self, run_id: int, fetched: dict[str, Any], min_step: int | None) -> None:
         if min_step is None:
@@ -70,3 +73,35 @@ class SeriesCache:
                 steps = np.concatenate([old.steps[keep], steps])
                 values = np.concatenate([old.values[keep], values])
             cached[key] = CachedSeries(steps, values)
+
+
+class SharedSeriesCache:
+    """One SeriesCache per set of keys, shared by every viewer of one API (the dashboard process): a second
+    browser, or a first visit to a view someone else has open, reads only what is new instead of every point.
+    The watermarks make this safe across viewers (rows below a run's watermark never change for its attempt).
+    Thread-safe: Streamlit runs each session's script in its own thread."""
+
+    def __init__(self, max_key_sets: int = 8) -> None:
+        self._caches: OrderedDict[tuple[str, ...], SeriesCache] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_key_sets
+
+    def fetch(self, api: Any, runs: Sequence[Any], keys: Sequence[str]) -> dict[int, dict[str, CachedSeries]]:
+        with self._lock:
+            cache = self._caches.pop(tuple(keys), None) or SeriesCache()
+            self._caches[tuple(keys)] = cache  # most recently used last
+            while len(self._caches) > self._max:
+                self._caches.popitem(last=False)
+            return cache.fetch(api, runs, keys)
+
+
+_shared: "weakref.WeakKeyDictionary[Any, SharedSeriesCache]" = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_cache(api: Any) -> SharedSeriesCache:
+    """The process-wide cache of one API object (worker.api, or a test's fake: never mixed up)."""
+    with _shared_lock:
+        if api not in _shared:
+            _shared[api] = SharedSeriesCache()
+        return _shared[api]

@@ -37,10 +37,13 @@ class RunGroup:
     config: dict[str, Any]
     """The first run's config (every member shares it outside the ignored fields)."""
 
+    members: str = "seeds"
+    """What the runs of a group are to each other, for the legend's count: seeds, or runs (grouped by a field)."""
+
     @property
     def legend(self) -> str:
         """The label with the number of seeds folded into it, for chart legends."""
-        return f"{self.label} ({len(self.run_ids)} seeds)" if len(self.run_ids) > 1 else self.label
+        return f"{self.label} ({len(self.run_ids)} {self.members})" if len(self.run_ids) > 1 else self.label
 
 
 def method_label(config: Mapping[str, Any]) -> str:
@@ -103,3 +106,80 @@ def _short(value: Any) -> str:
         return "none"
     return str(value)
 
+
+
+# ============================================================================================ Compare grouping
+GROUP_SETTINGS = "settings"
+"""Compare's default grouping: runs whose configs differ only by seed share a line and a band."""
+GROUP_NONE = "run"
+"""No grouping: one line per run."""
+LEGEND_CHARS = 40
+"""A legend entry's length at most; the full text is in the hover."""
+
+
+def shorten(text: str, limit: int = LEGEND_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def run_name(run: RunLike, limit: int = 32) -> str:
+    """'#12 quick reproduction…': what identifies a run on screen, stable while it runs (no status in it)."""
+    return f"#{run.id} {shorten(run.name, limit)}"
+
+
+def grouping_fields(runs: Sequence[RunLike]) -> list[str]:
+    """Config fields worth grouping the selected runs by: those whose values differ between them (seed included,
+    names and paths of outputs not), in config order."""
+    return differing_fields([run.config for run in runs], IDENTITY_FIELDS - {"seed"})
+
+
+def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[RunGroup]:
+    """The lines of a Compare chart: seeds folded (`GROUP_SETTINGS`), one per run (`GROUP_NONE`), or one per
+    value of any config field (`by="objective"`, `"group_size"`, `"seed"`, ...), in order of first appearance.
+    Labels are short and stable: a run's id and name, or the field's value."""
+    if by == GROUP_SETTINGS:
+        groups = group_runs(runs)
+        varying = sorted(differing_fields([g.config for g in groups], IDENTITY_FIELDS | set(METHOD_FIELDS)),
+                         key=lambda name: isinstance(groups[0].config.get(name), (list, dict)))
+        return [RunGroup(g.key, _compact_label(g, varying), g.run_ids, g.config) for g in groups]
+    if by == GROUP_NONE:
+        return [RunGroup(f"run:{run.id}", run_name(run), (run.id,), dict(run.config)) for run in runs]
+    members: dict[str, list[RunLike]] = {}
+    for run in runs:
+        members.setdefault(json.dumps(run.config.get(by), sort_keys=True, default=str), []).append(run)
+    name = SHORT_FIELD_NAMES.get(by, by)
+    return [RunGroup(f"{by}:{key}", f"{name}={_short(group[0].config.get(by))}", tuple(run.id for run in group),
+                     dict(group[0].config), "runs") for key, group in members.items()]
+
+
+def _compact_label(group: RunGroup, varying: Sequence[str]) -> str:
+    """'#1,2 OPD (reverse KL) · G=8 · lr=0.0003 · tasks=pick_red+1': the runs' ids first, so entries stay
+    distinct when a long label is cut; scalar settings before lists, lists as their first item and a count."""
+    ids = ",".join(str(i) for i in group.run_ids[:3]) + ("…" if len(group.run_ids) > 3 else "")
+    parts = [f"#{ids} {method_label(group.config)}"]
+    for name in varying:
+        value = group.config.get(name)
+        if isinstance(value, list) and len(value) > 1:
+            text = f"{_short(value[0]).rsplit('/', 1)[-1]}+{len(value) - 1}"
+        elif isinstance(value, list):
+            text = _short(value[0]).rsplit("/", 1)[-1] if value else "[]"
+        else:
+            text = shorten(_short(value), 16)
+        parts.append(f"{SHORT_FIELD_NAMES.get(name, name)}={text}")
+    return " · ".join(parts)
+
+
+def group_details(groups: Sequence[RunGroup], runs: Sequence[RunLike]) -> dict[str, str]:
+    """group key -> the hover text of its line: its runs and the settings that differ between the selected runs
+    (the legend entry stays short; this is where the rest goes)."""
+    by_id = {run.id: run for run in runs}
+    varying = differing_fields([run.config for run in runs], IDENTITY_FIELDS - {"seed"})
+    details = {}
+    for group in groups:
+        members = [by_id[i] for i in group.run_ids if i in by_id]
+        lines = [", ".join(run_name(run, 24) for run in members[:4]) + (f" +{len(members) - 4}" if len(members) > 4
+                                                                         else "")]
+        for name in varying:
+            values = list(dict.fromkeys(_short(run.config.get(name)) for run in members))
+            lines.append(f"{SHORT_FIELD_NAMES.get(name, name)}={shorten('/'.join(values), 48)}")
+        details[group.key] = "<br>".join(lines[:8])
+    return details

@@ -55,3 +55,23 @@ def test_a_resumed_run_and_new_keys_are_read_from_scratch():
     _metric_calls(lab)
     cache.fetch(lab, [run], ["train/success", "train/entropy"])
     assert _metric_calls(lab) == [("metrics", [run.id], ["train/success", "train/entropy"])]
+
+
+def test_the_shared_cache_serves_a_second_viewer_without_reading_again():
+    from app.live_series import SharedSeriesCache, shared_cache
+
+    lab = FakeApi()
+    run = lab.add_run(status="finished", step=5, attempt=1)
+    lab.series[run.id] = {"train/success": series(np.arange(1, 6), np.arange(1, 6) / 10),
+                          "train/entropy": series(np.arange(1, 6), np.ones(5))}
+    cache = SharedSeriesCache(max_key_sets=2)
+    cache.fetch(lab, [run], ["train/success"])
+    cache.fetch(lab, [run], ["train/entropy"])  # another viewer's metrics: a cache of its own, no reset
+    _metric_calls(lab)
+    again = cache.fetch(lab, [run], ["train/success"])
+    assert list(again[run.id]["train/success"].steps) == [1, 2, 3, 4, 5] and _metric_calls(lab) == []
+    cache.fetch(lab, [run], ["train/loss"])  # a third key set pushes out the least recently used one
+    cache.fetch(lab, [run], ["train/entropy"])
+    assert _metric_calls(lab) == [("metrics", [run.id], ["train/loss"]), ("metrics", [run.id], ["train/entropy"])]
+    other = FakeApi()
+    assert shared_cache(lab) is shared_cache(lab) and shared_cache(other) is not shared_cache(lab)

@@ -40,12 +40,24 @@ def refusal(action: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any,
 
 
 def run_label(run: Any) -> str:
+    """A run with its status, for text that is redrawn with it (progress bars); never a widget option's label."""
     return f"#{run.id} {run.name} · {run.status}"
 
 
-def labeller(runs: Sequence[Any]) -> Callable[[int], str]:
+def stable_label(run: Any, limit: int = 48) -> str:
+    """'#12 quick reproduction…': a run's id and (shortened) name, the same while it runs and finishes."""
+    name = run.name if len(run.name) <= limit else run.name[:limit - 1].rstrip() + "…"
+    return f"#{run.id} {name}"
+
+
+def labeller(runs: Sequence[Any], limit: int = 48) -> Callable[[int], str]:
+    """format_func for run-id widgets. Streamlit (1.67) sends a multiselect's or selectbox's value between the
+    browser and the server as the formatted labels (MultiSelectSerde serialises `format_func(option)` and maps
+    labels back by looking them up among this rerun's labels): a label that changes between reruns, e.g. with
+    the run's status in it, no longer maps back to its id, and the run drops out of the selection. So the label
+    holds only what never changes: the id and the name."""
     by_id = {run.id: run for run in runs}
-    return lambda run_id: run_label(by_id[run_id]) if run_id in by_id else f"#{run_id} (deleted)"
+    return lambda run_id: stable_label(by_id[run_id], limit) if run_id in by_id else f"#{run_id} (deleted)"
 
 
 def ids_from_query(name: str, allowed: Iterable[int] | None = None) -> list[int]:
