@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from app import exports
 from app.backend import api
 from app.compare import (DEFAULT_KEYS, DIM_FAMILIES, build_view, chart_keys, default_keys, diff_rows, runs_csv,
                          teacher_references, view_signature)
@@ -178,8 +179,10 @@ def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, s
     for index, (key, figure) in enumerate(view.figures):
         with columns[index % 2]:
             st.plotly_chart(figure, config=_config(key), key=f"chart_{key}")
+            exports.download_buttons(figure, f"compare-{key.replace('/', '-')}", key=f"compare_export_{key}")
     if view.dims_figure is not None:
         st.plotly_chart(view.dims_figure, config=_config(f"dims_{dims}"), key=f"chart_dims_{dims}")
+        exports.download_buttons(view.dims_figure, f"compare-{dims}-per-dimension", key=f"compare_export_dims_{dims}")
     elif dims != DIMS_OFF:
         st.caption(f"No selected run has logged train/{dims}/<dim> yet.")
     st.download_button("Download the plotted metrics (CSV)", lambda: runs_csv(runs, view.data, keys),

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
+from app import navigation
 from app.backend import api
 from app.views.common import artifact, guarded, ids_from_query, labeller, query_writer
 
@@ -102,7 +103,7 @@ def _grid(runs: Sequence[Any], videos: Mapping[int, Sequence[Any]], step: int, t
             st.markdown(f"**#{run.id} {run.name}**")
             for column, task in zip(st.columns(len(tasks)), tasks):
                 with column:
-                    _player(cell(videos[run.id], step, task), task, step, autoplay)
+                    _player(run.id, cell(videos[run.id], step, task), task, step, autoplay)
         return
     columns = st.columns(len(runs))
     for column, run in zip(columns, runs):
@@ -110,10 +111,10 @@ def _grid(runs: Sequence[Any], videos: Mapping[int, Sequence[Any]], step: int, t
     for task in tasks:
         for column, run in zip(st.columns(len(runs)), runs):
             with column:
-                _player(cell(videos[run.id], step, task), task, step, autoplay)
+                _player(run.id, cell(videos[run.id], step, task), task, step, autoplay)
 
 
-def _player(video: Any | None, task: str, step: int, autoplay: bool) -> None:
+def _player(run_id: int, video: Any | None, task: str, step: int, autoplay: bool) -> None:
     if video is None:
         st.caption(f"`{task}`: no video at step {step}")
         return
@@ -125,3 +126,5 @@ def _player(video: Any | None, task: str, step: int, autoplay: bool) -> None:
         st.warning(f"The video file is missing: {path}")
         return
     st.video(str(path), autoplay=autoplay, muted=autoplay, loop=autoplay, width=VIDEO_WIDTH)
+    st.page_link(navigation.page("inspector"), label="Inspect this rollout", icon=":material/query_stats:",
+                 query_params={"run": run_id, "step": video.step, "task": video.task})
