@@ -49,7 +49,12 @@ def figure_bytes(figure: go.Figure, fmt: str, width: int = EXPORT_WIDTH, height:
     figure = go.Figure(figure)  # a copy: the template below must not leak into the page's figure
     figure.update_layout(template="plotly_white")
     height = height or int(figure.layout.height or 500)
-    return figure.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+    import kaleido  # optional at import time: exporter_problem() says when it is missing
+
+    # mathjax=False: kaleido's page would otherwise fetch MathJax from a CDN (no figure here uses LaTeX), which
+    # offline only delays the page until its scripts are not ready when the figure is sent
+    options = {"format": fmt, "width": width, "height": height, "scale": PNG_SCALE if fmt == "png" else 1}
+    return kaleido.calc_fig_sync(figure.to_dict(), opts=options, kopts={"mathjax": False})
 
 
 def download_buttons(figure: go.Figure, name: str, key: str) -> None:

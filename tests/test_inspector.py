@@ -109,7 +109,7 @@ def test_bad_frames_and_incomparable_teachers_are_refused_by_name(student):
     with pytest.raises(inspector.InspectionError, match="not among the evaluated tasks"):
         inspector.replay_evaluation_episode(student, "tabletop", SEEN, [], UNSEEN[0], init_states=1,
                                             temperature=0.0, seed=0, image_size=64)
-    from opd_core.policies.base import build_policy
+    from opd_core.registry import build_policy
     from opd_core.tokenizer import ActionTokenizer
 
     other = build_policy("small_vla", {"width": 4, "hidden": 16, "input_size": 16},
