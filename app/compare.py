@@ -13,16 +13,26 @@ import csv
 import io
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
 from app.figures import ACTION_DIMS, Line, Reference, curves_figure, dims_figure
 from app.live_series import SeriesCache
 from app.references import teacher_references as teacher_lines
-from app.run_groups import (GROUP_NONE, GROUP_SETTINGS, IDENTITY_FIELDS, SHORT_FIELD_NAMES, RunGroup,
-                            compare_groups, differing_fields, group_details, grouping_fields)
+from app.run_groups import (
+    GROUP_NONE,
+    GROUP_SETTINGS,
+    IDENTITY_FIELDS,
+    SHORT_FIELD_NAMES,
+    RunGroup,
+    compare_groups,
+    differing_fields,
+    group_details,
+    grouping_fields,
+)
 from app.series import X_AXES, X_AXIS_METRICS, decimate, fold_seeds, to_curve
 
 DEFAULT_KEYS = ("train/success", "train/entropy")
@@ -44,17 +54,25 @@ class CompareView:
     dims_figure: go.Figure | None = None
 
 
-def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "step", smoothing: float = 0.0,
-               references: Sequence[Reference] = (), max_points: int = MAX_POINTS,
-               cache: SeriesCache | None = None, group_by: str = GROUP_SETTINGS, spread: str = "minmax",
-               dims_family: str | None = None) -> CompareView:
+def build_view(
+    api: Any,
+    runs: Sequence[Any],
+    keys: Sequence[str],
+    axis: str = "step",
+    smoothing: float = 0.0,
+    references: Sequence[Reference] = (),
+    max_points: int = MAX_POINTS,
+    cache: SeriesCache | None = None,
+    group_by: str = GROUP_SETTINGS,
+    spread: str = "minmax",
+    dims_family: str | None = None,
+) -> CompareView:
     """`runs` must be fresh records (their status and step decide what `cache` re-reads). One chart per key, and
     with `dims_family` ("entropy", "reverse_kl", "forward_kl") one small-multiples chart of its dimensions."""
     groups = compare_groups(runs, group_by)
     details = group_details(groups, runs)
     dim_keys = [f"train/{dims_family}/{dim}" for dim in ACTION_DIMS] if dims_family else []
-    fetch_keys = list(dict.fromkeys([*keys, *dim_keys, *([X_AXIS_METRICS[axis]] if axis in X_AXIS_METRICS
-                                                          else [])]))
+    fetch_keys = list(dict.fromkeys([*keys, *dim_keys, *([X_AXIS_METRICS[axis]] if axis in X_AXIS_METRICS else [])]))
     if cache is not None:
         data = cache.fetch(api, runs, fetch_keys)
     else:
@@ -70,13 +88,26 @@ def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "
             curves = [to_curve(data[run_id][key], axis, data[run_id], smoothing) for run_id in members]
             raw = None
             if smoothing > 0:
-                raw = decimate(fold_seeds([to_curve(data[run_id][key], axis, data[run_id]) for run_id in members]),
-                               max_points)
+                raw = decimate(
+                    fold_seeds([to_curve(data[run_id][key], axis, data[run_id]) for run_id in members]), max_points
+                )
             out.append(Line(group.legend, decimate(fold_seeds(curves), max_points), raw, details[group.key]))
         return out
 
-    figures = [(key, curves_figure(key, lines(key), X_AXES[axis], references if key in REFERENCE_KEYS else (),
-                                   spread=spread, legend_title=title)) for key in keys]
+    figures = [
+        (
+            key,
+            curves_figure(
+                key,
+                lines(key),
+                X_AXES[axis],
+                references if key in REFERENCE_KEYS else (),
+                spread=spread,
+                legend_title=title,
+            ),
+        )
+        for key in keys
+    ]
     dims = None
     if dims_family:
         panels = {dim: lines(key) for dim, key in zip(ACTION_DIMS, dim_keys)}
@@ -91,7 +122,8 @@ def view_signature(runs: Sequence[Any], *params: Any) -> tuple:
     before its progress), and the view's parameters. A live refresh with the same signature as the last draw
     reuses its figures instead of reading and rebuilding them (a stalled or queued run refreshes for nothing)."""
     return tuple((run.id, run.attempt, run.status, run.step) for run in runs), tuple(
-        tuple(param) if isinstance(param, list) else param for param in params)
+        tuple(param) if isinstance(param, list) else param for param in params
+    )
 
 
 def legend_title(runs: Sequence[Any], group_by: str) -> str:
@@ -105,8 +137,9 @@ def legend_title(runs: Sequence[Any], group_by: str) -> str:
     return f"grouped by {group_by}"
 
 
-def chart_keys(available: Sequence[str], pinned: Sequence[str], pattern: str,
-               limit: int = MAX_FILTERED_CHARTS) -> tuple[list[str], str | None]:
+def chart_keys(
+    available: Sequence[str], pinned: Sequence[str], pattern: str, limit: int = MAX_FILTERED_CHARTS
+) -> tuple[list[str], str | None]:
     """The metrics to chart: the pinned ones, then every available key that `pattern` matches (a regular
     expression, case-insensitive; text that is not a valid one is matched literally). Returns (keys, a note
     for the page: a pattern that is not a regex, or charts left out) -- per-dimension keys are left to their own
@@ -135,8 +168,13 @@ def diff_rows(runs: Sequence[Any], groups: Sequence[RunGroup]) -> list[dict[str,
     line_of = {run_id: group.legend for group in groups for run_id in group.run_ids}
     rows = []
     for run in runs:
-        row: dict[str, Any] = {"run": f"/run?id={run.id}", "name": run.name, "status": run.status,
-                               "step": f"{run.step}/{run.total_steps}", "line": line_of.get(run.id, "")}
+        row: dict[str, Any] = {
+            "run": f"/run?id={run.id}",
+            "name": run.name,
+            "status": run.status,
+            "step": f"{run.step}/{run.total_steps}",
+            "line": line_of.get(run.id, ""),
+        }
         for name in varying:
             value = run.config.get(name)
             row[name] = value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
@@ -169,4 +207,3 @@ def runs_csv(runs: Sequence[Any], data: Mapping[int, Mapping[str, Any]], keys: S
 
 def default_keys(available: Sequence[str]) -> list[str]:
     return [key for key in DEFAULT_KEYS if key in available] or list(available[:2])
-

@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class SharedSeriesCache:
             return cache.fetch(api, runs, keys)
 
 
-_shared: "weakref.WeakKeyDictionary[Any, SharedSeriesCache]" = weakref.WeakKeyDictionary()
+_shared: weakref.WeakKeyDictionary[Any, SharedSeriesCache] = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
 
 

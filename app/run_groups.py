@@ -8,18 +8,24 @@ label names the method and only the settings that differ between the groups on s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 IDENTITY_FIELDS = frozenset({"name", "seed", "out_dir", "device", "teacher_device"})
 """Fields that tell runs apart without changing what they measure (seed: the repeats to fold into a band)."""
-PER_SUITE_FIELDS = frozenset({"suite", "tasks", "unseen_tasks", "student_checkpoint", "teacher_checkpoint",
-                              "demos", "max_episode_steps"})
+PER_SUITE_FIELDS = frozenset(
+    {"suite", "tasks", "unseen_tasks", "student_checkpoint", "teacher_checkpoint", "demos", "max_episode_steps"}
+)
 """Fields that follow from the suite a run trains on: the Results table puts suites in columns, not rows."""
 METHOD_FIELDS = ("pipeline", "objective")
 
-OBJECTIVE_NAMES = {"reverse_kl": "reverse KL", "reverse_kl_exact": "exact reverse KL", "forward_kl": "forward KL",
-                   "hard_ce": "hard CE"}
+OBJECTIVE_NAMES = {
+    "reverse_kl": "reverse KL",
+    "reverse_kl_exact": "exact reverse KL",
+    "forward_kl": "forward KL",
+    "hard_ce": "hard CE",
+}
 SHORT_FIELD_NAMES = {"group_size": "G", "batch_tasks": "B", "temperature": "T", "grpo_steps": "GRPO steps"}
 
 
@@ -77,8 +83,10 @@ def group_runs(runs: Sequence[RunLike], ignore: Iterable[str] = IDENTITY_FIELDS)
         members.setdefault(settings_key(run.config, ignore), []).append(run)
     configs = [group[0].config for group in members.values()]
     varying = differing_fields(configs, ignore | set(METHOD_FIELDS))
-    return [RunGroup(key, _label(group[0].config, varying), tuple(run.id for run in group),
-                     dict(group[0].config)) for key, group in members.items()]
+    return [
+        RunGroup(key, _label(group[0].config, varying), tuple(run.id for run in group), dict(group[0].config))
+        for key, group in members.items()
+    ]
 
 
 def differing_fields(configs: Sequence[Mapping[str, Any]], ignore: Iterable[str] = ()) -> list[str]:
@@ -87,13 +95,17 @@ def differing_fields(configs: Sequence[Mapping[str, Any]], ignore: Iterable[str]
     fields: list[str] = []
     for config in configs:
         fields.extend(name for name in config if name not in fields and name not in ignore)
-    return [name for name in fields
-            if len({json.dumps(config.get(name), sort_keys=True, default=str) for config in configs}) > 1]
+    return [
+        name
+        for name in fields
+        if len({json.dumps(config.get(name), sort_keys=True, default=str) for config in configs}) > 1
+    ]
 
 
 def _label(config: Mapping[str, Any], varying: Sequence[str]) -> str:
-    return " · ".join([method_label(config)] + [f"{SHORT_FIELD_NAMES.get(name, name)}={_short(config.get(name))}"
-                                                for name in varying])
+    return " · ".join(
+        [method_label(config)] + [f"{SHORT_FIELD_NAMES.get(name, name)}={_short(config.get(name))}" for name in varying]
+    )
 
 
 def _short(value: Any) -> str:
@@ -107,7 +119,6 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-
 # ============================================================================================ Compare grouping
 GROUP_SETTINGS = "settings"
 """Compare's default grouping: runs whose configs differ only by seed share a line and a band."""
@@ -118,7 +129,7 @@ LEGEND_CHARS = 40
 
 
 def shorten(text: str, limit: int = LEGEND_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def run_name(run: RunLike, limit: int = 32) -> str:
@@ -138,8 +149,10 @@ def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[Ru
     Labels are short and stable: a run's id and name, or the field's value."""
     if by == GROUP_SETTINGS:
         groups = group_runs(runs)
-        varying = sorted(differing_fields([g.config for g in groups], IDENTITY_FIELDS | set(METHOD_FIELDS)),
-                         key=lambda name: isinstance(groups[0].config.get(name), (list, dict)))
+        varying = sorted(
+            differing_fields([g.config for g in groups], IDENTITY_FIELDS | set(METHOD_FIELDS)),
+            key=lambda name: isinstance(groups[0].config.get(name), (list, dict)),
+        )
         return [RunGroup(g.key, _compact_label(g, varying), g.run_ids, g.config) for g in groups]
     if by == GROUP_NONE:
         return [RunGroup(f"run:{run.id}", run_name(run), (run.id,), dict(run.config)) for run in runs]
@@ -147,8 +160,16 @@ def compare_groups(runs: Sequence[RunLike], by: str = GROUP_SETTINGS) -> list[Ru
     for run in runs:
         members.setdefault(json.dumps(run.config.get(by), sort_keys=True, default=str), []).append(run)
     name = SHORT_FIELD_NAMES.get(by, by)
-    return [RunGroup(f"{by}:{key}", f"{name}={_short(group[0].config.get(by))}", tuple(run.id for run in group),
-                     dict(group[0].config), "runs") for key, group in members.items()]
+    return [
+        RunGroup(
+            f"{by}:{key}",
+            f"{name}={_short(group[0].config.get(by))}",
+            tuple(run.id for run in group),
+            dict(group[0].config),
+            "runs",
+        )
+        for key, group in members.items()
+    ]
 
 
 def _compact_label(group: RunGroup, varying: Sequence[str]) -> str:
@@ -176,8 +197,9 @@ def group_details(groups: Sequence[RunGroup], runs: Sequence[RunLike]) -> dict[s
     details = {}
     for group in groups:
         members = [by_id[i] for i in group.run_ids if i in by_id]
-        lines = [", ".join(run_name(run, 24) for run in members[:4]) + (f" +{len(members) - 4}" if len(members) > 4
-                                                                         else "")]
+        lines = [
+            ", ".join(run_name(run, 24) for run in members[:4]) + (f" +{len(members) - 4}" if len(members) > 4 else "")
+        ]
         for name in varying:
             values = list(dict.fromkeys(_short(run.config.get(name)) for run in members))
             lines.append(f"{SHORT_FIELD_NAMES.get(name, name)}={shorten('/'.join(values), 48)}")

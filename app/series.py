@@ -7,8 +7,9 @@ not measured; on the env-steps and wall-time axes the band sits at the seeds' me
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -146,8 +147,9 @@ def fold_seeds(curves: Sequence[Curve]) -> Band:
     squares = np.where(np.isfinite(ys), (ys - mean) ** 2, 0.0).sum(axis=0)
     std = np.sqrt(np.divide(squares, count - 1, out=np.zeros(count.shape), where=count > 1))
     sem = np.divide(std, np.sqrt(np.maximum(count, 1)))
-    return Band(steps, _nan_mean(xs), mean, _nan_reduce(ys, np.min, np.inf),
-                _nan_reduce(ys, np.max, -np.inf), count, sem)
+    return Band(
+        steps, _nan_mean(xs), mean, _nan_reduce(ys, np.min, np.inf), _nan_reduce(ys, np.max, -np.inf), count, sem
+    )
 
 
 def _nan_mean(matrix: np.ndarray) -> np.ndarray:
@@ -189,5 +191,12 @@ def decimate(band: Band, max_points: int) -> Band:
     keep.append((starts + filled_high.argmax(axis=1))[has_value])
     keep.append(starts[~has_value])  # an all-NaN bucket keeps its gap, so the line breaks there as it should
     index = np.unique(np.concatenate(keep))
-    return Band(band.steps[index], band.x[index], band.mean[index], band.low[index], band.high[index],
-                band.count[index], None if band.sem is None else band.sem[index])
+    return Band(
+        band.steps[index],
+        band.x[index],
+        band.mean[index],
+        band.low[index],
+        band.high[index],
+        band.count[index],
+        None if band.sem is None else band.sem[index],
+    )

@@ -37,8 +37,14 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TARGET_FIRST, TARGET_WARM = 3.0, 2.0
 DRAWN = """charts => {
     const divs = [...document.querySelectorAll('.js-plotly-plot')];
@@ -57,10 +63,15 @@ def start_dashboard(env: dict[str, str], log_path: Path) -> tuple[subprocess.Pop
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "app", "--server.port", str(port),
-                                "--server.fileWatcherType", "none"], cwd=REPO_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(log_path, "w")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -77,11 +88,11 @@ def time_visit(page, url: str, charts: int) -> float:
     page.goto(url, wait_until="commit")
     try:
         handle = page.wait_for_function(DRAWN, arg=charts, timeout=120_000, polling=50)
-    except Exception:
+    except Exception as exc:
         shot = REPO_ROOT / "artifacts" / "dashboard" / "bench-timeout.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot))
-        raise SystemExit(f"the charts were not drawn within 120 s: see {shot}")
+        raise SystemExit(f"the charts were not drawn within 120 s: see {shot}") from exc
     return round(handle.json_value() / 1000, 3)
 
 
@@ -135,8 +146,9 @@ def main() -> None:
         env = {**os.environ, "OPD_DATA_DIR": data_dir, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
         process, url = start_dashboard(env, Path(data_dir) / "streamlit.log")
         query = "&".join(f"runs={i}" for i in range(1, args.runs + 1))
-        compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy" + (f"&{args.extra}" if args.extra
-                                                                                    else "")
+        compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy" + (
+            f"&{args.extra}" if args.extra else ""
+        )
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -152,22 +164,34 @@ def main() -> None:
                     server_cpu.append(round(cpu_seconds(process.pid) - server_before, 2))
                     all_cpu.append(round(cpu_seconds(os.getpid()) - all_before, 2))
                 points = page.locator(".js-plotly-plot").evaluate_all(
-                    "divs => divs.map(d => (d._fullData || []).reduce((n, t) => n + (t._length || 0), 0))")
+                    "divs => divs.map(d => (d._fullData || []).reduce((n, t) => n + (t._length || 0), 0))"
+                )
                 bare = [time_bare_page(page, f"{url}/compare") for _ in range(args.repeats)]
                 browser.close()
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=20)
-    result = {"runs": args.runs, "steps": args.steps, "width": args.width, "grouping": "settings (seeds folded)",
-              "extra": args.extra,
-              "fill_seconds": round(fill_seconds, 1), "first_visit_s": first,
-              "first_visit_warm_server_s": first_warm_server, "warm_s": warm,
-              "warm_median_s": sorted(warm)[len(warm) // 2], "bare_streamlit_page_s": bare,
-              "warm_cpu_s_server": server_cpu, "warm_cpu_s_browser": [round(a - b, 2) for a, b in
-                                                                      zip(all_cpu, server_cpu)],
-              "points_per_chart": points, "load_before": [round(x, 2) for x in load_before],
-              "load_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-              "target_first_s": TARGET_FIRST, "target_warm_s": TARGET_WARM}
+    result = {
+        "runs": args.runs,
+        "steps": args.steps,
+        "width": args.width,
+        "grouping": "settings (seeds folded)",
+        "extra": args.extra,
+        "fill_seconds": round(fill_seconds, 1),
+        "first_visit_s": first,
+        "first_visit_warm_server_s": first_warm_server,
+        "warm_s": warm,
+        "warm_median_s": sorted(warm)[len(warm) // 2],
+        "bare_streamlit_page_s": bare,
+        "warm_cpu_s_server": server_cpu,
+        "warm_cpu_s_browser": [round(a - b, 2) for a, b in zip(all_cpu, server_cpu)],
+        "points_per_chart": points,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "target_first_s": TARGET_FIRST,
+        "target_warm_s": TARGET_WARM,
+    }
     print(json.dumps(result))
 
 

@@ -67,7 +67,7 @@ class LocalDirSink:
     def __init__(self, out_dir: str | Path):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._handles = {name: open(self.out_dir / name, "a") for name in self.FILES}
+        self._handles = {name: open(self.out_dir / name, "a") for name in self.FILES}  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
 
     def _write(self, name: str, row: dict[str, Any]) -> None:
         handle = self._handles[name]
@@ -92,7 +92,7 @@ class LocalDirSink:
             path = self.out_dir / name
             rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
             path.write_text("".join(row + "\n" for row in rows))
-            self._handles[name] = open(path, "a")
+            self._handles[name] = open(path, "a")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
 
     def close(self):
         for handle in self._handles.values():

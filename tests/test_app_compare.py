@@ -17,14 +17,17 @@ from test_app_fakes import Checkpoint, FakeApi, Run, config, series, summary
 def _lab() -> FakeApi:
     lab = FakeApi(data_dir="/data")
     teacher = lab.add_run(config=config(pipeline="sft", suite="object", demos="/d"))
-    lab.checkpoint_rows[teacher.id] = [Checkpoint(teacher.id, 50, "runs/1/checkpoints/step_50",
-                                                  summary(0.9, {"object/a": 1.0, "object/b": 0.8}))]
+    lab.checkpoint_rows[teacher.id] = [
+        Checkpoint(teacher.id, 50, "runs/1/checkpoints/step_50", summary(0.9, {"object/a": 1.0, "object/b": 0.8}))
+    ]
     for seed in (0, 1):
         run = lab.add_run(config=config(seed=seed, teacher_checkpoint="/data/runs/1/checkpoints/step_50"))
         steps = np.arange(1, 11)
-        lab.series[run.id] = {"train/success": series(steps, steps / 10 + seed / 100),
-                              "train/entropy": series(steps, 3 - steps / 10),
-                              "time/wall_seconds": series(steps, steps * 2.0)}
+        lab.series[run.id] = {
+            "train/success": series(steps, steps / 10 + seed / 100),
+            "train/entropy": series(steps, 3 - steps / 10),
+            "time/wall_seconds": series(steps, steps * 2.0),
+        }
     lab.add_run(config=config(objective="hard_ce", teacher_checkpoint="/data/runs/1/checkpoints/step_50"))
     return lab
 
@@ -95,12 +98,22 @@ def page_lab():
 def _live_runs(lab: FakeApi) -> list[int]:
     ids = []
     for index, status in enumerate(("queued", "queued", "running")):
-        run = lab.add_run(config=config(seed=index, objective=("reverse_kl", "hard_ce", "forward_kl")[index],
-                                        name=f"quick reproduction arm {index} with a long name"),
-                          status=status, step=index, total_steps=30)
+        run = lab.add_run(
+            config=config(
+                seed=index,
+                objective=("reverse_kl", "hard_ce", "forward_kl")[index],
+                name=f"quick reproduction arm {index} with a long name",
+            ),
+            status=status,
+            step=index,
+            total_steps=30,
+        )
         steps = np.arange(1, 11)
-        lab.series[run.id] = {"train/success": series(steps, steps / 10), "train/entropy": series(steps, 3 - steps / 5),
-                              "train/reverse_kl/dx": series(steps, steps / 7)}
+        lab.series[run.id] = {
+            "train/success": series(steps, steps / 10),
+            "train/entropy": series(steps, 3 - steps / 5),
+            "train/reverse_kl/dx": series(steps, steps / 7),
+        }
         ids.append(run.id)
     return ids
 
@@ -125,8 +138,17 @@ def test_runs_stay_selected_by_id_while_their_statuses_change_and_a_control_move
 
 def test_every_control_restores_from_the_url_and_writes_back_ids_and_codes(page_lab):
     ids = _live_runs(page_lab)
-    query = {"runs": [str(ids[0]), str(ids[2])], "keys": ["train/entropy"], "x": "env_steps", "smooth": "0.3",
-             "group": "objective", "band": "sem", "filter": "kl", "dims": "reverse_kl", "live": "0"}
+    query = {
+        "runs": [str(ids[0]), str(ids[2])],
+        "keys": ["train/entropy"],
+        "x": "env_steps",
+        "smooth": "0.3",
+        "group": "objective",
+        "band": "sem",
+        "filter": "kl",
+        "dims": "reverse_kl",
+        "live": "0",
+    }
     at = _open_compare(query)
     assert not at.exception
     assert at.multiselect(key="compare_runs").value == [ids[0], ids[2]]
@@ -182,8 +204,11 @@ def test_decimation_caps_every_drawn_line():
 def test_chart_keys_pins_then_adds_matches_and_survives_a_bad_regex():
     available = ["train/success", "train/reverse_kl", "train/forward_kl", "train/entropy", "eval/seen_success"]
     assert chart_keys(available, ["train/success"], "") == (["train/success"], None)
-    assert chart_keys(available, ["train/success"], "KL$")[0] == ["train/success", "train/reverse_kl",
-                                                                 "train/forward_kl"]
+    assert chart_keys(available, ["train/success"], "KL$")[0] == [
+        "train/success",
+        "train/reverse_kl",
+        "train/forward_kl",
+    ]
     keys, note = chart_keys(available, [], "kl(")
     assert keys == [] and "not a regular expression" in note
     keys, note = chart_keys(available, [], "train", limit=2)

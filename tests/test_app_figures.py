@@ -2,8 +2,17 @@
 
 import numpy as np
 
-from app.figures import (Line, Reference, axis_title, curves_figure, dims_figure, forgetting_figure,
-                         forgetting_points, legend_rows, metric_title)
+from app.figures import (
+    Line,
+    Reference,
+    axis_title,
+    curves_figure,
+    dims_figure,
+    forgetting_figure,
+    forgetting_points,
+    legend_rows,
+    metric_title,
+)
 from app.series import Band, Curve, fold_seeds
 from test_app_fakes import Checkpoint, summary
 
@@ -14,8 +23,9 @@ def _band(seeds: int) -> Band:
 
 
 def test_curves_figure_draws_a_band_only_for_several_seeds_and_the_teacher_line():
-    figure = curves_figure("train/success", [("OPD (3 seeds)", _band(3)), ("GRPO", _band(1))], "training step",
-                           [Reference("teacher", 0.9)])
+    figure = curves_figure(
+        "train/success", [("OPD (3 seeds)", _band(3)), ("GRPO", _band(1))], "training step", [Reference("teacher", 0.9)]
+    )
     names = [(t.name, t.showlegend, t.fill) for t in figure.data]
     # band: one closed polygon, then the mean; a single seed only has its line (in the legend even alone)
     assert names == [("OPD (3 seeds)", False, "toself"), ("OPD (3 seeds)", True, None), ("GRPO", True, None)]
@@ -50,8 +60,9 @@ def test_titles_and_axes_are_human_with_the_raw_key_kept_as_subtitle():
 def test_standard_error_band_and_raw_curve_behind_the_smoothed_one():
     band = _band(3)
     raw = _band(3)
-    figure = curves_figure("train/loss", [Line("A", band, raw, hover="objective=hard_ce")], "training step",
-                           spread="sem")
+    figure = curves_figure(
+        "train/loss", [Line("A", band, raw, hover="objective=hard_ce")], "training step", spread="sem"
+    )
     polygon, faint, mean = figure.data
     expected_sem = np.std([0.0, 0.01, 0.02], ddof=1) / np.sqrt(3)
     assert np.isclose(polygon.y[0] - band.mean[0], expected_sem)
@@ -64,11 +75,17 @@ def test_standard_error_band_and_raw_curve_behind_the_smoothed_one():
 def test_long_legends_go_below_and_grow_the_chart_instead_of_squashing_it():
     labels = [f"OPD (reverse KL) · G={g} · lr=0.000{g}" for g in range(8)]
     figure_short = curves_figure("train/success", [("a", _band(1))], "training step")
-    figure_long = curves_figure("train/success", [(label, _band(1)) for label in labels], "training step",
-                                legend_title="seeds folded · differs: G, lr")
+    figure_long = curves_figure(
+        "train/success",
+        [(label, _band(1)) for label in labels],
+        "training step",
+        legend_title="seeds folded · differs: G, lr",
+    )
     assert legend_rows(labels) > 2
-    assert figure_long.layout.height - figure_short.layout.height == \
-        figure_long.layout.margin.b - figure_short.layout.margin.b  # same plot area, more room below
+    assert (
+        figure_long.layout.height - figure_short.layout.height
+        == figure_long.layout.margin.b - figure_short.layout.margin.b
+    )  # same plot area, more room below
     assert figure_long.layout.legend.orientation == "h" and figure_long.layout.legend.y < 0
     assert all(len(t.name) <= 48 for t in figure_long.data)
 
@@ -82,17 +99,27 @@ def test_dims_figure_has_one_panel_per_dimension_and_one_legend_entry_per_line()
 
 
 def test_forgetting_points_in_checkpoint_order_per_unseen_task():
-    checkpoints = {7: [Checkpoint(7, 10, "c", summary(0.6, {"u/a": 0.3, "u/b": 0.1})),
-                       Checkpoint(7, 0, "c", summary(0.2, {"u/a": 0.5, "u/b": 0.4})),
-                       Checkpoint(7, 20, "c", summary(float("nan"), {"u/a": 0.1}))]}
+    checkpoints = {
+        7: [
+            Checkpoint(7, 10, "c", summary(0.6, {"u/a": 0.3, "u/b": 0.1})),
+            Checkpoint(7, 0, "c", summary(0.2, {"u/a": 0.5, "u/b": 0.4})),
+            Checkpoint(7, 20, "c", summary(float("nan"), {"u/a": 0.1})),
+        ]
+    }
     points = forgetting_points(checkpoints, ["u/a", "u/b"])
     assert [(p.step, p.task, p.seen, p.unseen) for p in points] == [
-        (0, "u/a", 0.2, 0.5), (0, "u/b", 0.2, 0.4), (10, "u/a", 0.6, 0.3), (10, "u/b", 0.6, 0.1)]
+        (0, "u/a", 0.2, 0.5),
+        (0, "u/b", 0.2, 0.4),
+        (10, "u/a", 0.6, 0.3),
+        (10, "u/b", 0.6, 0.1),
+    ]
 
 
 def test_forgetting_figure_has_one_panel_per_task_and_one_line_per_run():
-    checkpoints = {run: [Checkpoint(run, s, "c", summary(s / 10, {"u/a": 1 - s / 10, "u/b": 0.5}))
-                         for s in (0, 5, 10)] for run in (1, 2, 3)}
+    checkpoints = {
+        run: [Checkpoint(run, s, "c", summary(s / 10, {"u/a": 1 - s / 10, "u/b": 0.5})) for s in (0, 5, 10)]
+        for run in (1, 2, 3)
+    }
     points = forgetting_points(checkpoints, ["u/a", "u/b"])
     figure = forgetting_figure(points, ["u/a", "u/b"], {1: "SFT", 2: "OPD", 3: "OPD"})
     assert [a.text for a in figure.layout.annotations] == ["a", "b"]

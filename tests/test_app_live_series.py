@@ -23,7 +23,7 @@ def test_a_running_run_is_topped_up_from_its_watermark():
     assert list(first[run.id]["train/success"].steps) == [1, 2, 3, 4, 5]
     assert _metric_calls(lab) == [("metrics", [run.id], ["train/success"])]
     # the worker went on, and rewrote step 5 (a retried flush)
-    lab.series[run.id] = {"train/success": series(np.arange(1, 9), [.1, .2, .3, .4, .55, .6, .7, .8])}
+    lab.series[run.id] = {"train/success": series(np.arange(1, 9), [0.1, 0.2, 0.3, 0.4, 0.55, 0.6, 0.7, 0.8])}
     run = replace(run, step=8)
     second = cache.fetch(lab, [run], ["train/success"])
     got = second[run.id]["train/success"]
@@ -62,8 +62,10 @@ def test_the_shared_cache_serves_a_second_viewer_without_reading_again():
 
     lab = FakeApi()
     run = lab.add_run(status="finished", step=5, attempt=1)
-    lab.series[run.id] = {"train/success": series(np.arange(1, 6), np.arange(1, 6) / 10),
-                          "train/entropy": series(np.arange(1, 6), np.ones(5))}
+    lab.series[run.id] = {
+        "train/success": series(np.arange(1, 6), np.arange(1, 6) / 10),
+        "train/entropy": series(np.arange(1, 6), np.ones(5)),
+    }
     cache = SharedSeriesCache(max_key_sets=2)
     cache.fetch(lab, [run], ["train/success"])
     cache.fetch(lab, [run], ["train/entropy"])  # another viewer's metrics: a cache of its own, no reset

@@ -9,8 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, Double, ForeignKey, Index, Integer, MetaData,
-                        PrimaryKeyConstraint, String, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "crashed")
@@ -107,9 +119,9 @@ class Metric(Base):
     the table is stored in that order (WITHOUT ROWID); on PostgreSQL the key also carries the value (INCLUDE)
     so that reading a series is an index-only scan. There is deliberately no foreign key to runs: its per-row
     check cost a third of PostgreSQL's write throughput; deleting a run deletes its metrics explicitly
-    (api.delete) and a worker whose run disappeared stops at its next heartbeat. Non-finite values: +/-inf are stored as themselves (both
-    databases keep them), NaN as NULL (SQLite turns NaN into NULL anyway), so NULL means NaN and a NaN never
-    counts in MIN/MAX/AVG.
+    (api.delete) and a worker whose run disappeared stops at its next heartbeat. Non-finite values: +/-inf are
+    stored as themselves (both databases keep them), NaN as NULL (SQLite turns NaN into NULL anyway), so NULL means
+    NaN and a NaN never counts in MIN/MAX/AVG.
     """
 
     __tablename__ = "metrics"

@@ -15,8 +15,17 @@ import streamlit as st
 
 from app import exports
 from app.backend import api
-from app.compare import (DEFAULT_KEYS, DIM_FAMILIES, build_view, chart_keys, default_keys, diff_rows, runs_csv,
-                         teacher_references, view_signature)
+from app.compare import (
+    DEFAULT_KEYS,
+    DIM_FAMILIES,
+    build_view,
+    chart_keys,
+    default_keys,
+    diff_rows,
+    runs_csv,
+    teacher_references,
+    view_signature,
+)
 from app.figures import PLOTLY_CONFIG
 from app.live_series import shared_cache
 from app.run_groups import GROUP_NONE, GROUP_SETTINGS, grouping_fields
@@ -25,9 +34,17 @@ from app.series import SPREADS, X_AXES
 from app.views.common import guarded, ids_from_query, init_from_query, labeller
 
 REFRESH_CHOICES = (2, 5, 10, 30)
-URL_STATE = {"runs": "compare_runs", "keys": "compare_keys", "x": "compare_x", "smooth": "compare_smooth",
-             "group": "compare_group", "band": "compare_band", "filter": "compare_filter", "dims": "compare_dims",
-             "live": "compare_live"}
+URL_STATE = {
+    "runs": "compare_runs",
+    "keys": "compare_keys",
+    "x": "compare_x",
+    "smooth": "compare_smooth",
+    "group": "compare_group",
+    "band": "compare_band",
+    "filter": "compare_filter",
+    "dims": "compare_dims",
+    "live": "compare_live",
+}
 """Query parameter -> the session-state key of the control it restores."""
 DIMS_OFF = "off"
 
@@ -59,8 +76,7 @@ def render() -> None:
     axis, smoothing, group_by, spread, dims, live, refresh = _controls(runs)
     references = teacher_references(lab, runs, all_runs)
     interval = refresh if live and any_active(runs) else None
-    st.fragment(run_every=interval)(guarded(_live_part))(run_ids, axis, smoothing, group_by, spread, dims,
-                                                          references)
+    st.fragment(run_every=interval)(guarded(_live_part))(run_ids, axis, smoothing, group_by, spread, dims, references)
 
 
 def _run_picker(all_runs: list[Any]) -> list[int]:
@@ -69,11 +85,17 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
         st.session_state["compare_runs"] = ids_from_query("runs", known)
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in known]
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
-    selected = st.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28),
-                                on_change=sync_url, wrap=True)
-    st.columns([1, 2])[0].selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep",
-                                    on_change=_add_sweep, args=(sweeps, known),
-                                    format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
+    selected = st.multiselect(
+        "Runs", known, key="compare_runs", format_func=labeller(all_runs, limit=28), on_change=sync_url, wrap=True
+    )
+    st.columns([1, 2])[0].selectbox(
+        "Add a sweep's runs",
+        [None, *sweeps],
+        key="compare_add_sweep",
+        on_change=_add_sweep,
+        args=(sweeps, known),
+        format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}",
+    )
     return selected
 
 
@@ -82,8 +104,9 @@ def _add_sweep(sweeps: dict[int, Any], known: list[int]) -> None:
     if sweep_id is None:
         return
     current = st.session_state.get("compare_runs", [])
-    st.session_state["compare_runs"] = list(dict.fromkeys([*current, *[i for i in sweeps[sweep_id].run_ids
-                                                                       if i in known]]))
+    st.session_state["compare_runs"] = list(
+        dict.fromkeys([*current, *[i for i in sweeps[sweep_id].run_ids if i in known]])
+    )
     st.session_state["compare_add_sweep"] = None
     sync_url()
 
@@ -107,28 +130,53 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
         else:
             st.session_state["compare_group"] = GROUP_SETTINGS
     axis_column, smooth_column = st.columns([5, 3])
-    axis = axis_column.radio("x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True,
-                             on_change=sync_url)
-    smoothing = smooth_column.slider("EMA smoothing", 0.0, 0.99, step=0.01, key="compare_smooth",
-                                     on_change=sync_url,
-                                     help="Weight of the running average (TensorBoard-style, debiased); the raw "
-                                          "curve stays faintly behind the smoothed one")
+    axis = axis_column.radio(
+        "x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True, on_change=sync_url
+    )
+    smoothing = smooth_column.slider(
+        "EMA smoothing",
+        0.0,
+        0.99,
+        step=0.01,
+        key="compare_smooth",
+        on_change=sync_url,
+        help="Weight of the running average (TensorBoard-style, debiased); the raw "
+        "curve stays faintly behind the smoothed one",
+    )
     group_column, band_column, dims_column, live_column, refresh_column = st.columns([2, 2, 2, 1, 1])
-    group_by = group_column.selectbox("Group by", fields, key="compare_group", format_func=_group_name,
-                                      on_change=sync_url,
-                                      help="Runs with the same value of this config field share a line: their mean, "
-                                           "and a band over them")
-    spread = band_column.selectbox("Band", list(SPREADS), key="compare_band", format_func=SPREADS.get,
-                                   on_change=sync_url, help="The spread drawn around a group's mean")
-    dims = dims_column.selectbox("Per dimension", [DIMS_OFF, *DIM_FAMILIES], key="compare_dims",
-                                 format_func=lambda f: "off" if f == DIMS_OFF else DIM_FAMILIES[f],
-                                 on_change=sync_url,
-                                 help="Entropy or KL per action dimension over training (train/<family>/<dim>): "
-                                      "one panel per dimension")
+    group_by = group_column.selectbox(
+        "Group by",
+        fields,
+        key="compare_group",
+        format_func=_group_name,
+        on_change=sync_url,
+        help="Runs with the same value of this config field share a line: their mean, and a band over them",
+    )
+    spread = band_column.selectbox(
+        "Band",
+        list(SPREADS),
+        key="compare_band",
+        format_func=SPREADS.get,
+        on_change=sync_url,
+        help="The spread drawn around a group's mean",
+    )
+    dims = dims_column.selectbox(
+        "Per dimension",
+        [DIMS_OFF, *DIM_FAMILIES],
+        key="compare_dims",
+        format_func=lambda f: "off" if f == DIMS_OFF else DIM_FAMILIES[f],
+        on_change=sync_url,
+        help="Entropy or KL per action dimension over training (train/<family>/<dim>): one panel per dimension",
+    )
     # no help icon: at 1024 px it would push the label out of this narrow column
     live = live_column.toggle("Live", key="compare_live", on_change=sync_url)
-    refresh = refresh_column.selectbox("every (s)", REFRESH_CHOICES, index=0, key="compare_refresh",
-                                       help="Live: redraw the charts this often while a selected run is active")
+    refresh = refresh_column.selectbox(
+        "every (s)",
+        REFRESH_CHOICES,
+        index=0,
+        key="compare_refresh",
+        help="Live: redraw the charts this often while a selected run is active",
+    )
     return axis, smoothing, group_by, spread, dims, live, refresh
 
 
@@ -142,15 +190,20 @@ def _metric_picker(run_ids: list[int]) -> tuple[list[str], str | None]:
         st.session_state["compare_keys"] = pinned
     keys_column, filter_column = st.columns([3, 1])
     keys = keys_column.multiselect("Metrics", available, key="compare_keys", on_change=sync_url, wrap=True)
-    pattern = filter_column.text_input("Filter metrics", key="compare_filter", on_change=sync_url,
-                                       placeholder="regex, e.g. kl|entropy",
-                                       help="Also chart every metric whose key matches this regular expression "
-                                            "(case-insensitive), including keys that appear while the runs go on")
+    pattern = filter_column.text_input(
+        "Filter metrics",
+        key="compare_filter",
+        on_change=sync_url,
+        placeholder="regex, e.g. kl|entropy",
+        help="Also chart every metric whose key matches this regular expression "
+        "(case-insensitive), including keys that appear while the runs go on",
+    )
     return chart_keys(available, keys, pattern)
 
 
-def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, spread: str, dims: str,
-               references: list) -> None:
+def _live_part(
+    run_ids: list[int], axis: str, smoothing: float, group_by: str, spread: str, dims: str, references: list
+) -> None:
     lab = api()
     keys, note = _metric_picker(run_ids)
     if note:
@@ -165,16 +218,36 @@ def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, s
     if last is not None and last[0] == signature:
         view = last[1]
     else:
-        view = build_view(lab, runs, keys, axis, smoothing, references, cache=shared_cache(lab), group_by=group_by,
-                          spread=spread, dims_family=None if dims == DIMS_OFF else dims)
+        view = build_view(
+            lab,
+            runs,
+            keys,
+            axis,
+            smoothing,
+            references,
+            cache=shared_cache(lab),
+            group_by=group_by,
+            spread=spread,
+            dims_family=None if dims == DIMS_OFF else dims,
+        )
         st.session_state["compare_last_view"] = (signature, view)
     active = [run for run in runs if run.status in ("queued", "running")]
-    st.caption(" · ".join(f"#{run.id} {run.status} {run.step}/{run.total_steps}" for run in active)
-               if active else "No selected run is active: the charts are final.")
-    st.dataframe(diff_rows(runs, view.groups), hide_index=True, key="compare_diff",
-                 column_config={"run": st.column_config.LinkColumn("run", display_text=r"/run\?id=(\d+)",
-                                                                   help="The run's page", width="small"),
-                                "name": st.column_config.TextColumn("name", width="medium")})
+    st.caption(
+        " · ".join(f"#{run.id} {run.status} {run.step}/{run.total_steps}" for run in active)
+        if active
+        else "No selected run is active: the charts are final."
+    )
+    st.dataframe(
+        diff_rows(runs, view.groups),
+        hide_index=True,
+        key="compare_diff",
+        column_config={
+            "run": st.column_config.LinkColumn(
+                "run", display_text=r"/run\?id=(\d+)", help="The run's page", width="small"
+            ),
+            "name": st.column_config.TextColumn("name", width="medium"),
+        },
+    )
     columns = st.columns(2)
     for index, (key, figure) in enumerate(view.figures):
         with columns[index % 2]:
@@ -185,11 +258,18 @@ def _live_part(run_ids: list[int], axis: str, smoothing: float, group_by: str, s
         exports.download_buttons(view.dims_figure, f"compare-{dims}-per-dimension", key=f"compare_export_dims_{dims}")
     elif dims != DIMS_OFF:
         st.caption(f"No selected run has logged train/{dims}/<dim> yet.")
-    st.download_button("Download the plotted metrics (CSV)", lambda: runs_csv(runs, view.data, keys),
-                       file_name="opd-compare.csv", mime="text/csv", key="compare_csv",
-                       help="Raw values of every selected run and metric; for a PNG use the camera icon of a chart")
+    st.download_button(
+        "Download the plotted metrics (CSV)",
+        lambda: runs_csv(runs, view.data, keys),
+        file_name="opd-compare.csv",
+        mime="text/csv",
+        key="compare_csv",
+        help="Raw values of every selected run and metric; for a PNG use the camera icon of a chart",
+    )
 
 
 def _config(name: str) -> dict:
-    return {**PLOTLY_CONFIG, "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"],
-                                                      "filename": name.replace("/", "_")}}
+    return {
+        **PLOTLY_CONFIG,
+        "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": name.replace("/", "_")},
+    }

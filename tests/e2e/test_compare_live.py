@@ -25,13 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
 CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 DIMS = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 SUCCESS_TITLE = "Success (train)"
@@ -40,11 +47,14 @@ SUCCESS_TITLE = "Success (train)"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                       reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
+    ),
 ]
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install -r requirements.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
+)
 
 
 # ============================================================================================ the lab, by hand
@@ -63,8 +73,7 @@ class HandLab:
     def add(self, name: str, config: dict, status: str, points: int, total: int) -> int:
         from worker import lifecycle
 
-        run_id = lifecycle.create_run(self.store, {**config, "name": name}, name=name, queue="cpu",
-                                      total_steps=total)
+        run_id = lifecycle.create_run(self.store, {**config, "name": name}, name=name, queue="cpu", total_steps=total)
         self.total[run_id], self.logged[run_id] = total, 0
         if status != "queued":
             lifecycle.claim(self.store, run_id, 1, "hand")
@@ -82,13 +91,17 @@ class HandLab:
         rows = []
         for step in range(start + 1, start + points + 1):
             value = (0.5 + 0.06 * run_id) * (1 - np.exp(-step / (2 + run_id % 4)))
-            rows += [MetricPoint("train/success", step, float(value), 1.7e9 + step),
-                     MetricPoint("train/entropy", step, float(3 - value), 1.7e9 + step),
-                     MetricPoint("train/reverse_kl", step, float(1 / step), 1.7e9 + step),
-                     MetricPoint("time/env_steps", step, float(step * 128), 1.7e9 + step),
-                     MetricPoint("time/wall_seconds", step, float(step * 0.5), 1.7e9 + step)]
-            rows += [MetricPoint(f"train/reverse_kl/{dim}", step, float((d + 1) / step), 1.7e9 + step)
-                     for d, dim in enumerate(DIMS)]
+            rows += [
+                MetricPoint("train/success", step, float(value), 1.7e9 + step),
+                MetricPoint("train/entropy", step, float(3 - value), 1.7e9 + step),
+                MetricPoint("train/reverse_kl", step, float(1 / step), 1.7e9 + step),
+                MetricPoint("time/env_steps", step, float(step * 128), 1.7e9 + step),
+                MetricPoint("time/wall_seconds", step, float(step * 0.5), 1.7e9 + step),
+            ]
+            rows += [
+                MetricPoint(f"train/reverse_kl/{dim}", step, float((d + 1) / step), 1.7e9 + step)
+                for d, dim in enumerate(DIMS)
+            ]
         with self.store.session() as session:
             upsert_metrics(session, run_id, rows)
             lifecycle.touch(session, run_id, 1, step=start + points, total=self.total[run_id])
@@ -114,15 +127,28 @@ def sweep_configs() -> list[tuple[str, dict]]:
     """A mixed sweep: objective x G x lr, two seeds of the first setting; long names as people write them."""
     from opd_core.config import RunConfig
 
-    settings = [("reverse_kl", 8, 3e-4, 0), ("reverse_kl", 8, 3e-4, 1), ("forward_kl", 8, 3e-4, 0),
-                ("hard_ce", 8, 3e-4, 0), ("reverse_kl", 4, 1e-4, 0), ("reverse_kl", 16, 1e-3, 0),
-                ("forward_kl", 4, 1e-3, 0), ("reverse_kl_exact", 8, 3e-4, 0)]
+    settings = [
+        ("reverse_kl", 8, 3e-4, 0),
+        ("reverse_kl", 8, 3e-4, 1),
+        ("forward_kl", 8, 3e-4, 0),
+        ("hard_ce", 8, 3e-4, 0),
+        ("reverse_kl", 4, 1e-4, 0),
+        ("reverse_kl", 16, 1e-3, 0),
+        ("forward_kl", 4, 1e-3, 0),
+        ("reverse_kl_exact", 8, 3e-4, 0),
+    ]
     out = []
     for index, (objective, group, lr, seed) in enumerate(settings):
         name = f"objective ablation {objective} G={group} lr={lr} seed {seed} (quick reproduction arm {index})"
-        config = RunConfig(objective=objective, group_size=group, lr=lr, seed=seed, steps=40,
-                           teacher_checkpoint="/lab/teacher", tasks=["object/pick_red", "object/pick_blue"]
-                           if index % 2 else ["object/pick_red"]).to_dict()
+        config = RunConfig(
+            objective=objective,
+            group_size=group,
+            lr=lr,
+            seed=seed,
+            steps=40,
+            teacher_checkpoint="/lab/teacher",
+            tasks=["object/pick_red", "object/pick_blue"] if index % 2 else ["object/pick_red"],
+        ).to_dict()
         out.append((name, config))
     return out
 
@@ -147,11 +173,16 @@ def lab(lab_settings):
 @pytest.fixture
 def dashboard(lab_settings, tmp_path):
     port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
     env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, tmp_path / "streamlit.log")
@@ -239,8 +270,10 @@ def expected_lines(api, run_ids: list[int], group_by: str) -> list[list]:
     runs = [run for run in (api.get_run(i) for i in run_ids) if run is not None]
     logged = {run.id: run.step for run in runs}
     with_data = [run for run in runs if logged[run.id] > 0]
-    return [[shorten_label(group.legend), max(logged[i] for i in group.run_ids)]
-            for group in compare_groups(with_data, group_by)]
+    return [
+        [shorten_label(group.legend), max(logged[i] for i in group.run_ids)]
+        for group in compare_groups(with_data, group_by)
+    ]
 
 
 def check_intact(page, api, run_ids: list[int], group_by: str, what: str) -> None:
@@ -256,18 +289,21 @@ def check_intact(page, api, run_ids: list[int], group_by: str, what: str) -> Non
 
     try:
         wait_for(caught_up, 30, f"the success chart to show every line after {what}", interval=0.5)
-    except AssertionError:
-        raise AssertionError(f"{what}: drawn {charts(page)}, expected {expected_lines(api, run_ids, group_by)}")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{what}: drawn {charts(page)}, expected {expected_lines(api, run_ids, group_by)}"
+        ) from exc
 
 
 # ============================================================================================ the test
-def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab, lab_settings, dashboard,
-                                                                              browser):
+def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab, lab_settings, dashboard, browser):
     url = dashboard
     hand = HandLab(lab_settings)
     statuses = ["finished", "running", "queued", "running", "queued", "finished", "running", "queued"]
-    run_ids = [hand.add(name, config, status, points=6 if status == "finished" else 3, total=8)
-               for (name, config), status in zip(sweep_configs(), statuses)]
+    run_ids = [
+        hand.add(name, config, status, points=6 if status == "finished" else 3, total=8)
+        for (name, config), status in zip(sweep_configs(), statuses)
+    ]
     query = "&".join(f"runs={i}" for i in run_ids)
     context = browser.new_context(viewport={"width": 1440, "height": 1100})
     page = context.new_page()

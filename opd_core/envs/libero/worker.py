@@ -1,7 +1,8 @@
 """An environment worker process: runs LIBERO episodes on request, one simulator per task.
 
 Started by `pool.LiberoVecEnv` as `python -m opd_core.envs.libero.worker FD IMAGE_SIZE CAMERAS`, where FD is its end
-of a socket pair inherited from the parent and CAMERAS is 2 (agent view and wrist), 1 (agent view) or 0 (none). Messages are `(command, payload)` tuples:
+of a socket pair inherited from the parent and CAMERAS is 2 (agent view and wrist), 1 (agent view) or 0 (none).
+Messages are `(command, payload)` tuples:
 - `("run", [op, ...])`, answered by `("ok", [result, ...])` in the same order. An op is
   `("reset", suite, task, init_id)` or `("step", suite, task, slot_state, action)`; a result is the episode's
   observation dict (see `sim.TaskSim.observation`, with the new `slot_state`) or `("error", message)` when that
@@ -28,7 +29,7 @@ IDLE_SIMS = int(os.environ.get("OPD_LIBERO_IDLE_SIMS", "2"))
 class WorkerState:
     def __init__(self, image_size: int, cameras: int):
         self.image_size, self.cameras = image_size, cameras
-        self.sims: "OrderedDict[str, object]" = OrderedDict()
+        self.sims: OrderedDict[str, object] = OrderedDict()
 
     def simulator(self, suite: str, task: str):
         sim = self.sims.get(task)
