@@ -116,8 +116,8 @@ QUICK = StudyPreset(
 """About 9 minutes on a 2-core CPU from the shipped assets (15 steps took 6.5 min measured with another job
 running; 20 leaves the methods more room inside the 15-minute budget): 9 runs of 20 steps at B=4, G=8 (32
 trajectories, the paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks
-x 5 initial states every 5 steps, and an offline-SFT baseline of 150 gradient steps (about one on-policy run's wall time).
-Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about 2-3 s at 32
+x 5 initial states every 5 steps, and an offline-SFT baseline of 150 gradient steps (about one on-policy run's wall
+time). Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about 2-3 s at 32
 trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
 
 FULL = StudyPreset(
