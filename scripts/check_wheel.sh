@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# Install check: build the wheel, install it (not editable) into a venv that holds only requirements.txt, and run
+# Install check: build the wheel, install it (not editable) into a new venv that sees only the pinned stack, and run
 # the CLI from a directory outside the checkout, so that nothing is found through the repository by accident:
 # `opd reproduce --help`, `opd worker --help`, a store migration, and a tiny `opd train` (SFT on generated demos).
 #
-# The check's venv (.venv/wheel-check) is made fresh whenever requirements.txt changes (installing the pinned stack
-# takes minutes) and reused otherwise: each run uninstalls the previous wheel first, so the package itself is always
-# a fresh, non-editable install. FRESH=1 rebuilds the venv anyway; KEEP=1 keeps the temporary folder.
+# The check's venv is new on every run, in the temporary folder; KEEP=1 keeps that folder.
 # Needs `build` in $VENV (default .venv, made by scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-VENV=${VENV:-.venv}
-check_venv=${CHECK_VENV:-$VENV/wheel-check}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/opd-wheel.XXXXXX")
+VENV=$(realpath -m "${VENV:-.venv}")
+check_venv=$tmp/venv
 trap '[ "${KEEP:-0}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"' EXIT
 start=$SECONDS
 
@@ -21,19 +19,15 @@ start=$SECONDS
 wheel=$(ls "$tmp"/dist/opd_lab-*.whl)
 echo "[wheel] built $(basename "$wheel") in $((SECONDS - start)) s"
 
-# The venv: the exact pins only (torch==2.13.0 as spelled there). Then the wheel with no index at all, so the
-# wheel's dependency ranges must be satisfied by those pins and nothing else can be downloaded.
-stamp="$check_venv/.requirements.sha"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "${FRESH:-0}" = 1 ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  rm -rf "$check_venv"
-  "${PYTHON:-python3}" -m venv "$check_venv"
-  "$check_venv/bin/pip" install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-  echo "$want" > "$stamp"
-  echo "[wheel] fresh venv with requirements.txt at $((SECONDS - start)) s"
-fi
-"$check_venv/bin/pip" uninstall -q -y opd-lab 2>/dev/null || true
-"$check_venv/bin/pip" install -q --no-index "$wheel"
+# The venv: empty but for the wheel, seeing the pinned stack of $VENV (installed from requirements.txt, torch==2.13.0
+# as spelled there) through a path file, read-only: reinstalling 2 GB of the same wheels would add minutes and test
+# nothing more. The wheel goes in with no index at all, so its dependency ranges must be met by those pins. A path
+# file's own folder is not a site folder, so $VENV's editable install of this checkout stays invisible here.
+"${PYTHON:-python3}" -m venv --without-pip "$check_venv"  # its own pip and setuptools would shadow the pins
+site=$("$check_venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+stack=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+echo "$stack" > "$site/_opd_pinned_stack.pth"
+"$VENV/bin/pip" --python "$check_venv/bin/python" install -q --no-index "$wheel"
 echo "[wheel] installed at $((SECONDS - start)) s"
 
 mkdir "$tmp/work"
