@@ -62,6 +62,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     bench.add_argument("--batch", type=int, default=None,
                        help="sim: environments (default 64); step: instructions B (default 8, with G=8)")
     bench.add_argument("--steps", type=int, default=3, help="step: measured training steps")
+    bench.add_argument("--env", default="tabletop", help="the built-in simulator to measure: tabletop or twin")
     bench.set_defaults(handler=_cmd_bench)
 
     add_reproduce_command(sub)
@@ -179,9 +180,11 @@ def _cmd_bench(args) -> int:
     from opd_core import bench
 
     if args.what == "sim":
-        figures = bench.simulator(args.batch or 64)
-    else:
+        figures = bench.simulator(args.batch or 64, env=args.env)
+    elif args.env == "tabletop":
         figures = bench.training_step(args.batch or 8, args.steps)
+    else:
+        figures = bench.training_step(args.batch or 8, args.steps, env=args.env, suite=bench.SIM_SUITES[args.env])
     print(json.dumps(figures, indent=1))
     return 0
 

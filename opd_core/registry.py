@@ -71,6 +71,7 @@ class Registry(Generic[T]):
 ENVS: Registry[EnvSpec] = Registry("env", {
     "tabletop": "opd_core.envs.tabletop.spec:ENV",
     "libero": "opd_core.envs.libero.spec:ENV",
+    "twin": "opd_core.envs.twin.spec:ENV",
 })
 POLICIES: Registry[type[Policy]] = Registry("policy kind", {
     "small_vla": "opd_core.policies.small_vla:SmallVLA",

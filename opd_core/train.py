@@ -205,7 +205,8 @@ def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokeni
 def _build_student(config: RunConfig, demos: DemoSet | None) -> Policy:
     if config.student_checkpoint:
         return _load_checkpoint_policy(config.student_checkpoint, config.device, "student", config)
-    arch = {"width": config.policy_width, "hidden": config.policy_hidden, "input_size": config.policy_input_size}
+    arch = {"width": config.policy_width, "hidden": config.policy_hidden, "input_size": config.policy_input_size,
+            "proprio_dim": env_spec(config.env).proprio_dim}
     return build_policy(config.policy, arch, _default_tokenizer(config, demos)).to(config.device)
 
 
