@@ -279,7 +279,8 @@ class TwinVecEnv:
         self.obj_z[released] = np.where(lands_on >= 0, base_z, 0.0)[released]
 
     def _strike(self) -> None:
-        kind = np.where(self.held >= 0, self.obj_kind[np.arange(self.num_envs)[:, None], np.clip(self.held, 0, None)], -1)
+        in_hand = self.obj_kind[np.arange(self.num_envs)[:, None], np.clip(self.held, 0, None)]
+        kind = np.where(self.held >= 0, in_hand, -1)
         striking = (kind >= 0) & np.where(kind >= 0, KIND_TOOL[kind], False) & (self.arm[:, :, 2] < HIT_Z)
         if not striking.any():
             return

@@ -200,6 +200,11 @@ def _compose(suite: str, plan: str, *args: str) -> Task:
     return builders[plan](suite, f"{suite}/{plan}_{parts}", *args)
 
 
+def shape(task: Task) -> tuple[str, ...]:
+    """What a task asks for, independent of its name: its skill and the kinds of its objects and receptacles."""
+    return (task.plan, *(item.kind for item in (*task.objects, *task.receptacles)))
+
+
 def _pretrain_and_unseen(twin: list[Task]) -> tuple[list[Task], list[Task]]:
     rng = random.Random(15)
     blocks = [n for n in OBJECT_NAMES if n.endswith("block")]
@@ -221,11 +226,11 @@ def _pretrain_and_unseen(twin: list[Task]) -> tuple[list[Task], list[Task]]:
         + [("dual_place", a, b, r) for a in blocks + cans for b in blocks + cans if a != b
            for r in ("mat", "plastic box", "shoe box")]
     )
-    twin_shapes = {(t.plan, *(i.kind for i in t.objects), *(i.kind for i in t.receptacles)) for t in twin}
-    candidates = [c for c in candidates if c not in UNSEEN and c not in twin_shapes]
+    held_out = {shape(t) for t in twin} | {shape(_compose("unseen", *c)) for c in UNSEEN}
     by_plan: dict[str, list[tuple[str, ...]]] = {}
     for candidate in candidates:
-        by_plan.setdefault(candidate[0], []).append(candidate)
+        if shape(_compose("pretrain", *candidate)) not in held_out:
+            by_plan.setdefault(candidate[0], []).append(candidate)
     quota = {"place": 10, "handover_place": 10, "handover_hold": 5, "stack": 8, "dual_lift": 8, "hammer": 5,
              "heavy_lift": 2, "heavy_place": 6, "dual_place": 10}
     pretrain = [_compose("pretrain", *c) for plan, n in quota.items() for c in rng.sample(by_plan[plan], n)]
