@@ -95,3 +95,22 @@ def test_a_teacher_of_another_action_dimension_is_refused(tmp_path):
     with pytest.raises(TokenizerMismatchError, match=refused):
         _run(config)
     assert not (tmp_path / "run/checkpoints").exists()  # refused before anything ran
+
+
+def test_dual_arm_demos_round_trip_and_train_a_fresh_student_by_sft(tmp_path):
+    from opd_core.data import load_demos
+    from opd_core.demos import generate_demos
+
+    counts = generate_demos(TASKS, 2, tmp_path / "demos", noise=0.3, seed=0, env="twin")
+    assert counts == {task: 2 for task in TASKS}
+    demos = load_demos(tmp_path / "demos", 2, TASKS)
+    assert demos.actions.shape[1] == 14 and demos.proprio.shape[1] == 10 and demos.images.shape[1:] == (64, 64, 3)
+    env = make_env("twin", 1)
+    first = env.reset([demos.tasks[0]], [1000])  # the first demo starts from init state 1000
+    assert (demos.proprio[0] == first.proprio[0]).all() and (demos.images[0] == first.image[0]).all()
+    config = _config(tmp_path / "sft", pipeline="sft", demos=str(tmp_path / "demos"), num_demos=2, steps=2,
+                     eval_every=2, sft_batch_size=32, teacher_checkpoint="")
+    assert _run(config).status == "finished"
+    before, after = _parameters(tmp_path / "sft/checkpoints/step_0"), _parameters(tmp_path / "sft/checkpoints/step_2")
+    assert not [name for name in before if torch.equal(before[name], after[name])]
+    assert read_meta(tmp_path / "sft/checkpoints/step_2")["action_dim"] == 14

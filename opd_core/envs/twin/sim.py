@@ -317,10 +317,11 @@ class TwinVecEnv:
 
     # ------------------------------------------------------------------ observation
     def proprio(self) -> np.ndarray:
-        """[N, 10] float32: per arm (left, right) the gripper's xyz and its two finger positions."""
+        """[N, 10] float32: both grippers' xyz (left, right), then each one's two finger positions, so that the
+        demo files' `ee_pos` and `gripper_states` are its first 6 and last 4 columns (as LIBERO's 3 and 2)."""
         finger = np.where(self.closed, np.where(self.held >= 0, FINGER_HOLD, 0.0), FINGER_OPEN)
-        per_arm = np.concatenate([self.arm, finger[..., None], -finger[..., None]], axis=2)
-        return per_arm.reshape(self.num_envs, PROPRIO_DIM).astype(np.float32)
+        fingers = np.stack([finger, -finger], axis=2).reshape(self.num_envs, 4)
+        return np.concatenate([self.arm.reshape(self.num_envs, 6), fingers], axis=1).astype(np.float32)
 
     def _observe(self) -> Observation:
         return Observation(self.render(), self.proprio(), list(self.instructions))
