@@ -7,7 +7,7 @@ the last 256 ids of the output vocabulary before `action_vocab_offset` padding i
 from the checkpoint (`dataset_statistics.json` or `config.norm_stats`, chosen by `unnorm_key`).
 
 Decoding is `autoregressive` (dimension d conditioned on the bins of earlier dimensions; sampled with a KV cache,
-see hf_decoding.py; teacher-forced in one pass when scoring stored actions) or `parallel` (OpenVLA-OFT style: `chunk_size * 7` placeholder tokens scored in one pass).
+see hf_decoding.py; teacher-forced in one pass when scoring stored actions) or `parallel` (OpenVLA-OFT style: `chunk_size * D` placeholder tokens scored in one pass).
 Nothing is ever downloaded: every load passes `local_files_only=True` (importing this module changes nothing).
 """
 
