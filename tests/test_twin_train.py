@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from opd_core.checkpoint import load_policy, read_meta, save_checkpoint
-from opd_core.config import RunConfig
+from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import TokenizerMismatchError
 from opd_core.policies.small_vla import SmallVLA
 from opd_core.registry import build_policy, make_env
@@ -114,3 +114,12 @@ def test_dual_arm_demos_round_trip_and_train_a_fresh_student_by_sft(tmp_path):
     before, after = _parameters(tmp_path / "sft/checkpoints/step_0"), _parameters(tmp_path / "sft/checkpoints/step_2")
     assert not [name for name in before if torch.equal(before[name], after[name])]
     assert read_meta(tmp_path / "sft/checkpoints/step_2")["action_dim"] == 14
+
+
+def test_a_one_arm_student_is_refused_on_the_dual_arm_env(tmp_path):
+    save_checkpoint(tmp_path / "student", _policy(3, dim=7, proprio=5), step=0)
+    save_checkpoint(tmp_path / "teacher", _policy(1), step=0)
+    config = _config(tmp_path / "run", student_checkpoint=str(tmp_path / "student"),
+                     teacher_checkpoint=str(tmp_path / "teacher"))
+    with pytest.raises(ConfigError, match="the student acts in 7-D, the twin env takes 14-D actions"):
+        _run(config)
