@@ -63,7 +63,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     bench.add_argument("--batch", type=int, default=None,
                        help="sim: environments (default 64); step: instructions B (default 8, with G=8)")
     bench.add_argument("--steps", type=int, default=3, help="step: measured training steps")
-    bench.add_argument("--env", default="tabletop", help="the built-in simulator to measure: tabletop or twin")
+    bench.add_argument("--env", default="tabletop", choices=("tabletop", "twin"),
+                       help="the built-in simulator to measure (LIBERO: bench/bench_libero.py)")
     bench.set_defaults(handler=_cmd_bench)
 
     add_reproduce_command(sub)
