@@ -312,7 +312,7 @@ def distribution_stats(
         for name, value in zip(names, _weighted_mean_per_dim(per_token, mask, action_dim).tolist()):
             stats[f"{key}/{name}"] = value
         if action_dim == len(ARM_NAMES) * len(ACTION_DIM_NAMES):  # per-arm diagnostics of a bimanual policy
-            for arm, value in zip(ARM_NAMES, _weighted_mean_per_arm(per_token, mask, action_dim).tolist()):
+            for arm, value in zip(ARM_NAMES, _weighted_mean_per_arm(per_token, mask, action_dim).tolist(), strict=True):
                 stats[f"{key}/{arm}_arm"] = value
     return stats
 

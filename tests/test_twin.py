@@ -64,7 +64,7 @@ def test_expert_solves_every_twin_task_from_the_evaluation_states():
     tasks = [t for t in TWIN_TASKS for _ in EVAL_INIT_STATES]
     done, lengths = _run_expert(tasks, EVAL_INIT_STATES * len(TWIN_TASKS))
     per_task = done.reshape(len(TWIN_TASKS), -1).mean(axis=1)
-    failing = {task: rate for task, rate in zip(TWIN_TASKS, per_task) if rate < 1.0}
+    failing = {task: rate for task, rate in zip(TWIN_TASKS, per_task, strict=True) if rate < 1.0}
     assert not failing, f"expert success below 100% over init states 0-49: {failing}"
     assert lengths.min() > 5  # nothing is solved at reset
 
@@ -72,7 +72,7 @@ def test_expert_solves_every_twin_task_from_the_evaluation_states():
 def test_expert_solves_pretraining_and_unseen_tasks_and_recovers_from_dart_noise():
     tasks = [t for suite in ("pretrain", "unseen") for t in CATALOG.suite_tasks(suite) for _ in range(3)]
     done, _ = _run_expert(tasks, [1000 + k for _ in range(len(tasks) // 3) for k in range(3)])
-    assert done.all(), sorted({t for t, ok in zip(tasks, done) if not ok})
+    assert done.all(), sorted({t for t, ok in zip(tasks, done, strict=True) if not ok})
     tasks = [t for t in TWIN_TASKS for _ in range(10)]
     noisy, _ = _run_expert(tasks, [1000 + k for _ in TWIN_TASKS for k in range(10)], noise=0.3)
     assert noisy.mean() >= 0.95  # demos execute noisy actions (DART) and keep only successful episodes
@@ -83,7 +83,7 @@ def test_one_arm_alone_cannot_solve_the_coordination_tasks():
     init_ids = list(range(10)) * len(COORDINATION_TASKS)
     for frozen in (0, 1):
         done, _ = _run_expert(tasks, init_ids, frozen_arm=frozen)
-        assert not done.any(), sorted({t for t, ok in zip(tasks, done) if ok})
+        assert not done.any(), sorted({t for t, ok in zip(tasks, done, strict=True) if ok})
     single = [t for t in TWIN_TASKS if t not in COORDINATION_TASKS]
     done_left, _ = _run_expert([t for t in single for _ in range(10)], list(range(10)) * len(single), frozen_arm=1)
     done_right, _ = _run_expert([t for t in single for _ in range(10)], list(range(10)) * len(single), frozen_arm=0)
@@ -155,7 +155,7 @@ def test_rendering_shows_both_grippers_and_the_objects():
 
     left_open, right_open = pixels(obs.image[0], GRIPPER_RGB[0, 0]), pixels(obs.image[0], GRIPPER_RGB[1, 0])
     assert len(left_open) and len(right_open) and left_open[:, 1].max() < 32 <= right_open[:, 1].min()
-    for kind, xy in zip(env.obj_kind[0, :2], env.obj_xy[0, :2]):  # each bottle drawn where it stands
+    for kind, xy in zip(env.obj_kind[0, :2], env.obj_xy[0, :2], strict=True):  # each bottle drawn where it stands
         row, col = env._to_pixels(xy)
         assert (obs.image[0, row, col] == KIND_RGB[kind]).all()
     actions = np.zeros((1, 14))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hf_models import build_tiny_llava
 from opd_core.checkpoint import load_policy
 from opd_core.registry import make_env
 from opd_core.tokenizer import ActionTokenizer
-from hf_models import build_tiny_llava
 
 TASKS = ["twin/handover_block", "twin/lift_pot"]
 

@@ -102,7 +102,7 @@ def test_dual_arm_demos_round_trip_and_train_a_fresh_student_by_sft(tmp_path):
     from opd_core.demos import generate_demos
 
     counts = generate_demos(TASKS, 2, tmp_path / "demos", noise=0.3, seed=0, env="twin")
-    assert counts == {task: 2 for task in TASKS}
+    assert counts == dict.fromkeys(TASKS, 2)
     demos = load_demos(tmp_path / "demos", 2, TASKS)
     assert demos.actions.shape[1] == 14 and demos.proprio.shape[1] == 10 and demos.images.shape[1:] == (64, 64, 3)
     env = make_env("twin", 1)

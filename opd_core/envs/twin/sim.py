@@ -25,8 +25,19 @@ import numpy as np
 from opd_core.envs.base import Observation
 from opd_core.envs.common import hash_normal, scatter, square_offsets
 from opd_core.envs.twin.tasks import (
-    ARMS, CATALOG, HANDLE_OFFSET, MAX_GOALS, MAX_OBJECTS, MAX_RECEPTACLES, OBJECT_KINDS, OBJECT_NAMES,
-    RECEPTACLE_KINDS, REACH_X, ZONE_Y, ZONES_X, Task,
+    ARMS,
+    CATALOG,
+    HANDLE_OFFSET,
+    MAX_GOALS,
+    MAX_OBJECTS,
+    MAX_RECEPTACLES,
+    OBJECT_KINDS,
+    OBJECT_NAMES,
+    REACH_X,
+    RECEPTACLE_KINDS,
+    ZONE_Y,
+    ZONES_X,
+    Task,
 )
 
 ACTION_DIM = 14
@@ -170,11 +181,11 @@ class TwinVecEnv:
         self.goal[:] = 0
         self.t = 0
         self.tasks = list(tasks)
-        for i, (task_name, init_id) in enumerate(zip(tasks, init_ids)):
+        for i, (task_name, init_id) in enumerate(zip(tasks, init_ids, strict=True)):
             task, state = CATALOG.task(task_name), init_state(task_name, int(init_id))
             self.instructions[i] = task.instruction
             self.arm[i] = state.arms
-            for slot, (item, xy) in enumerate(zip(task.objects, state.objects)):
+            for slot, (item, xy) in enumerate(zip(task.objects, state.objects, strict=True)):
                 self.obj_kind[i, slot] = OBJECT_NAMES.index(item.kind)
                 self.obj_xy[i, slot] = xy
             for slot, xy in enumerate(state.receptacles):
@@ -403,7 +414,7 @@ class TwinVecEnv:
         image = np.empty((size, size, 3), dtype=np.uint8)
         image[:] = TABLE_RGB
         image[:, np.abs(coords) < REACH_HIGH[0]] = SHARED_RGB  # the strip both arms reach
-        for item, (cx, cy) in zip(task.receptacles, state.receptacles):
+        for item, (cx, cy) in zip(task.receptacles, state.receptacles, strict=True):
             rgb, shape, half = RECEPTACLE_KINDS[item.kind]
             dx, dy = np.broadcast_arrays(x - cx, y - cy)
             mask = np.sqrt(dx**2 + dy**2) < half if shape == "disc" else np.maximum(np.abs(dx), np.abs(dy)) < half
