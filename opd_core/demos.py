@@ -25,17 +25,27 @@ def _builtin(env_name: str):
         from opd_core.envs.tabletop.expert import expert_actions
         from opd_core.envs.tabletop.sim import TabletopVecEnv
         from opd_core.envs.tabletop.tasks import CATALOG
+
         return TabletopVecEnv, expert_actions, CATALOG
     if env_name == "twin":
         from opd_core.envs.twin.expert import expert_actions
         from opd_core.envs.twin.sim import TwinVecEnv
         from opd_core.envs.twin.tasks import CATALOG
+
         return TwinVecEnv, expert_actions, CATALOG
     raise ValueError(f"demos are generated on the built-in simulators {sorted(NOISY_DIMS)}, not {env_name!r}")
 
 
-def generate_demos(tasks: list[str], num_demos: int, out_dir: str | Path, noise: float = 0.3,
-                   seed: int = 0, batch_size: int = 256, progress=None, env: str = "tabletop") -> dict[str, int]:
+def generate_demos(
+    tasks: list[str],
+    num_demos: int,
+    out_dir: str | Path,
+    noise: float = 0.3,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress=None,
+    env: str = "tabletop",
+) -> dict[str, int]:
     """Write `num_demos` successful expert episodes per task of the built-in simulator `env` into `out_dir`;
     returns episodes per task."""
     out_dir = Path(out_dir)
@@ -47,8 +57,9 @@ def generate_demos(tasks: list[str], num_demos: int, out_dir: str | Path, noise:
     while jobs:
         batch, jobs = jobs[:batch_size], jobs[batch_size:]
         init_ids = [DEMO_INIT_OFFSET + k + attempt * num_demos for _, k in batch]
-        results = _run_batch(sim(len(batch)), expert, [task for task, _ in batch], init_ids, noise, rng,
-                             NOISY_DIMS[env])
+        results = _run_batch(
+            sim(len(batch)), expert, [task for task, _ in batch], init_ids, noise, rng, NOISY_DIMS[env]
+        )
         failed = []
         for (task, k), episode in zip(batch, results):
             if episode is None:
@@ -67,8 +78,15 @@ def generate_demos(tasks: list[str], num_demos: int, out_dir: str | Path, noise:
     return {task: len(eps) for task, eps in episodes.items()}
 
 
-def _run_batch(env, expert, tasks: list[str], init_ids: list[int], noise: float, rng: np.random.Generator,
-               noisy_dims: tuple[int, ...]) -> list[Episode | None]:
+def _run_batch(
+    env,
+    expert,
+    tasks: list[str],
+    init_ids: list[int],
+    noise: float,
+    rng: np.random.Generator,
+    noisy_dims: tuple[int, ...],
+) -> list[Episode | None]:
     obs = env.reset(tasks, init_ids)
     images, proprio, actions = [obs.image], [obs.proprio], []
     done_at = np.full(len(tasks), -1)
@@ -84,5 +102,7 @@ def _run_batch(env, expert, tasks: list[str], init_ids: list[int], noise: float,
         images.append(obs.image)
         proprio.append(obs.proprio)
     images_arr, proprio_arr, actions_arr = np.stack(images, 1), np.stack(proprio, 1), np.stack(actions, 1)
-    return [Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
-            for i, end in enumerate(done_at)]
+    return [
+        Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
+        for i, end in enumerate(done_at)
+    ]

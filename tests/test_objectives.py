@@ -362,8 +362,13 @@ def test_distribution_stats_known_distributions():
     student2[0, :, 0] = 1.0  # state 0: argmax bin 0, agrees with the teacher
     student2[1:, :, 1] = 1.0  # states 1, 2: argmax bin 1, disagree
     stats = obj.distribution_stats(student2, teacher)
-    assert {key for key in stats if "/" not in key} == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl",
-                                                        "teacher_agreement"}
+    assert {key for key in stats if "/" not in key} == {
+        "entropy",
+        "teacher_entropy",
+        "reverse_kl",
+        "forward_kl",
+        "teacher_agreement",
+    }
     assert all(isinstance(v, float) for v in stats.values())
     assert stats["teacher_agreement"] == pytest.approx(1 / 3)
     assert stats["teacher_entropy"] == pytest.approx(obj.entropy(teacher).mean().item())
@@ -438,7 +443,8 @@ def test_distribution_stats_per_arm_for_two_arm_actions():
         assert stats[f"entropy/{arm}_arm"] == pytest.approx(((ent * w).sum() / w.sum()).item())
         assert stats[f"forward_kl/{arm}_arm"] > 0
     assert stats["entropy/right/gripper"] == pytest.approx(
-        ((obj.entropy(student)[:, 13] * mask).sum() / mask.sum()).item())
+        ((obj.entropy(student)[:, 13] * mask).sum() / mask.sum()).item()
+    )
     assert stats["reverse_kl"] == pytest.approx((stats["reverse_kl/left_arm"] + stats["reverse_kl/right_arm"]) / 2)
     one_arm = obj.distribution_stats(student[:, :7], teacher[:, :7], action_dim=7)
     assert not any(key.endswith("_arm") for key in one_arm)  # a one-arm policy logs no per-arm aggregates

@@ -16,8 +16,9 @@ COORDINATION_TASKS = [t for t in TWIN_TASKS if t.split("/")[1] not in ("place_em
 """Tasks no single arm can solve (objects on both halves, a handover across the table, or a heavy object)."""
 
 
-def _run_expert(tasks: list[str], init_ids: list[int], *, frozen_arm: int | None = None, noise: float = 0.0,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _run_expert(
+    tasks: list[str], init_ids: list[int], *, frozen_arm: int | None = None, noise: float = 0.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Success flags and episode lengths of the expert (optionally with one arm frozen, or DART noise)."""
     rng = np.random.default_rng(seed)
     env = TwinVecEnv(len(tasks))
@@ -29,7 +30,7 @@ def _run_expert(tasks: list[str], init_ids: list[int], *, frozen_arm: int | None
         if noise:
             actions[:, [0, 1, 2, 7, 8, 9]] += rng.normal(0.0, noise, size=(len(tasks), 6))
         if frozen_arm is not None:
-            actions[:, 7 * frozen_arm: 7 * frozen_arm + 7] = 0.0
+            actions[:, 7 * frozen_arm : 7 * frozen_arm + 7] = 0.0
         _, success = env.step(actions)
         lengths[~done] += 1
         done |= success
@@ -44,6 +45,7 @@ def test_registered_by_name_with_fourteen_dim_actions_and_two_arm_proprio():
     for name in ("pick_dual_bottles", "place_empty_cup", "handover_block", "stack_bowls_two", "beat_block_hammer"):
         assert f"twin/{name}" in TWIN_TASKS
     assert len(catalog.suite_tasks("pretrain")) >= 50 and catalog.suite_tasks("unseen")
+
     def shapes(suite: str) -> set[tuple[str, ...]]:
         return {shape(t) for t in CATALOG.suites[suite]}
 

@@ -25,10 +25,30 @@ TINY_ARCH = {"width": 4, "hidden": 32, "input_size": 16}
 
 
 def _config(out_dir, **changes) -> RunConfig:
-    base = dict(name="tiny-twin", env="twin", suite="twin", tasks=TASKS, unseen_tasks=UNSEEN, pipeline="opd",
-                objective="reverse_kl", steps=1, batch_tasks=2, group_size=2, max_episode_steps=6, eval_every=1,
-                eval_init_states=1, videos_per_eval=1, save_every=1, minibatch_size=64, updates_per_step=1,
-                lr=1e-2, out_dir=str(out_dir), policy_width=4, policy_hidden=32, policy_input_size=16)
+    base = dict(
+        name="tiny-twin",
+        env="twin",
+        suite="twin",
+        tasks=TASKS,
+        unseen_tasks=UNSEEN,
+        pipeline="opd",
+        objective="reverse_kl",
+        steps=1,
+        batch_tasks=2,
+        group_size=2,
+        max_episode_steps=6,
+        eval_every=1,
+        eval_init_states=1,
+        videos_per_eval=1,
+        save_every=1,
+        minibatch_size=64,
+        updates_per_step=1,
+        lr=1e-2,
+        out_dir=str(out_dir),
+        policy_width=4,
+        policy_hidden=32,
+        policy_input_size=16,
+    )
     base.update(changes)
     return RunConfig.from_dict(base).validate()
 
@@ -108,8 +128,16 @@ def test_dual_arm_demos_round_trip_and_train_a_fresh_student_by_sft(tmp_path):
     env = make_env("twin", 1)
     first = env.reset([demos.tasks[0]], [1000])  # the first demo starts from init state 1000
     assert (demos.proprio[0] == first.proprio[0]).all() and (demos.images[0] == first.image[0]).all()
-    config = _config(tmp_path / "sft", pipeline="sft", demos=str(tmp_path / "demos"), num_demos=2, steps=2,
-                     eval_every=2, sft_batch_size=32, teacher_checkpoint="")
+    config = _config(
+        tmp_path / "sft",
+        pipeline="sft",
+        demos=str(tmp_path / "demos"),
+        num_demos=2,
+        steps=2,
+        eval_every=2,
+        sft_batch_size=32,
+        teacher_checkpoint="",
+    )
     assert _run(config).status == "finished"
     before, after = _parameters(tmp_path / "sft/checkpoints/step_0"), _parameters(tmp_path / "sft/checkpoints/step_2")
     assert not [name for name in before if torch.equal(before[name], after[name])]
@@ -119,7 +147,8 @@ def test_dual_arm_demos_round_trip_and_train_a_fresh_student_by_sft(tmp_path):
 def test_a_one_arm_student_is_refused_on_the_dual_arm_env(tmp_path):
     save_checkpoint(tmp_path / "student", _policy(3, dim=7, proprio=5), step=0)
     save_checkpoint(tmp_path / "teacher", _policy(1), step=0)
-    config = _config(tmp_path / "run", student_checkpoint=str(tmp_path / "student"),
-                     teacher_checkpoint=str(tmp_path / "teacher"))
+    config = _config(
+        tmp_path / "run", student_checkpoint=str(tmp_path / "student"), teacher_checkpoint=str(tmp_path / "teacher")
+    )
     with pytest.raises(ConfigError, match="the student acts in 7-D, the twin env takes 14-D actions"):
         _run(config)

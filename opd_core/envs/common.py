@@ -11,9 +11,11 @@ import numpy as np
 def hash_normal(seed: np.ndarray, t: int, dims: int) -> np.ndarray:
     """Deterministic standard-normal-ish noise [N, dims] from (episode seed, time step): splitmix64 hashing."""
     with np.errstate(over="ignore"):
-        x = (seed.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
-             + np.uint64(t * 7919 + 1) * np.uint64(0xBF58476D1CE4E5B9)
-             + np.arange(dims, dtype=np.uint64)[None, :] * np.uint64(0x94D049BB133111EB))
+        x = (
+            seed.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+            + np.uint64(t * 7919 + 1) * np.uint64(0xBF58476D1CE4E5B9)
+            + np.arange(dims, dtype=np.uint64)[None, :] * np.uint64(0x94D049BB133111EB)
+        )
         x ^= x >> np.uint64(31)
         x *= np.uint64(0xBF58476D1CE4E5B9)
         x ^= x >> np.uint64(29)

@@ -38,7 +38,7 @@ def expert_actions(env: TwinVecEnv) -> np.ndarray:
         plan = CATALOG.task(env.tasks[i]).plan
         targets = _SKILLS[plan](_Scene(env, i))
         for arm, (xyz, close) in enumerate(targets):
-            a = actions[i, 7 * arm: 7 * arm + 7]
+            a = actions[i, 7 * arm : 7 * arm + 7]
             a[:2] = np.clip((xyz[:2] - env.arm[i, arm, :2]) / 0.1, -1.0, 1.0)
             a[2] = np.clip((xyz[2] - env.arm[i, arm, 2]) / 0.2, -1.0, 1.0)
             a[6] = 1.0 if close else -1.0
@@ -217,6 +217,14 @@ def _dual_place(s: _Scene) -> list[Target]:
     return targets
 
 
-_SKILLS = {"dual_lift": _dual_lift, "place": _place, "handover_place": _handover_place,
-           "handover_hold": _handover_hold, "stack": _stack, "hammer": _hammer, "heavy_lift": _heavy_lift,
-           "heavy_place": _heavy_place, "dual_place": _dual_place}
+_SKILLS = {
+    "dual_lift": _dual_lift,
+    "place": _place,
+    "handover_place": _handover_place,
+    "handover_hold": _handover_hold,
+    "stack": _stack,
+    "hammer": _hammer,
+    "heavy_lift": _heavy_lift,
+    "heavy_place": _heavy_place,
+    "dual_place": _dual_place,
+}

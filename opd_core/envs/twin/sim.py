@@ -118,7 +118,7 @@ def _sample_layout(task: Task, rng: np.random.Generator, init_id: int) -> InitSt
         placed.append(point)
         points.append(point)
     receptacles = points[: len(task.receptacles)]
-    objects = points[len(task.receptacles):]
+    objects = points[len(task.receptacles) :]
     goals = []
     for goal in task.goals:
         xy, radius, arg = (0.0, 0.0), 0.0, goal.arg
@@ -126,13 +126,23 @@ def _sample_layout(task: Task, rng: np.random.Generator, init_id: int) -> InitSt
             name = task.receptacles[goal.arg].kind
             xy, radius = tuple(receptacles[goal.arg]), RECEPTACLE_KINDS[name][2] * 0.9
         if goal.kind == "lift":
-            arg = -1 if not goal.arm else ARMS.index(goal.arm) if goal.arm in ARMS else \
-                (side if goal.arm == "side" else 1 - side)
+            arg = (
+                -1
+                if not goal.arm
+                else ARMS.index(goal.arm)
+                if goal.arm in ARMS
+                else (side if goal.arm == "side" else 1 - side)
+            )
         goals.append((GOAL_TYPES[goal.kind], goal.obj, arg, float(xy[0]), float(xy[1]), float(radius)))
     arms = tuple((float(hx + rng.uniform(-0.1, 0.1)), float(hy + rng.uniform(0.0, 0.1)), hz) for hx, hy, hz in HOME)
-    return InitState(arms, tuple(tuple(np.round(p, 6)) for p in objects),
-                     tuple(tuple(np.round(p, 6)) for p in receptacles), side, tuple(goals),
-                     int(rng.integers(0, 2**31 - 1)) ^ init_id)
+    return InitState(
+        arms,
+        tuple(tuple(np.round(p, 6)) for p in objects),
+        tuple(tuple(np.round(p, 6)) for p in receptacles),
+        side,
+        tuple(goals),
+        int(rng.integers(0, 2**31 - 1)) ^ init_id,
+    )
 
 
 class TwinVecEnv:
@@ -203,8 +213,9 @@ class TwinVecEnv:
         n = self.num_envs
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (n, ACTION_DIM):
-            raise ValueError(f"twin actions are [{n}, {ACTION_DIM}] (per arm 7: left then right), got "
-                             f"{list(actions.shape)}")
+            raise ValueError(
+                f"twin actions are [{n}, {ACTION_DIM}] (per arm 7: left then right), got {list(actions.shape)}"
+            )
         actions = np.clip(actions, -1.0, 1.0).reshape(n, 2, 7)
         noise = hash_normal(self.seed, self.t, 4).reshape(n, 2, 2) * EXEC_NOISE_STD
         self.arm += actions[:, :, :3] * MOVE_SCALE
@@ -236,8 +247,11 @@ class TwinVecEnv:
         dx = grasp_x - self.arm[:, :, None, 0]
         dy = self.obj_xy[:, None, :, 1] - self.arm[:, :, None, 1]
         distance = np.sqrt(dx**2 + dy**2)
-        reachable = ((self.obj_kind >= 0)[:, None, :] & (distance < GRASP_RADIUS)
-                     & (np.abs(self.obj_z[:, None, :] - self.arm[:, :, None, 2]) < GRASP_HEIGHT))
+        reachable = (
+            (self.obj_kind >= 0)[:, None, :]
+            & (distance < GRASP_RADIUS)
+            & (np.abs(self.obj_z[:, None, :] - self.arm[:, :, None, 2]) < GRASP_HEIGHT)
+        )
         distance = np.where(reachable, distance, np.inf)
         grasps = closing & reachable.any(axis=2)
         self.held[grasps] = distance.argmin(axis=2)[grasps]
@@ -248,8 +262,9 @@ class TwinVecEnv:
         heavy = self._heavy()
         lone_heavy = heavy & (count == 1)
         if lone_heavy.any():  # one gripper cannot move a heavy object: it slips off once it has moved away
-            handle = self.obj_xy[:, None, :, :] + np.stack([np.broadcast_to(HANDLE_X[None, :, None], holders.shape),
-                                                            np.zeros(holders.shape)], -1)
+            handle = self.obj_xy[:, None, :, :] + np.stack(
+                [np.broadcast_to(HANDLE_X[None, :, None], holders.shape), np.zeros(holders.shape)], -1
+            )
             gap = np.linalg.norm(handle - self.arm[:, :, None, :2], axis=-1)
             slipped = (holders & lone_heavy[:, None, :] & (gap > SLIP_RADIUS)).any(axis=2)
             self.held[slipped] = -1
@@ -258,10 +273,18 @@ class TwinVecEnv:
         moves = (count > 0) & (~heavy | (count == 2))
         if not moves.any():
             return
-        grip = self.arm[:, :, None, :] - np.where(heavy[:, None, :, None],
-                                                   np.stack([np.broadcast_to(HANDLE_X[None, :, None], holders.shape),
-                                                             np.zeros(holders.shape), np.zeros(holders.shape)], -1),
-                                                   0.0)
+        grip = self.arm[:, :, None, :] - np.where(
+            heavy[:, None, :, None],
+            np.stack(
+                [
+                    np.broadcast_to(HANDLE_X[None, :, None], holders.shape),
+                    np.zeros(holders.shape),
+                    np.zeros(holders.shape),
+                ],
+                -1,
+            ),
+            0.0,
+        )
         mean = (holders[..., None] * grip).sum(axis=1) / np.maximum(count, 1)[..., None]
         self.obj_xy[moves] = mean[..., :2][moves]
         self.obj_z[moves] = mean[..., 2][moves]
@@ -272,8 +295,9 @@ class TwinVecEnv:
         n, m = self.num_envs, MAX_OBJECTS
         rows = np.arange(n)[:, None]
         support = np.clip(self.on, 0, m - 1)
-        lost = (self.on >= 0) & (held[rows, support] | (np.linalg.norm(
-            self.obj_xy - self.obj_xy[rows, support], axis=-1) > STACK_RADIUS))
+        lost = (self.on >= 0) & (
+            held[rows, support] | (np.linalg.norm(self.obj_xy - self.obj_xy[rows, support], axis=-1) > STACK_RADIUS)
+        )
         self.on[lost] = -1
         self.obj_z[lost] = 0.0
         released = was_held & ~held & (self.obj_kind >= 0)
@@ -281,8 +305,14 @@ class TwinVecEnv:
             return
         stackable = np.where(self.obj_kind >= 0, KIND_STACKABLE[self.obj_kind], False)
         gap = np.linalg.norm(self.obj_xy[:, :, None, :] - self.obj_xy[:, None, :, :], axis=-1)
-        below = (stackable[:, :, None] & stackable[:, None, :] & ~was_held[:, None, :] & ~held[:, None, :]
-                 & ~np.eye(m, dtype=bool)[None] & (gap < STACK_RADIUS))
+        below = (
+            stackable[:, :, None]
+            & stackable[:, None, :]
+            & ~was_held[:, None, :]
+            & ~held[:, None, :]
+            & ~np.eye(m, dtype=bool)[None]
+            & (gap < STACK_RADIUS)
+        )
         gap = np.where(below, gap, np.inf)
         lands_on = np.where(below.any(axis=2), gap.argmin(axis=2), -1)
         self.on[released] = lands_on[released]
@@ -314,8 +344,9 @@ class TwinVecEnv:
         stacked = resting & (self.on[rows, obj] == other) & ~holders[rows, :, other].any(axis=-1)
         up = self.obj_z[rows, obj] >= LIFT_Z
         arm = np.clip(arg, 0, 1)
-        only_arm = held_by[rows, np.arange(MAX_GOALS)[None, :], arm] & ~held_by[rows, np.arange(MAX_GOALS)[None, :],
-                                                                                1 - arm]
+        only_arm = (
+            held_by[rows, np.arange(MAX_GOALS)[None, :], arm] & ~held_by[rows, np.arange(MAX_GOALS)[None, :], 1 - arm]
+        )
         lifted = up & held_by.any(axis=-1) & np.where(arg >= 0, only_arm, True)
         hit = self.hit[rows, obj]
         return np.select([kind == 1, kind == 2, kind == 3, kind == 4], [placed, stacked, lifted, hit], True)
@@ -403,8 +434,9 @@ class TwinVecEnv:
         gripper, point = np.nonzero(self._ring_radius[None, :] == radius[:, None])
         env, arm = gripper // 2, gripper % 2
         colors = GRIPPER_RGB[arm, self.closed.reshape(n * 2)[gripper].astype(np.int64)]
-        scatter(image, env, row[gripper] + self._ring_offsets[point, 0], col[gripper] + self._ring_offsets[point, 1],
-                colors)
+        scatter(
+            image, env, row[gripper] + self._ring_offsets[point, 0], col[gripper] + self._ring_offsets[point, 1], colors
+        )
 
     def _draw_static(self, task: Task, state: InitState) -> np.ndarray:
         size = self.image_size

@@ -42,15 +42,27 @@ HANDLE_OFFSET = 0.3
 """Distance of a heavy object's handles from its centre along x (left handle for the left arm)."""
 
 _COLORS = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (235, 205, 30),
-    "orange": (245, 130, 20), "purple": (130, 50, 170), "cyan": (30, 200, 210), "pink": (245, 120, 180),
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (235, 205, 30),
+    "orange": (245, 130, 20),
+    "purple": (130, 50, 170),
+    "cyan": (30, 200, 210),
+    "pink": (245, 120, 180),
 }
 OBJECT_KINDS: dict[str, ObjectKind] = {
     **{f"{c} block": ObjectKind(rgb, "square", 0.05, stackable=True) for c, rgb in _COLORS.items()},
-    **{f"{c} bottle": ObjectKind(rgb, "rect", 0.035, 0.06) for c, rgb in _COLORS.items() if c in
-       ("red", "green", "blue", "yellow", "cyan")},
-    **{f"{c} bowl": ObjectKind(rgb, "ring", 0.08, stackable=True) for c, rgb in _COLORS.items() if c in
-       ("pink", "cyan", "orange", "green")},
+    **{
+        f"{c} bottle": ObjectKind(rgb, "rect", 0.035, 0.06)
+        for c, rgb in _COLORS.items()
+        if c in ("red", "green", "blue", "yellow", "cyan")
+    },
+    **{
+        f"{c} bowl": ObjectKind(rgb, "ring", 0.08, stackable=True)
+        for c, rgb in _COLORS.items()
+        if c in ("pink", "cyan", "orange", "green")
+    },
     **{f"{c} can": ObjectKind(rgb, "square", 0.04) for c, rgb in _COLORS.items() if c in ("red", "blue", "green")},
     "empty cup": ObjectKind((250, 250, 250), "ring", 0.055),
     "hammer": ObjectKind((90, 60, 30), "rect", 0.03, 0.09, tool=True),
@@ -74,8 +86,17 @@ RECEPTACLE_KINDS = {  # name -> (RGB, shape, half extent): flat regions drawn in
 OBJECT_NAMES = list(OBJECT_KINDS)
 RECEPTACLE_NAMES = list(RECEPTACLE_KINDS)
 
-PLANS = ("dual_lift", "place", "handover_place", "handover_hold", "stack", "hammer", "heavy_lift", "heavy_place",
-         "dual_place")
+PLANS = (
+    "dual_lift",
+    "place",
+    "handover_place",
+    "handover_hold",
+    "stack",
+    "hammer",
+    "heavy_lift",
+    "heavy_place",
+    "dual_place",
+)
 """Skills the expert knows; a task names one (see `opd_core.envs.twin.expert`)."""
 
 
@@ -120,83 +141,177 @@ def _slug(text: str) -> str:
 
 
 def dual_lift(suite: str, name: str, first: str, second: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"pick up the {first} and the {second} at the same time",
-                "dual_lift", (Item(first, "left"), Item(second, "right")), (), (Goal("lift", 0), Goal("lift", 1)))
+    return Task(
+        name,
+        suite,
+        instruction or f"pick up the {first} and the {second} at the same time",
+        "dual_lift",
+        (Item(first, "left"), Item(second, "right")),
+        (),
+        (Goal("lift", 0), Goal("lift", 1)),
+    )
 
 
 def place(suite: str, name: str, kind: str, receptacle: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"put the {kind} on the {receptacle}", "place",
-                (Item(kind, "side"),), (Item(receptacle, "side"),), (Goal("place", 0, 0),))
+    return Task(
+        name,
+        suite,
+        instruction or f"put the {kind} on the {receptacle}",
+        "place",
+        (Item(kind, "side"),),
+        (Item(receptacle, "side"),),
+        (Goal("place", 0, 0),),
+    )
 
 
 def handover_place(suite: str, name: str, kind: str, receptacle: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"hand the {kind} to the other arm and put it on the {receptacle}",
-                "handover_place", (Item(kind, "side"),), (Item(receptacle, "other"),), (Goal("place", 0, 0),))
+    return Task(
+        name,
+        suite,
+        instruction or f"hand the {kind} to the other arm and put it on the {receptacle}",
+        "handover_place",
+        (Item(kind, "side"),),
+        (Item(receptacle, "other"),),
+        (Goal("place", 0, 0),),
+    )
 
 
 def handover_hold(suite: str, name: str, kind: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"hand the {kind} over to the other arm and hold it up", "handover_hold",
-                (Item(kind, "side"),), (), (Goal("lift", 0, arm="other"),))
+    return Task(
+        name,
+        suite,
+        instruction or f"hand the {kind} over to the other arm and hold it up",
+        "handover_hold",
+        (Item(kind, "side"),),
+        (),
+        (Goal("lift", 0, arm="other"),),
+    )
 
 
 def stack(suite: str, name: str, bottom: str, top: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"stack the {top} on the {bottom}", "stack",
-                (Item(bottom, "side"), Item(top, "other")), (), (Goal("stack", 1, 0),))
+    return Task(
+        name,
+        suite,
+        instruction or f"stack the {top} on the {bottom}",
+        "stack",
+        (Item(bottom, "side"), Item(top, "other")),
+        (),
+        (Goal("stack", 1, 0),),
+    )
 
 
 def hammer(suite: str, name: str, target: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"pick up the hammer and beat the {target}", "hammer",
-                (Item("hammer", "side"), Item(target, "center")), (), (Goal("hit", 1),))
+    return Task(
+        name,
+        suite,
+        instruction or f"pick up the hammer and beat the {target}",
+        "hammer",
+        (Item("hammer", "side"), Item(target, "center")),
+        (),
+        (Goal("hit", 1),),
+    )
 
 
 def heavy_lift(suite: str, name: str, kind: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"lift the {kind} with both hands", "heavy_lift",
-                (Item(kind, "center"),), (), (Goal("lift", 0),))
+    return Task(
+        name,
+        suite,
+        instruction or f"lift the {kind} with both hands",
+        "heavy_lift",
+        (Item(kind, "center"),),
+        (),
+        (Goal("lift", 0),),
+    )
 
 
 def heavy_place(suite: str, name: str, kind: str, receptacle: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"carry the {kind} with both hands onto the {receptacle}", "heavy_place",
-                (Item(kind, "center"),), (Item(receptacle, "center"),), (Goal("place", 0, 0),))
+    return Task(
+        name,
+        suite,
+        instruction or f"carry the {kind} with both hands onto the {receptacle}",
+        "heavy_place",
+        (Item(kind, "center"),),
+        (Item(receptacle, "center"),),
+        (Goal("place", 0, 0),),
+    )
 
 
 def dual_place(suite: str, name: str, first: str, second: str, receptacle: str, instruction: str = "") -> Task:
-    return Task(name, suite, instruction or f"put the {first} and the {second} in the {receptacle}", "dual_place",
-                (Item(first, "left"), Item(second, "right")), (Item(receptacle, "center"),),
-                (Goal("place", 0, 0), Goal("place", 1, 0)))
+    return Task(
+        name,
+        suite,
+        instruction or f"put the {first} and the {second} in the {receptacle}",
+        "dual_place",
+        (Item(first, "left"), Item(second, "right")),
+        (Item(receptacle, "center"),),
+        (Goal("place", 0, 0), Goal("place", 1, 0)),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ suites
 def _twin_suite() -> list[Task]:
     s = "twin"
     return [
-        dual_lift(s, "twin/pick_dual_bottles", "red bottle", "blue bottle",
-                  "pick up the red bottle and the blue bottle with both arms at once"),
+        dual_lift(
+            s,
+            "twin/pick_dual_bottles",
+            "red bottle",
+            "blue bottle",
+            "pick up the red bottle and the blue bottle with both arms at once",
+        ),
         place(s, "twin/place_empty_cup", "empty cup", "coaster", "place the empty cup on the coaster"),
-        handover_place(s, "twin/handover_block", "green block", "blue pad",
-                       "hand the green block over to the other arm and put it on the blue pad"),
+        handover_place(
+            s,
+            "twin/handover_block",
+            "green block",
+            "blue pad",
+            "hand the green block over to the other arm and put it on the blue pad",
+        ),
         stack(s, "twin/stack_bowls_two", "pink bowl", "cyan bowl", "stack the cyan bowl on the pink bowl"),
         hammer(s, "twin/beat_block_hammer", "yellow block", "pick up the hammer and beat the yellow block"),
         heavy_place(s, "twin/lift_pot", "pot", "stove", "lift the pot with both hands and put it on the stove"),
         heavy_lift(s, "twin/grab_roller", "roller", "grab the roller with both hands and lift it"),
-        dual_place(s, "twin/place_dual_shoes", "left shoe", "right shoe", "shoe box",
-                   "put the left shoe and the right shoe in the shoe box"),
+        dual_place(
+            s,
+            "twin/place_dual_shoes",
+            "left shoe",
+            "right shoe",
+            "shoe box",
+            "put the left shoe and the right shoe in the shoe box",
+        ),
         handover_hold(s, "twin/handover_mic", "microphone", "hand the microphone over to the other arm and hold it up"),
-        dual_place(s, "twin/place_cans_plasticbox", "red can", "blue can", "plastic box",
-                   "put the red can and the blue can in the plastic box"),
+        dual_place(
+            s,
+            "twin/place_cans_plasticbox",
+            "red can",
+            "blue can",
+            "plastic box",
+            "put the red can and the blue can in the plastic box",
+        ),
     ]
 
 
 UNSEEN = (  # held out of pre-training: compositions the base never practised
-    ("place", "purple block", "green pad"), ("handover_place", "yellow bottle", "red pad"),
-    ("stack", "orange bowl", "green bowl"), ("dual_lift", "green can", "cyan bottle"),
+    ("place", "purple block", "green pad"),
+    ("handover_place", "yellow bottle", "red pad"),
+    ("stack", "orange bowl", "green bowl"),
+    ("dual_lift", "green can", "cyan bottle"),
 )
 
 
 def _compose(suite: str, plan: str, *args: str) -> Task:
     parts = "_".join(_slug(a) for a in args)
-    builders = {"place": place, "handover_place": handover_place, "stack": stack, "dual_lift": dual_lift,
-                "hammer": hammer, "heavy_lift": heavy_lift, "heavy_place": heavy_place, "dual_place": dual_place,
-                "handover_hold": handover_hold}
+    builders = {
+        "place": place,
+        "handover_place": handover_place,
+        "stack": stack,
+        "dual_lift": dual_lift,
+        "hammer": hammer,
+        "heavy_lift": heavy_lift,
+        "heavy_place": heavy_place,
+        "dual_place": dual_place,
+        "handover_hold": handover_hold,
+    }
     return builders[plan](suite, f"{suite}/{plan}_{parts}", *args)
 
 
@@ -217,22 +332,40 @@ def _pretrain_and_unseen(twin: list[Task]) -> tuple[list[Task], list[Task]]:
         [("place", k, r) for k in small + ["empty cup"] for r in pads]
         + [("handover_place", k, r) for k in small + ["microphone"] for r in pads]
         + [("handover_hold", k) for k in small]
-        + [("stack", a, b) for a in blocks + bowls for b in blocks + bowls if a != b and
-           a.endswith("bowl") == b.endswith("bowl")]
+        + [
+            ("stack", a, b)
+            for a in blocks + bowls
+            for b in blocks + bowls
+            if a != b and a.endswith("bowl") == b.endswith("bowl")
+        ]
         + [("dual_lift", a, b) for a in bottles + cans for b in bottles + cans if a != b]
         + [("hammer", k) for k in blocks + cans]
         + [("heavy_lift", k) for k in ("pot", "crate")]
         + [("heavy_place", k, r) for k in ("roller", "crate", "pot") for r in ("mat", "stove", "plastic box")]
-        + [("dual_place", a, b, r) for a in blocks + cans for b in blocks + cans if a != b
-           for r in ("mat", "plastic box", "shoe box")]
+        + [
+            ("dual_place", a, b, r)
+            for a in blocks + cans
+            for b in blocks + cans
+            if a != b
+            for r in ("mat", "plastic box", "shoe box")
+        ]
     )
     held_out = {shape(t) for t in twin} | {shape(_compose("unseen", *c)) for c in UNSEEN}
     by_plan: dict[str, list[tuple[str, ...]]] = {}
     for candidate in candidates:
         if shape(_compose("pretrain", *candidate)) not in held_out:
             by_plan.setdefault(candidate[0], []).append(candidate)
-    quota = {"place": 10, "handover_place": 10, "handover_hold": 5, "stack": 8, "dual_lift": 8, "hammer": 5,
-             "heavy_lift": 2, "heavy_place": 6, "dual_place": 10}
+    quota = {
+        "place": 10,
+        "handover_place": 10,
+        "handover_hold": 5,
+        "stack": 8,
+        "dual_lift": 8,
+        "hammer": 5,
+        "heavy_lift": 2,
+        "heavy_place": 6,
+        "dual_place": 10,
+    }
     pretrain = [_compose("pretrain", *c) for plan, n in quota.items() for c in rng.sample(by_plan[plan], n)]
     unseen = [_compose("unseen", *c) for c in UNSEEN]
     return pretrain, unseen
