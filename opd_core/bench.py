@@ -9,26 +9,34 @@ import time
 import numpy as np
 import torch
 
-from opd_core.envs.tabletop.sim import TabletopVecEnv
-from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.registry import env_spec, make_env, task_catalog
+
+SIM_SUITES = {"tabletop": "object", "twin": "twin"}
+"""The suite whose tasks `simulator` resets its environments to, per built-in simulator."""
 
 
-def simulator(batch: int = 64, steps: int = 400) -> dict:
-    """Tabletop steps/s with rendering at `batch` environments on one core (random actions)."""
+def simulator(batch: int = 64, steps: int = 400, env: str = "tabletop") -> dict:
+    """Steps/s of a built-in simulator (tabletop or twin) with rendering at `batch` environments on one core
+    (random actions)."""
     torch.set_num_threads(1)
-    tasks = CATALOG.suite_tasks("object")
-    env = TabletopVecEnv(batch)
-    env.reset([tasks[i % len(tasks)] for i in range(batch)], list(range(batch)))
-    actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, batch, 7))
+    if env not in SIM_SUITES:
+        raise ValueError(f"bench sim measures the built-in simulators {sorted(SIM_SUITES)}, not {env!r}")
+    tasks = task_catalog(env).suite_tasks(SIM_SUITES[env])
+    sim = make_env(env, batch)
+    sim.reset([tasks[i % len(tasks)] for i in range(batch)], list(range(batch)))
+    action_dim = env_spec(env).fresh_student_tokenizer().dim
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, batch, action_dim))
     start = time.perf_counter()
     for action in actions:
-        env.step(action)
+        sim.step(action)
     elapsed = time.perf_counter() - start
     return {
         "bench": "sim",
+        "env": env,
         "batch": batch,
         "steps": steps,
-        "image": list(env.render().shape[1:]),
+        "image": list(sim.render().shape[1:]),
+        "action_dim": action_dim,
         "env_steps_per_second": batch * steps / elapsed,
         "target_env_steps_per_second": 20000,
     }
@@ -63,7 +71,10 @@ def training_step(
     with tempfile.TemporaryDirectory() as tmp:
         for name, seed in (("student", 0), ("teacher", 1)):
             torch.manual_seed(seed)
-            save_checkpoint(os.path.join(tmp, name), build_policy("small_vla", {}, ActionTokenizer.identity()), step=0)
+            spec = env_spec(run_config.get("env", "tabletop"))  # LIBERO has no native range: 7-D identity bins
+            tokenizer = spec.fresh_student_tokenizer() if spec.fresh_student_tokenizer else ActionTokenizer.identity()
+            policy = build_policy("small_vla", {"proprio_dim": spec.proprio_dim}, tokenizer)
+            save_checkpoint(os.path.join(tmp, name), policy, step=0)
         config = RunConfig(
             pipeline="opd",
             objective="reverse_kl",

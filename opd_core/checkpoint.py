@@ -86,6 +86,7 @@ def _write_checkpoint(
         "format": FORMAT,
         "policy": {"kind": policy.kind, "arch": policy.arch_config()},
         "tokenizer": policy.tokenizer.to_dict(),
+        "action_dim": policy.tokenizer.dim,
         "step": step,
         "run_config": run_config or {},
         "extra": extra or {},
@@ -191,6 +192,11 @@ class OpdCheckpointLoader:
     def load(directory: Path, device: str, hf_settings: dict[str, Any] | None = None) -> Policy:
         meta = read_meta(directory)
         tokenizer = ActionTokenizer.from_dict(meta["tokenizer"])
+        if meta.get("action_dim", tokenizer.dim) != tokenizer.dim:  # checkpoints before 14-D actions omit it: 7-D
+            raise CheckpointError(
+                f"{directory}: meta.json records {meta['action_dim']}-D actions but its tokenizer "
+                f"statistics have {tokenizer.dim} dimensions"
+            )
         kind, arch = meta["policy"]["kind"], meta["policy"]["arch"]
         try:
             return policy_class(kind).from_checkpoint(directory, arch, tokenizer, device)

@@ -62,6 +62,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     ev.set_defaults(handler=_cmd_eval)
 
     demos = sub.add_parser("demos", help="generate expert demonstrations (LIBERO HDF5 layout)")
+    demos.add_argument("--env", default="tabletop", help="the built-in simulator: tabletop or twin")
     demos.add_argument("--suite", default="object")
     demos.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     demos.add_argument("--num", type=int, default=50, help="demos per task")
@@ -79,6 +80,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
         help="sim: environments (default 64); step: instructions B (default 8, with G=8)",
     )
     bench.add_argument("--steps", type=int, default=3, help="step: measured training steps")
+    bench.add_argument(
+        "--env",
+        default="tabletop",
+        choices=("tabletop", "twin"),
+        help="the built-in simulator to measure (LIBERO: bench/bench_libero.py)",
+    )
     bench.set_defaults(handler=_cmd_bench)
 
     add_reproduce_command(sub)
@@ -209,17 +216,24 @@ def _evaluate_libero(args, policy, tasks: list[str], unseen: list[str], run_conf
 def _cmd_demos(args) -> int:
     from tqdm import tqdm
 
-    from opd_core.demos import generate_demos
-    from opd_core.envs.tabletop.tasks import CATALOG
+    from opd_core.demos import NOISY_DIMS, generate_demos
+    from opd_core.registry import task_catalog
 
+    if args.env not in NOISY_DIMS:
+        raise ConfigError(
+            "env", f"demos are generated on the built-in simulators {sorted(NOISY_DIMS)}, not {args.env!r}"
+        )
+    catalog = task_catalog(args.env)
     try:
-        tasks = _split(args.tasks) or CATALOG.suite_tasks(args.suite)
+        tasks = _split(args.tasks) or catalog.suite_tasks(args.suite)
         for task in tasks:
-            CATALOG.task(task)
+            catalog.instruction(task)
     except KeyError as exc:
         raise ConfigError("tasks" if args.tasks else "suite", str(exc).strip("'\"")) from exc
     with tqdm(total=len(tasks) * args.num, desc="demos", unit="episode") as bar:
-        counts = generate_demos(tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update)
+        counts = generate_demos(
+            tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update, env=args.env
+        )
     print(json.dumps({"out": args.out, "episodes": counts}, indent=1))
     return 0
 
@@ -228,9 +242,11 @@ def _cmd_bench(args) -> int:
     from opd_core import bench
 
     if args.what == "sim":
-        figures = bench.simulator(args.batch or 64)
-    else:
+        figures = bench.simulator(args.batch or 64, env=args.env)
+    elif args.env == "tabletop":
         figures = bench.training_step(args.batch or 8, args.steps)
+    else:
+        figures = bench.training_step(args.batch or 8, args.steps, env=args.env, suite=bench.SIM_SUITES[args.env])
     print(json.dumps(figures, indent=1))
     return 0
 

@@ -26,8 +26,8 @@ DEMO_SUFFIX = "_demo.hdf5"
 @dataclass
 class Episode:
     images: np.ndarray  # uint8 [T, H, W, 3]
-    proprio: np.ndarray  # float32 [T, 5]
-    actions: np.ndarray  # float [T, 7]
+    proprio: np.ndarray  # float32 [T, 5] (two arms: [T, 10])
+    actions: np.ndarray  # float [T, 7] (two arms: [T, 14])
 
 
 @dataclass
@@ -73,8 +73,9 @@ def write_task_demos(path: Path, task: str, instruction: str, episodes: list[Epi
             demo.create_dataset("rewards", data=dones.copy())
             obs = demo.create_group("obs")
             obs.create_dataset("agentview_rgb", data=episode.images, compression="lzf", chunks=True)
-            obs.create_dataset("ee_pos", data=episode.proprio[:, :3].astype(np.float64))
-            obs.create_dataset("gripper_states", data=episode.proprio[:, 3:5].astype(np.float64))
+            arms = episode.proprio.shape[1] // 5  # 5 per gripper: xyz of every gripper first, then their fingers
+            obs.create_dataset("ee_pos", data=episode.proprio[:, : 3 * arms].astype(np.float64))
+            obs.create_dataset("gripper_states", data=episode.proprio[:, 3 * arms : 5 * arms].astype(np.float64))
 
 
 def _demo_sort_key(name: str) -> int:
@@ -106,7 +107,7 @@ def _read_episode(demo: h5py.Group, flip: bool) -> Episode:
         images = np.ascontiguousarray(images[:, ::-1, ::-1])
     ee_pos = np.asarray(obs["ee_pos"], dtype=np.float32)
     gripper = np.asarray(obs["gripper_states"], dtype=np.float32)
-    proprio = np.concatenate([ee_pos, gripper[:, :2]], axis=1)
+    proprio = np.concatenate([ee_pos, gripper[:, : 2 * (ee_pos.shape[1] // 3)]], axis=1)  # 2 fingers per gripper
     return Episode(images, proprio, np.asarray(demo["actions"], dtype=np.float64))
 
 

@@ -235,12 +235,31 @@ def sft(student_logits: Tensor, target_bins: Tensor, *, mask: Tensor | None = No
 
 
 ACTION_DIM_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
-"""Names of LIBERO's 7 action dimensions, used in per-dimension metric keys."""
+"""Names of LIBERO's 7 action dimensions (one arm), used in per-dimension metric keys."""
+
+
+ARM_NAMES = ("left", "right")
+"""A bimanual action is one 7-D action per arm, left arm first (the `twin` env, ALOHA-style robots)."""
 
 
 def action_dim_names(action_dim: int) -> tuple[str, ...]:
-    """Metric names of `action_dim` action dimensions: LIBERO's 7 by name, any other count as d0, d1, ..."""
-    return ACTION_DIM_NAMES if action_dim == len(ACTION_DIM_NAMES) else tuple(f"d{k}" for k in range(action_dim))
+    """Metric names of `action_dim` action dimensions: LIBERO's 7 by name, two arms' 14 as `left/dx` ...
+    `right/gripper`, any other count as d0, d1, ..."""
+    if action_dim == len(ACTION_DIM_NAMES):
+        return ACTION_DIM_NAMES
+    if action_dim == len(ARM_NAMES) * len(ACTION_DIM_NAMES):
+        return tuple(f"{arm}/{name}" for arm in ARM_NAMES for name in ACTION_DIM_NAMES)
+    return tuple(f"d{k}" for k in range(action_dim))
+
+
+def _weighted_mean_per_arm(per_token: Tensor, mask: Tensor | None, action_dim: int) -> Tensor:
+    """[N, D] -> [2]: the weighted mean over each arm's tokens (states, chunk steps and that arm's 7 dims)."""
+    n = per_token.shape[0]
+    w = _weights(mask, per_token)
+    arms = len(ARM_NAMES)
+    contrib = torch.where(w != 0, w * per_token, torch.zeros_like(per_token)).view(n, -1, arms, action_dim // arms)
+    denom = w.reshape(n, -1, arms, action_dim // arms).sum((0, 1, 3))
+    return contrib.sum((0, 1, 3)) / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
 def _weighted_mean_per_dim(per_token: Tensor, mask: Tensor | None, action_dim: int) -> Tensor:
@@ -269,8 +288,9 @@ def distribution_stats(
     Keys: `entropy` (student, nats), and when a teacher is given also `teacher_entropy`, `reverse_kl` and
     `forward_kl` (exact) and `teacher_agreement` (fraction of tokens whose argmax bins agree). Per action dimension
     also `entropy/<dim>`, and with a teacher `reverse_kl/<dim>` and `forward_kl/<dim>` (dims named by
-    `action_dim_names`; a chunked policy's steps are averaged). `action_dim`: dimensions per action (default: every
-    token of a state is one dimension).
+    `action_dim_names`; a chunked policy's steps are averaged); for a 14-D (two-arm) action also the per-arm means
+    `entropy/left_arm`, `entropy/right_arm` (and `reverse_kl/...`, `forward_kl/...` with a teacher).
+    `action_dim`: dimensions per action (default: every token of a state is one dimension).
     """
     student_entropy = entropy(student_logits)
     stats = {"entropy": _weighted_mean(student_entropy, mask).item()}
@@ -291,6 +311,9 @@ def distribution_stats(
     for key, per_token in per_dim.items():
         for name, value in zip(names, _weighted_mean_per_dim(per_token, mask, action_dim).tolist()):
             stats[f"{key}/{name}"] = value
+        if action_dim == len(ARM_NAMES) * len(ACTION_DIM_NAMES):  # per-arm diagnostics of a bimanual policy
+            for arm, value in zip(ARM_NAMES, _weighted_mean_per_arm(per_token, mask, action_dim).tolist(), strict=True):
+                stats[f"{key}/{arm}_arm"] = value
     return stats
 
 

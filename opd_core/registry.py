@@ -74,6 +74,7 @@ ENVS: Registry[EnvSpec] = Registry(
     {
         "tabletop": "opd_core.envs.tabletop.spec:ENV",
         "libero": "opd_core.envs.libero.spec:ENV",
+        "twin": "opd_core.envs.twin.spec:ENV",
     },
 )
 POLICIES: Registry[type[Policy]] = Registry(

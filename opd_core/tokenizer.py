@@ -14,6 +14,7 @@ from opd_core.errors import TokenizerMismatchError
 
 NUM_BINS = 256
 ACTION_DIM = 7
+"""LIBERO's (and the tabletop's) action dimension, the default; any D works (the dual-arm `twin` env uses 14)."""
 DIM_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 
 
@@ -91,7 +92,12 @@ class ActionTokenizer:
 
     def check_compatible(self, other: ActionTokenizer, what: str = "teacher") -> None:
         """Raise TokenizerMismatchError unless `other` bins actions exactly as this tokenizer does."""
-        if self.num_bins != other.num_bins or self.dim != other.dim:
+        if self.dim != other.dim:
+            raise TokenizerMismatchError(
+                f"{what} action dimension ({other.dim}) differs from the student's ({self.dim}): a {other.dim}-D "
+                f"{what} cannot label the actions of a {self.dim}-D student"
+            )
+        if self.num_bins != other.num_bins:
             raise TokenizerMismatchError(
                 f"{what} action tokenizer has {other.dim} dims x {other.num_bins} bins, "
                 f"the student has {self.dim} x {self.num_bins}"

@@ -231,8 +231,20 @@ def _default_tokenizer(config: RunConfig, demos: DemoSet | None) -> ActionTokeni
 
 def _build_student(config: RunConfig, demos: DemoSet | None) -> Policy:
     if config.student_checkpoint:
-        return _load_checkpoint_policy(config.student_checkpoint, config.device, "student", config)
-    arch = {"width": config.policy_width, "hidden": config.policy_hidden, "input_size": config.policy_input_size}
+        student = _load_checkpoint_policy(config.student_checkpoint, config.device, "student", config)
+        native = env_spec(config.env).fresh_student_tokenizer
+        if native is not None and native().dim != student.tokenizer.dim:
+            raise ConfigError(
+                "student_checkpoint",
+                f"the student acts in {student.tokenizer.dim}-D, the {config.env} env takes {native().dim}-D actions",
+            )
+        return student
+    arch = {
+        "width": config.policy_width,
+        "hidden": config.policy_hidden,
+        "input_size": config.policy_input_size,
+        "proprio_dim": env_spec(config.env).proprio_dim,
+    }
     return build_policy(config.policy, arch, _default_tokenizer(config, demos)).to(config.device)
 
 

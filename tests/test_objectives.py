@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -16,12 +17,21 @@ K = 5  # bins
 D = 2  # action dimensions
 
 
-def _logits(n: int, d: int = D, k: int = K, seed: int = 0, scale: float = 1.5) -> torch.Tensor:
+@pytest.fixture(params=[2, 7, 14], ids=lambda d: f"D={d}")
+def dims(request, monkeypatch) -> int:
+    """Run a test at several action dimensions: 7 (one arm, LIBERO) and 14 (two arms, the twin env)."""
+    monkeypatch.setattr(sys.modules[__name__], "D", request.param)
+    return request.param
+
+
+def _logits(n: int, d: int | None = None, k: int = K, seed: int = 0, scale: float = 1.5) -> torch.Tensor:
+    d = D if d is None else d
     g = torch.Generator().manual_seed(seed)
     return (scale * torch.randn(n, d, k, generator=g, dtype=DT)).requires_grad_(True)
 
 
-def _actions(n: int, d: int = D, k: int = K, seed: int = 1) -> torch.Tensor:
+def _actions(n: int, d: int | None = None, k: int = K, seed: int = 1) -> torch.Tensor:
+    d = D if d is None else d
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, k, (n, d), generator=g)
 
@@ -74,7 +84,7 @@ def test_entropy_known_values():
 # --------------------------------------------------------------------------------------- reverse_kl
 
 
-def test_reverse_kl_enumeration_equals_exact_kl_gradient():
+def test_reverse_kl_enumeration_equals_exact_kl_gradient(dims: int):
     """Policy-gradient identity: E_{a~pi_s}[-r(a) grad log pi_s(a)] == grad KL(pi_s || pi_t)."""
     s = _logits(3, seed=10)
     t = _logits(3, seed=11).detach()
@@ -84,7 +94,7 @@ def test_reverse_kl_enumeration_equals_exact_kl_gradient():
     torch.testing.assert_close(g_pg, g_exact, rtol=1e-10, atol=1e-12)
 
 
-def test_reverse_kl_enumeration_value_is_minus_expected_reward():
+def test_reverse_kl_enumeration_value_is_minus_expected_reward(dims: int):
     s = _logits(2, seed=12)
     t = _logits(2, seed=13).detach()
     logits, teacher, actions, logp, probs = _enumerate(s, t)
@@ -93,7 +103,7 @@ def test_reverse_kl_enumeration_value_is_minus_expected_reward():
     torch.testing.assert_close(loss, obj.reverse_kl_exact(s, t))
 
 
-def test_reverse_kl_gradient_does_not_flow_through_reward():
+def test_reverse_kl_gradient_does_not_flow_through_reward(dims: int):
     s = _logits(4, seed=14)
     t = _logits(4, seed=15).detach()
     a = _actions(4, seed=16)
@@ -110,7 +120,7 @@ def test_reverse_kl_gradient_does_not_flow_through_reward():
     torch.testing.assert_close(g, expected)
 
 
-def test_reverse_kl_manual_policy_gradient_formula():
+def test_reverse_kl_manual_policy_gradient_formula(dims: int):
     """Gradient equals -sum_a pi(a) r_a grad log pi(a) (autograd on a surrogate with constant pi and r)."""
     s = _logits(1, seed=17)
     t = _logits(1, seed=18).detach()
@@ -157,7 +167,7 @@ def test_reverse_kl_clipping_zeroes_outward_gradient():
 # --------------------------------------------------------------------------------- reverse_kl_exact
 
 
-def test_reverse_kl_exact_value_and_gradient():
+def test_reverse_kl_exact_value_and_gradient(dims: int):
     s = _logits(3, seed=30)
     t = _logits(3, seed=31).detach()
     p, q = torch.softmax(s, -1).detach(), torch.softmax(t, -1)
@@ -169,14 +179,14 @@ def test_reverse_kl_exact_value_and_gradient():
     torch.testing.assert_close(_grad(loss, s), expected)
 
 
-def test_reverse_kl_exact_zero_when_equal():
+def test_reverse_kl_exact_zero_when_equal(dims: int):
     s = _logits(2, seed=32)
     loss = obj.reverse_kl_exact(s, s.detach().clone())
     assert abs(loss.item()) < 1e-12
     assert _grad(loss, s).abs().max() < 1e-12
 
 
-def test_teacher_receives_no_gradient():
+def test_teacher_receives_no_gradient(dims: int):
     s, t = _logits(2, seed=33), _logits(2, seed=34)
     a = _actions(2)
     lp = obj.token_logprobs(s, a).detach()
@@ -190,7 +200,7 @@ def test_teacher_receives_no_gradient():
 # --------------------------------------------------------------------------------- forward_kl, hard_ce
 
 
-def test_forward_kl_value_and_gradient():
+def test_forward_kl_value_and_gradient(dims: int):
     s = _logits(3, seed=40)
     t = _logits(3, seed=41).detach()
     p, q = torch.softmax(s, -1).detach(), torch.softmax(t, -1)
@@ -199,7 +209,7 @@ def test_forward_kl_value_and_gradient():
     torch.testing.assert_close(_grad(loss, s), (p - q) / (3 * D))
 
 
-def test_hard_ce_gradient():
+def test_hard_ce_gradient(dims: int):
     s = _logits(3, seed=42)
     t = _logits(3, seed=43).detach()
     p = torch.softmax(s, -1).detach()
@@ -230,7 +240,7 @@ def test_smoothed_targets_properties():
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0])
-def test_sft_gradient(sigma: float):
+def test_sft_gradient(sigma: float, dims: int):
     s = _logits(3, seed=50)
     bins = _actions(3, seed=51)
     p = torch.softmax(s, -1).detach()
@@ -260,7 +270,7 @@ def test_group_advantages_constant_non_binary_group_is_exactly_zero():
     assert torch.equal(adv, torch.zeros(1, 3, dtype=DT))
 
 
-def test_grpo_gradient_at_ratio_one():
+def test_grpo_gradient_at_ratio_one(dims: int):
     s = _logits(4, seed=60)
     a = _actions(4, seed=61)
     adv = torch.tensor([1.5, -0.5, 0.0, -2.0], dtype=DT)
@@ -272,7 +282,7 @@ def test_grpo_gradient_at_ratio_one():
     torch.testing.assert_close(g, -adv[:, None, None] * score / (4 * D))
 
 
-def test_grpo_clipping_per_token():
+def test_grpo_clipping_per_token(dims: int):
     s = _logits(4, seed=62)
     a = _actions(4, seed=63)
     lp = obj.token_logprobs(s, a).detach()
@@ -300,7 +310,7 @@ def _all_losses(s, a, t, lp, mask):
 
 
 @pytest.mark.parametrize("mask_dims", [1, 2])
-def test_padding_contributes_nothing(mask_dims: int):
+def test_padding_contributes_nothing(mask_dims: int, dims: int):
     n_valid, n_pad = 3, 2
     s_valid = _logits(n_valid, seed=70)
     t = _logits(n_valid + n_pad, seed=71).detach()
@@ -371,7 +381,7 @@ def test_distribution_stats_known_distributions():
     assert same["reverse_kl"] == pytest.approx(0.0, abs=1e-12) and same["teacher_agreement"] == 1.0
 
 
-def test_distillation_loss_dispatch():
+def test_distillation_loss_dispatch(dims: int):
     s = _logits(3, seed=80)
     t = _logits(3, seed=81).detach()
     a = _actions(3, seed=82)
@@ -415,3 +425,26 @@ def test_distribution_stats_per_action_dimension():
     assert only0["entropy/d1"] == pytest.approx(obj.entropy(student[:1, 1:2]).item())
     with pytest.raises(ValueError, match="whole chunks"):
         obj.distribution_stats(student[:, :10], None, action_dim=7)
+
+
+def test_distribution_stats_per_arm_for_two_arm_actions():
+    n = 4
+    student = torch.randn(n, 14, 8, dtype=DT, generator=torch.Generator().manual_seed(94))
+    teacher = torch.randn(n, 14, 8, dtype=DT, generator=torch.Generator().manual_seed(95))
+    mask = torch.tensor([1.0, 2.0, 0.0, 1.0], dtype=DT)
+    stats = obj.distribution_stats(student, teacher, mask=mask, action_dim=14)
+    names = obj.action_dim_names(14)
+    assert names[:2] == ("left/dx", "left/dy") and names[-1] == "right/gripper" and len(set(names)) == 14
+    rkl = obj._plogp_sum(obj.log_probs(student), obj.log_probs(teacher))
+    w = mask[:, None].expand(n, 7)
+    for arm, dims in (("left", slice(0, 7)), ("right", slice(7, 14))):
+        assert stats[f"reverse_kl/{arm}_arm"] == pytest.approx(((rkl[:, dims] * w).sum() / w.sum()).item())
+        ent = obj.entropy(student)[:, dims]
+        assert stats[f"entropy/{arm}_arm"] == pytest.approx(((ent * w).sum() / w.sum()).item())
+        assert stats[f"forward_kl/{arm}_arm"] > 0
+    assert stats["entropy/right/gripper"] == pytest.approx(
+        ((obj.entropy(student)[:, 13] * mask).sum() / mask.sum()).item()
+    )
+    assert stats["reverse_kl"] == pytest.approx((stats["reverse_kl/left_arm"] + stats["reverse_kl/right_arm"]) / 2)
+    one_arm = obj.distribution_stats(student[:, :7], teacher[:, :7], action_dim=7)
+    assert not any(key.endswith("_arm") for key in one_arm)  # a one-arm policy logs no per-arm aggregates

@@ -45,7 +45,7 @@ def test_builtin_entries_carry_what_the_loop_used_to_branch_on():
 
 
 def test_unknown_names_are_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown env 'nope'; known: tabletop, libero"):
+    with pytest.raises(ValueError, match="unknown env 'nope'; known: tabletop, libero, twin"):
         registry.make_env("nope", 1)
     with pytest.raises(ValueError, match="unknown policy kind 'nope'; known: small_vla, transformers, libero_expert"):
         registry.build_policy("nope", {}, ActionTokenizer.identity())

@@ -23,7 +23,7 @@ class Observation:
     image: np.ndarray
     """Agent-view RGB, uint8 [N, H, W, 3]."""
     proprio: np.ndarray
-    """Proprioception float32 [N, 5]: end-effector xyz and the two gripper finger positions."""
+    """Proprioception float32 [N, 5 per arm]: end-effector xyz and the two gripper finger positions."""
     instructions: list[str]
     """One natural-language instruction per environment."""
     state: np.ndarray | None = None
@@ -56,7 +56,8 @@ class VectorEnv(Protocol):
         """Start one episode per environment from the task's fixed initial state `init_id`."""
 
     def step(self, actions: np.ndarray) -> tuple[Observation, np.ndarray]:
-        """Apply continuous actions [N, 7]; return the next observation and the success flags [N] (bool)."""
+        """Apply continuous actions [N, D] (D = 7; 14 for two arms); return the next observation and the success
+        flags [N] (bool)."""
 
     def close(self) -> None:
         """Release processes or renderers."""
@@ -86,6 +87,8 @@ class EnvSpec:
     """Name of the evaluation protocol (`opd_core.registry.EVAL_PROTOCOLS`) that `opd_core.evaluate` runs."""
     fresh_student_tokenizer: Callable[[], ActionTokenizer] | None = None
     """The action tokenizer of a fresh (untrained) student; None: fit the action statistics on the demos."""
+    proprio_dim: int = 5
+    """Width of `Observation.proprio` (5 per gripper), the input size a fresh student is built with."""
     release_rollout_envs_before_eval: bool = False
     """True when the evaluation builds its own simulators and the training rollouts' must be closed first (LIBERO:
     GBs per simulator, never hold two sets)."""

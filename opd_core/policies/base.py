@@ -20,9 +20,9 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
 
     `forward(obs, actions)` takes raw batched observations (numpy, as the simulators return them) so that a
     teacher and a student with different preprocessing can label the same stored states. It returns logits
-    [B, chunk_size * 7, 256]: one categorical per action dimension of each of the `chunk_size` steps emitted per
-    query. Autoregressive policies condition dimension d on the bins in `actions[:, :d]` (teacher forcing);
-    policies with a factorised head ignore `actions`. `sample` draws the bins themselves.
+    [B, chunk_size * D, 256] (D = `tokenizer.dim`: 7, or 14 for two arms): one categorical per action dimension of
+    each of the `chunk_size` steps emitted per query. Autoregressive policies condition dimension d on the bins in
+    `actions[:, :d]` (teacher forcing); policies with a factorised head ignore `actions`. `sample` draws the bins themselves.
     """
 
     kind: str = ""
@@ -32,12 +32,12 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [B, chunk_size * 7, 256] (see the class docstring)."""
+        """Logits [B, chunk_size * D, 256] (see the class docstring)."""
 
     def sample(
         self, obs: Observation, temperature: float, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(bins [B, chunk*7], their log-probs at `temperature`, logits at temperature 1 [B, chunk*7, 256])."""
+        """(bins [B, chunk*D], their log-probs at `temperature`, logits at temperature 1 [B, chunk*D, 256])."""
         logits = self(obs).float()
         bins, logp = sample_bins(logits, temperature, generator)
         return bins, logp, logits

@@ -8,7 +8,7 @@ from the checkpoint (`dataset_statistics.json` or `config.norm_stats`, chosen by
 
 Decoding is `autoregressive` (dimension d conditioned on the bins of earlier dimensions; sampled with a KV cache,
 see hf_decoding.py; teacher-forced in one pass when scoring stored actions) or `parallel` (OpenVLA-OFT style:
-`chunk_size * 7` placeholder tokens scored in one pass).
+`chunk_size * D` placeholder tokens scored in one pass).
 Nothing is ever downloaded: every load passes `local_files_only=True` (importing this module changes nothing).
 """
 
@@ -28,7 +28,7 @@ from opd_core.envs.base import Observation
 from opd_core.errors import CheckpointError
 from opd_core.policies.base import Policy, sample_bins
 from opd_core.policies.hf_decoding import full_sequence, sample_with_cache, supports_batched_cache, takes_position_ids
-from opd_core.tokenizer import ACTION_DIM, NUM_BINS, ActionTokenizer
+from opd_core.tokenizer import NUM_BINS, ActionTokenizer
 
 SETTINGS_FILE = "opd_vla.json"
 """Optional file in a model directory with HFVLASettings fields, so a checkpoint carries its own conventions."""
@@ -232,7 +232,7 @@ class TransformersVLA(Policy):
         return self._per_group(obs, score)
 
     def _forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
-        dims = self.chunk_size * ACTION_DIM
+        dims = self.chunk_size * self.tokenizer.dim  # the statistics' dimension (7, or 14 bimanual)
         inputs = self._inputs(obs)
         if self.settings.decoding == "parallel":
             placeholder = torch.full((len(obs), dims), self._placeholder_id(), device=self.device)
@@ -267,7 +267,7 @@ class TransformersVLA(Policy):
 
     def _sample_autoregressive(self, obs: Observation, temperature: float, generator: torch.Generator | None):
         inputs = self._inputs(obs)
-        dims = self.chunk_size * ACTION_DIM
+        dims = self.chunk_size * self.tokenizer.dim  # the statistics' dimension (7, or 14 bimanual)
         if self._uses_cache():
             cached = sample_with_cache(
                 self.model, inputs, dims, self._bin_logits, self._action_ids, temperature, generator

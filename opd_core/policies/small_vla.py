@@ -39,7 +39,9 @@ class SmallVLAConfig:
     max_words: int = 24
     """Longer instructions are truncated."""
     proprio_dim: int = 5
+    """Proprioception width (5 per gripper: xyz and two fingers; the dual-arm `twin` env has 10)."""
     action_dim: int = 7
+    """Action dimensions per step (the head is action_dim x num_bins); `build` takes it from the tokenizer."""
     num_bins: int = 256
 
 
@@ -67,6 +69,11 @@ class SmallVLA(Policy):
 
     def __init__(self, config: SmallVLAConfig, tokenizer: ActionTokenizer):
         super().__init__()
+        if (tokenizer.dim, tokenizer.num_bins) != (config.action_dim, config.num_bins):
+            raise ValueError(
+                f"the small VLA's head is {config.action_dim} dims x {config.num_bins} bins but its "
+                f"action tokenizer has {tokenizer.dim} x {tokenizer.num_bins}"
+            )
         self.config = config
         self.tokenizer = tokenizer
         w, c = config.width, config.width * 2
@@ -89,7 +96,8 @@ class SmallVLA(Policy):
 
     @classmethod
     def build(cls, arch: dict[str, Any], tokenizer: ActionTokenizer) -> SmallVLA:
-        return cls(SmallVLAConfig(**arch), tokenizer)
+        """The head's size follows the tokenizer unless `arch` names it (checkpoints do)."""
+        return cls(SmallVLAConfig(**{"action_dim": tokenizer.dim, "num_bins": tokenizer.num_bins, **arch}), tokenizer)
 
     def arch_config(self) -> dict[str, Any]:
         return asdict(self.config)

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from opd_core.envs.base import Observation
+from opd_core.envs.common import hash_normal as _hash_normal
 from opd_core.envs.tabletop.tasks import (
     CATALOG,
     MAX_OBJECTS,
@@ -135,25 +136,6 @@ def _resolve_selector(selector: str, pair: list[np.ndarray], task: Task, recepta
     if abs(values[0] - values[1]) < 0.2:
         return None
     return int(np.argmin(values))
-
-
-def _hash_normal(seed: np.ndarray, t: int, dims: int) -> np.ndarray:
-    """Deterministic standard-normal-ish noise [N, dims] from (episode seed, time step): splitmix64 hashing."""
-    with np.errstate(over="ignore"):
-        x = (
-            seed.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
-            + np.uint64(t * 7919 + 1) * np.uint64(0xBF58476D1CE4E5B9)
-            + np.arange(dims, dtype=np.uint64)[None, :] * np.uint64(0x94D049BB133111EB)
-        )
-        x ^= x >> np.uint64(31)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(29)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(32)
-    uniform = (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    # Irwin-Hall with 2 uniforms, rescaled to unit variance: cheap, bounded, symmetric.
-    u2 = ((x & np.uint64(0x7FF)).astype(np.float64) + 0.5) / 2048.0
-    return (uniform + u2 - 1.0) * np.sqrt(6.0)
 
 
 class TabletopVecEnv:

@@ -1,0 +1,1 @@
+"""The built-in dual-arm simulator `twin` (two grippers over one table, 14-D actions); see `sim`."""
