@@ -22,7 +22,8 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
     teacher and a student with different preprocessing can label the same stored states. It returns logits
     [B, chunk_size * D, 256] (D = `tokenizer.dim`: 7, or 14 for two arms): one categorical per action dimension of
     each of the `chunk_size` steps emitted per query. Autoregressive policies condition dimension d on the bins in
-    `actions[:, :d]` (teacher forcing); policies with a factorised head ignore `actions`. `sample` draws the bins themselves.
+    `actions[:, :d]` (teacher forcing); policies with a factorised head ignore `actions`. `sample` draws the bins
+    themselves.
     """
 
     kind: str = ""
