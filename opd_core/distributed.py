@@ -18,8 +18,10 @@ Two launchers, both PyTorch's own machinery:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
+import multiprocessing
 import os
 import pickle
 import queue as queue_module
@@ -34,20 +36,17 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from opd_core.errors import OpdError
+from opd_core.errors import OpdError, RankCrashedError
 
 if TYPE_CHECKING:
     from opd_core.config import RunConfig
     from opd_core.sinks import MetricsSink
     from opd_core.train import TrainResult
 
+__all__ = ["SINGLE", "RankCrashedError", "RankFailedError", "World", "init_world", "launch", "main"]
+
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)
 """How long a collective waits for a rank that is alive but slow (a dead rank fails its peers at once)."""
-
-
-class RankCrashedError(RuntimeError):
-    """A rank of a multi-process run died (killed by a signal or exited without a Python error): every other rank
-    was stopped; the run is resumable from its newest checkpoint."""
 
 
 class RankFailedError(OpdError):
@@ -231,10 +230,11 @@ def launch(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[],
                           "(python -m torch.distributed.run ... -m opd_core.distributed run.yaml), not by one process")
     context = torch.multiprocessing.get_context("spawn")
     messages, stop = context.Queue(), context.Event()
-    ranks = torch.multiprocessing.start_processes(
-        _rank_main, args=(config.to_dict(), config.nproc_per_node, _free_port(), resume, messages, stop,
-                          max(1, torch.get_num_threads() // config.nproc_per_node)),
-        nprocs=config.nproc_per_node, join=False, start_method="spawn")
+    with _children_allowed():
+        ranks = torch.multiprocessing.start_processes(
+            _rank_main, args=(config.to_dict(), config.nproc_per_node, _free_port(), resume, messages, stop,
+                              max(1, torch.get_num_threads() // config.nproc_per_node)),
+            nprocs=config.nproc_per_node, join=False, start_method="spawn")
     processes = ranks.processes
     result, errors, culprit = None, [], None
     try:
@@ -287,6 +287,24 @@ def _relay(messages, sink: MetricsSink, errors: list, timeout: float, block: boo
             result = message[1]
         elif message[0] == "error":
             errors.append((message[1], message[2]))
+
+
+@contextlib.contextmanager
+def _children_allowed():
+    """Let a daemonic process (a Celery prefork pool process) start the ranks. multiprocessing refuses so that
+    daemonic children cannot outlive it; the ranks cannot: they die with their parent (PR_SET_PDEATHSIG) and
+    `launch` kills them on every way out."""
+    process = multiprocessing.current_process()
+    saved = dict(process._config)
+    process._config["daemon"] = False
+    # billiard (Celery's multiprocessing fork) leaves its own AuthenticationString here, which only billiard may
+    # pickle: the spawned ranks get the same key as the standard library's type
+    process._config["authkey"] = multiprocessing.process.AuthenticationString(bytes(process.authkey))
+    try:
+        yield
+    finally:
+        process._config.clear()
+        process._config.update(saved)
 
 
 def _free_port() -> int:
