@@ -14,7 +14,7 @@ RESUMABLE_STATUSES = ("crashed", "cancelled", "failed")
 LATEST_KEYS = ("train/success", "eval/seen_success", "eval/unseen_success", "train/entropy")
 """The metrics the table shows; fetched with one latest_metrics call for every listed run."""
 COLUMN_ORDER = ("id", "page", "name", "status", "progress", "method", "suite", "settings", "train success",
-                "seen success", "unseen success", "entropy", "duration", "attempt", "sweep", "tags", "notes")
+                "seen success", "unseen success", "entropy", "duration", "attempt", "ranks", "sweep", "tags", "notes")
 """The table's columns on screen (the error's first line is in the status; the run page has it all)."""
 NOT_SETTINGS = (IDENTITY_FIELDS - {"seed"}) | {"pipeline", "objective", "suite", "tasks", "unseen_tasks"}
 """Fields the table shows elsewhere (method, suite) or that only name things: never in the settings column."""
@@ -64,6 +64,7 @@ def _row(run: RunLike, latest: Mapping[str, tuple[int, float]], sweep_names: Map
         "suite": config.get("suite", ""),
         "settings": fields_text(config, differing) if differing else settings_text(config),
         "attempt": int(getattr(run, "attempt", 1) or 1),
+        "ranks": rank_count(config),
         "train success": _value(latest, "train/success"),
         "seen success": _value(latest, "eval/seen_success"),
         "unseen success": _value(latest, "eval/unseen_success"),
@@ -74,6 +75,11 @@ def _row(run: RunLike, latest: Mapping[str, tuple[int, float]], sweep_names: Map
         "notes": run.notes,
         "error": run.error or "",
     }
+
+
+def rank_count(config: Mapping[str, Any]) -> int:
+    """Processes the run spans: nnodes x nproc_per_node (1 for runs from before these fields)."""
+    return int(config.get("nnodes") or 1) * int(config.get("nproc_per_node") or 1)
 
 
 def status_text(run: RunLike) -> str:

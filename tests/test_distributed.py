@@ -153,3 +153,14 @@ def test_the_single_world_is_an_identity():
     assert SINGLE.sum([1.0, 2.0]) == [1.0, 2.0] and SINGLE.any(True) and SINGLE.gather(3) == [3]
     assert SINGLE.weighted_mean({"a": 0.5}, 4) == {"a": 0.5}
     assert World(1, 4).shard(8) == slice(2, 4)
+
+
+def test_the_launch_form_has_the_process_fields_and_the_runs_table_counts_ranks():
+    from app.forms import field_sections, field_specs
+    from app.runs_table import COLUMN_ORDER, rank_count
+
+    names = [spec.name for spec in field_specs()]
+    assert {"nproc_per_node", "nnodes", "per_trajectory_seeds"} <= set(names)
+    assert field_sections()["nproc_per_node"].startswith("processes")
+    assert rank_count({"nproc_per_node": 2, "nnodes": 3}) == 6 and rank_count({}) == 1
+    assert "ranks" in COLUMN_ORDER

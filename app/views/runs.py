@@ -102,6 +102,7 @@ def _column_config() -> dict[str, Any]:
             help="The settings that differ between the listed runs (all of them: the run's page, or select runs "
                  "and open 'Settings of the selected runs')"),
         "attempt": number("attempt", width="small", help="How many times the run was queued (resumes, re-queues)"),
+        "ranks": number("ranks", width="small", help="Processes the run spans (nnodes x nproc_per_node)"),
         "train success": number("train success", format="%.2f"),
         "seen success": number("seen success", format="%.2f"),
         "unseen success": number("unseen success", format="%.2f"),
