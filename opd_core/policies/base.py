@@ -94,7 +94,8 @@ def sample_bins(logits: torch.Tensor, temperature: float,
         raise FloatingPointError("the policy's action logits are not finite: cannot sample from them")
     if isinstance(generator, (list, tuple)):  # one generator per batch row (per-trajectory seeding)
         rows = flat.view(len(generator), -1, flat.shape[-1])
-        bins = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(rows, generator)])
+        bins = torch.cat([torch.multinomial(row.to(g.device), 1, generator=g).to(row.device)
+                          for row, g in zip(rows, generator)])
         bins = bins.view(scaled.shape[:-1])
     else:
         bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
