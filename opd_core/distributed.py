@@ -30,8 +30,9 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -118,7 +119,7 @@ class World:
             return metrics
         keys = sorted(metrics)
         totals = self.sum([weight, *(metrics[k] * weight for k in keys)])
-        return {k: (v / totals[0] if totals[0] else float("nan")) for k, v in zip(keys, totals[1:])}
+        return {k: (v / totals[0] if totals[0] else float("nan")) for k, v in zip(keys, totals[1:], strict=True)}
 
 
 SINGLE = World()

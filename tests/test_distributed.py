@@ -68,7 +68,7 @@ def test_two_ranks_equal_one_rank_of_the_same_global_batch(tmp_path, pipeline, s
 
     rows1, rows2 = _scalars(tmp_path / "one"), _scalars(tmp_path / "two")
     assert [sorted(r) for r in rows1] == [sorted(r) for r in rows2], "the same metrics at the same steps"
-    for a, b in zip(rows1, rows2):
+    for a, b in zip(rows1, rows2, strict=True):
         tolerance = 1e-4 if a["step"] <= 1 else 5e-3
         for key, value in a.items():
             assert b[key] == pytest.approx(value, rel=tolerance, abs=1e-6), (a["step"], key)

@@ -2,7 +2,8 @@
 
 The hosts are two network namespaces joined by a veth pair, created and removed by the test (root and iproute2
 needed); where namespaces cannot be made, two loopback addresses (127.0.0.2 and 127.0.0.3) stand in, each host a
-process group of its own. The run folder is shared, as on a cluster's shared filesystem; global rank 0 writes it.
+process group of its own (OPD_TEST_TWO_HOSTS=loopback forces that variant). The run folder is shared, as on a
+cluster's shared filesystem; global rank 0 writes it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def two_hosts():
     links = [f"v{tag}{k}" for k in (0, 1)]
     made: list[str] = []
     try:
+        if os.environ.get("OPD_TEST_TWO_HOSTS") == "loopback":
+            raise PermissionError("OPD_TEST_TWO_HOSTS=loopback asks for the loopback stand-in")
         if shutil.which("ip") is None or os.geteuid() != 0:
             raise PermissionError("network namespaces need root and iproute2")
         for name in names:
@@ -44,7 +47,7 @@ def two_hosts():
                 raise PermissionError(f"cannot create network namespace {name}")
             made.append(name)
         steps = [("link", "add", links[0], "type", "veth", "peer", "name", links[1])]
-        for k, (name, link) in enumerate(zip(names, links)):
+        for k, (name, link) in enumerate(zip(names, links, strict=True)):
             steps += [("link", "set", link, "netns", name),
                       ("-n", name, "addr", "add", f"10.231.{int(tag[:2], 16)}.{k + 1}/24", "dev", link),
                       ("-n", name, "link", "set", link, "up"), ("-n", name, "link", "set", "lo", "up")]
@@ -53,7 +56,7 @@ def two_hosts():
             if done.returncode:
                 raise PermissionError(f"ip {' '.join(step)}: {done.stderr.strip()}")
         hosts = [(f"10.231.{int(tag[:2], 16)}.{k + 1}", ["ip", "netns", "exec", name], link)
-                 for k, (name, link) in enumerate(zip(names, links))]
+                 for k, (name, link) in enumerate(zip(names, links, strict=True))]
     except PermissionError:
         for name in made:
             _ip("netns", "del", name)
@@ -74,7 +77,8 @@ def _torchrun(host, endpoint: str, rdzv_id: str, is_host: bool, config_path: Pat
                "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", rdzv_id,
                "--local-addr", address,
                # which host serves the rendezvous store (its hostname does not resolve to its namespace's address)
-               "--rdzv-conf", f"is_host={int(is_host)}", "--max-restarts", "0", "-m", "opd_core.distributed", str(config_path)]
+               "--rdzv-conf", f"is_host={int(is_host)}", "--max-restarts", "0",
+               "-m", "opd_core.distributed", str(config_path)]
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
