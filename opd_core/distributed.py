@@ -266,7 +266,10 @@ def launch(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[],
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
             raise RankCrashedError(f"rank {rank} of {config.nproc_per_node} {how}; every rank was stopped "
                                    "(the run resumes from its newest checkpoint)")
-        raise min(errors, key=lambda e: (isinstance(e[1], RankFailedError), e[0]))[1]
+        # the first error to arrive is the cause (the other ranks fail when its rank leaves the group);
+        # the researcher's kind of error (a config, checkpoint or divergence error) wins over a lost connection
+        expected = [exc for _, exc in errors if isinstance(exc, (OpdError, ValueError))]
+        raise (expected or [exc for _, exc in errors])[0]
     if result is None:
         raise RankCrashedError("the ranks ended without a result from rank 0")
     return result

@@ -78,3 +78,21 @@ def test_a_killed_rank_crashes_the_run_leaves_no_rank_and_resume_finishes_every_
         assert steps_of(lab, run_id, key) == list(range(1, total + 1)), key
     local_rows = read_metrics(lab.artifact_path(run.out_dir))
     assert [row["step"] for row in local_rows if "train/success" in row] == list(range(1, total + 1))
+
+
+@pytest.mark.timeout(240)
+def test_ranks_die_with_the_process_that_launched_them_and_the_run_shows_crashed(lab, lab_settings, start_worker):
+    """SIGKILL of the pool process that runs the task (the ranks' parent; the worker's main process lives on):
+    the kernel ends every rank (PR_SET_PDEATHSIG) and the stopped heartbeat shows the run crashed."""
+    worker = start_worker(lab_settings)
+    run_id = lab.launch(two_rank_config(steps=500, save_every=100))
+    wait_for(lambda: lab.get_run(run_id).step >= 1, 150, "a step")
+    ranks = ranks_of(worker)
+    assert len(ranks) == 2
+    parent = ranks[0].parent()
+    assert parent.pid != worker.process.pid and all(rank.ppid() == parent.pid for rank in ranks)
+    parent.kill()
+    wait_for(lambda: not any(psutil.pid_exists(r.pid) and r.status() != psutil.STATUS_ZOMBIE for r in ranks), 30,
+             "the ranks to die with their parent")
+    crashed = wait_for(lambda: (run := lab.get_run(run_id)).status == "crashed" and run, 60, "the run to crash")
+    assert crashed.step < 500
