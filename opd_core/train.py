@@ -6,6 +6,10 @@ One flat loop per pipeline family. For the on-policy pipelines every step is:
   Phase 3  update:  `updates_per_step` passes of minibatch gradient steps on the chosen objective
 and, every `eval_every` steps, an evaluation of seen and unseen tasks on fixed initial states (with videos) and a
 checkpoint. Metrics go to a `MetricsSink`; the loop knows nothing of where they end up.
+
+A run with several ranks (`nproc_per_node`, `nnodes`) runs this loop on every rank; the loop sees them only as a
+`World` (opd_core.distributed): each rank rolls out and labels its share of whole groups, the update's global
+minibatches are split by owner and the gradients summed, metrics are reduced, and rank 0 alone writes.
 """
 
 from __future__ import annotations

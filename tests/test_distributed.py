@@ -95,7 +95,7 @@ def test_the_one_rank_default_keeps_its_single_generator(tmp_path):
 
 
 # ============================================================================================ control
-def test_cancel_stops_every_rank_at_the_same_step_and_resume_continues(tmp_path):
+def test_cancel_stops_every_rank_at_the_same_step_and_resume_continues_exactly(tmp_path):
     calls = iter([False, True])
     config = _config(tmp_path / "run", 2, "opd", steps=3, eval_every=0, save_every=0)
     cancelled = _run(config, stop_requested=lambda: next(calls, True))
@@ -107,6 +107,11 @@ def test_cancel_stops_every_rank_at_the_same_step_and_resume_continues(tmp_path)
     assert resumed.status == "finished" and resumed.step == 3 and resumed.resumed_from == stopped
     steps = [row["step"] for row in read_metrics(tmp_path / "run") if "train/loss" in row]
     assert steps == [1, 2, 3], "each step exactly once after resume"
+
+    straight = _run(config.replace(out_dir=str(tmp_path / "straight")))
+    assert straight.status == "finished"
+    assert torch.equal(_flat_parameters(tmp_path / "run/checkpoints/step_3"),
+                       _flat_parameters(tmp_path / "straight/checkpoints/step_3")), "resumed exactly"
 
 
 def test_an_error_on_a_rank_fails_the_run_with_that_error(tmp_path):
