@@ -42,13 +42,13 @@ class Rollout:
 
 @torch.no_grad()
 def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int], temperature: float,
-            generator: torch.Generator | list[torch.Generator] | None = None, film: set[int] = frozenset(), keep_states: bool = True,
-            active: int | None = None) -> Rollout:
+            generator: torch.Generator | list[torch.Generator] | None = None, film: set[int] = frozenset(),
+            keep_states: bool = True, active: int | None = None) -> Rollout:
     """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`.
 
     `generator`: one for the whole batch, or a list with one per episode (each episode's draws then do not depend
-    on the other episodes in the batch). `active`: only the first `active` episodes run (the rest pad an environment of fixed size). An episode ends at
-    success, at the step limit, or when the simulator lost it (`env.failed`)."""
+    on the other episodes in the batch). `active`: only the first `active` episodes run (the rest pad an environment
+    of fixed size). An episode ends at success, at the step limit, or when the simulator lost it (`env.failed`)."""
     n = len(tasks)
     obs = env.reset(tasks, init_ids)
     running = np.arange(n) < (n if active is None else active)
