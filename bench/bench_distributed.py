@@ -44,8 +44,9 @@ def step_scaling(ranks: int, batch_tasks: int, group_size: int, steps: int) -> d
     started = time.perf_counter()
     result = training_step(batch_tasks=batch_tasks, group_size=group_size, steps=steps, nproc_per_node=ranks)
     result["ranks"] = ranks
-    result["rollout_env_steps_per_second"] = result["states_per_step"] / (result["step_seconds"]
-                                                                          * result["rollout_share"])
+    result["rollout_env_steps_per_second"] = result["states_per_step"] / (
+        result["step_seconds"] * result["rollout_share"]
+    )
     result["wall_seconds_with_start"] = time.perf_counter() - started
     return result
 

@@ -135,21 +135,25 @@ def init_world(config: RunConfig) -> World:
     if size != config.world_size:
         from opd_core.config import ConfigError
 
-        raise ConfigError("nproc_per_node", f"the launcher started {size} ranks, the config asks for "
-                          f"nnodes x nproc_per_node = {config.world_size}")
+        raise ConfigError(
+            "nproc_per_node",
+            f"the launcher started {size} ranks, the config asks for nnodes x nproc_per_node = {config.world_size}",
+        )
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = config.device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(local_rank)
-    torch.distributed.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=size,
-                                         timeout=PROCESS_GROUP_TIMEOUT)
+    torch.distributed.init_process_group(
+        "nccl" if cuda else "gloo", rank=rank, world_size=size, timeout=PROCESS_GROUP_TIMEOUT
+    )
     return World(rank, size, local_rank)
 
 
 def rank_config(config: RunConfig, world: World) -> RunConfig:
     """The config as one rank runs it: a bare `cuda` device becomes this rank's GPU."""
-    changes = {name: f"cuda:{world.local_rank}" for name in ("device", "teacher_device")
-               if getattr(config, name) == "cuda"}
+    changes = {
+        name: f"cuda:{world.local_rank}" for name in ("device", "teacher_device") if getattr(config, name) == "cuda"
+    }
     return config.replace(**changes) if changes else config
 
 
@@ -221,21 +225,41 @@ class QueueSink:
         pass
 
 
-def launch(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], bool] = lambda: False,
-           resume: bool = False, poll_seconds: float = 0.05) -> TrainResult:
+def launch(
+    config: RunConfig,
+    sink: MetricsSink,
+    *,
+    stop_requested: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+    poll_seconds: float = 0.05,
+) -> TrainResult:
     """Run `config` with `config.nproc_per_node` ranks on this machine (see the module docstring)."""
     if config.nnodes != 1:
         from opd_core.config import ConfigError
 
-        raise ConfigError("nnodes", f"a run over {config.nnodes} machines is started with torchrun on each machine "
-                          "(python -m torch.distributed.run ... -m opd_core.distributed run.yaml), not by one process")
+        raise ConfigError(
+            "nnodes",
+            f"a run over {config.nnodes} machines is started with torchrun on each machine "
+            "(python -m torch.distributed.run ... -m opd_core.distributed run.yaml), not by one process",
+        )
     context = torch.multiprocessing.get_context("spawn")
     messages, stop = context.Queue(), context.Event()
     with _children_allowed():
         ranks = torch.multiprocessing.start_processes(
-            _rank_main, args=(config.to_dict(), config.nproc_per_node, _free_port(), resume, messages, stop,
-                              max(1, torch.get_num_threads() // config.nproc_per_node)),
-            nprocs=config.nproc_per_node, join=False, start_method="spawn")
+            _rank_main,
+            args=(
+                config.to_dict(),
+                config.nproc_per_node,
+                _free_port(),
+                resume,
+                messages,
+                stop,
+                max(1, torch.get_num_threads() // config.nproc_per_node),
+            ),
+            nprocs=config.nproc_per_node,
+            join=False,
+            start_method="spawn",
+        )
     processes = ranks.processes
     result, errors, culprit = None, [], None
     try:
@@ -264,8 +288,10 @@ def launch(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[],
         rank, code = culprit
         if code < 0 or not errors:
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-            raise RankCrashedError(f"rank {rank} of {config.nproc_per_node} {how}; every rank was stopped "
-                                   "(the run resumes from its newest checkpoint)")
+            raise RankCrashedError(
+                f"rank {rank} of {config.nproc_per_node} {how}; every rank was stopped "
+                "(the run resumes from its newest checkpoint)"
+            )
         # the first error to arrive is the cause (the other ranks fail when its rank leaves the group);
         # the researcher's kind of error (a config, checkpoint or divergence error) wins over a lost connection
         expected = [exc for _, exc in errors if isinstance(exc, (OpdError, ValueError))]
@@ -323,12 +349,19 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _rank_main(local_rank: int, config_dict: dict, size: int, port: int, resume: bool, messages, stop,
-               threads: int) -> None:
+def _rank_main(
+    local_rank: int, config_dict: dict, size: int, port: int, resume: bool, messages, stop, threads: int
+) -> None:
     _die_with_parent()
     torch.set_num_threads(threads)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank),
-                      LOCAL_RANK=str(local_rank), WORLD_SIZE=str(size), LOCAL_WORLD_SIZE=str(size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(local_rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(size),
+        LOCAL_WORLD_SIZE=str(size),
+    )
     from opd_core.config import RunConfig
     from opd_core.sinks import NullSink
     from opd_core.train import train

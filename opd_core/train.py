@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +27,13 @@ from safetensors import SafetensorError
 
 from opd_core import objectives
 from opd_core.checkpoint import (
-    load_policy, load_training_state, restore_rng, rng_state, run_checkpoints, save_checkpoint, verify_checkpoint,
+    load_policy,
+    load_training_state,
+    restore_rng,
+    rng_state,
+    run_checkpoints,
+    save_checkpoint,
+    verify_checkpoint,
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
@@ -97,8 +103,15 @@ class RunState:
 
 
 # ============================================================================================ entry point
-def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], bool] = lambda: False,
-          resume: bool = False, progress_bar: bool = False, world: World | None = None) -> TrainResult:
+def train(
+    config: RunConfig,
+    sink: MetricsSink,
+    *,
+    stop_requested: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+    progress_bar: bool = False,
+    world: World | None = None,
+) -> TrainResult:
     """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`.
 
     A config with more than one rank (nproc_per_node > 1) is launched over that many processes
@@ -185,11 +198,27 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool, world: World = SI
     student.train()
     world.broadcast_module_(student)  # every replica starts from rank 0's weights
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    teacher = _load_teacher(config, student.tokenizer, student.chunk_size) if config.pipeline in ("opd", "opd_then_grpo") else None
+    teacher = (
+        _load_teacher(config, student.tokenizer, student.chunk_size)
+        if config.pipeline in ("opd", "opd_then_grpo")
+        else None
+    )
     if world.is_main:
         config.save(out_dir / "config.yaml")
-    return RunState(config, sink, out_dir, student, optimizer, seen, unseen, np.random.default_rng(config.seed),
-                    torch.Generator().manual_seed(config.seed), teacher, demos, world=world)
+    return RunState(
+        config,
+        sink,
+        out_dir,
+        student,
+        optimizer,
+        seen,
+        unseen,
+        np.random.default_rng(config.seed),
+        torch.Generator().manual_seed(config.seed),
+        teacher,
+        demos,
+        world=world,
+    )
 
 
 def _resolve_tasks(config: RunConfig) -> tuple[list[str], list[str]]:
@@ -234,12 +263,15 @@ def _load_checkpoint_policy(path: str, device: str, role: str, config: RunConfig
 
 
 def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student_chunk: int) -> Policy:
-    teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher",
-                                      config)
+    teacher = _load_checkpoint_policy(
+        config.teacher_checkpoint, config.teacher_device or config.device, "teacher", config
+    )
     student_tokenizer.check_compatible(teacher.tokenizer, "teacher")
     if teacher.chunk_size != student_chunk:
-        raise CheckpointError(f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "
-                              "their token distributions cannot be compared")
+        raise CheckpointError(
+            f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "
+            "their token distributions cannot be compared"
+        )
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -262,8 +294,11 @@ def _resume(state: RunState) -> int | None:
         except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:
             reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
             failures.append(f"{checkpoint}: {reason}")
-            warnings.warn(f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
-                          CheckpointSkippedWarning, stacklevel=2)
+            warnings.warn(
+                f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
+                CheckpointSkippedWarning,
+                stacklevel=2,
+            )
     else:
         raise CheckpointError(f"no checkpoint of {state.out_dir} loads: " + "; ".join(failures))
     restore_rng(saved.rng, state.rng)
@@ -292,8 +327,12 @@ def _sft_step(state: RunState) -> dict[str, float]:
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == targets).float().mean().item()
         entropy = objectives.entropy(logits).mean().item()
-    return {"train/loss": loss.item(), "train/entropy": entropy, "train/bin_accuracy": accuracy,
-            "train/grad_norm": grad_norm}
+    return {
+        "train/loss": loss.item(),
+        "train/entropy": entropy,
+        "train/bin_accuracy": accuracy,
+        "train/grad_norm": grad_norm,
+    }
 
 
 def _optimize(state: RunState, loss: torch.Tensor) -> tuple[float, bool]:
@@ -347,15 +386,20 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     try:
         rollout = collect(state.student, env, tasks, init_ids, config.temperature, generator)
     except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
-        raise DivergenceError(state.step, *state.last_update, state.optimizer.param_groups[0]["lr"],
-                              "the student's action logits are not finite in its rollout") from exc
+        raise DivergenceError(
+            state.step,
+            *state.last_update,
+            state.optimizer.param_groups[0]["lr"],
+            "the student's action logits are not finite in its rollout",
+        ) from exc
     state.env_steps += int(world.sum([rollout.env_steps])[0])
     t1 = time.perf_counter()
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
     teacher_logits = None
     if state.teacher is not None and phase == "opd":
-        teacher_logits = label_states(state.teacher, rollout.obs, rollout.actions, config.label_batch_size,
-                                      state.student.device)
+        teacher_logits = label_states(
+            state.teacher, rollout.obs, rollout.actions, config.label_batch_size, state.student.device
+        )
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
     if phase == "opd":
@@ -365,9 +409,13 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     t3 = time.perf_counter()
     return {
         **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim, world),
-        "train/loss": loss, "train/grad_norm": grad_norm, "train/updated_state_fraction": used,
+        "train/loss": loss,
+        "train/grad_norm": grad_norm,
+        "train/updated_state_fraction": used,
         "train/phase_grpo": float(phase == "grpo"),
-        "time/rollout_seconds": t1 - t0, "time/label_seconds": t2 - t1, "time/update_seconds": t3 - t2,
+        "time/rollout_seconds": t1 - t0,
+        "time/label_seconds": t2 - t1,
+        "time/update_seconds": t3 - t2,
     }
 
 
@@ -395,8 +443,14 @@ class UpdateObjective:
 def _distillation_objective(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> UpdateObjective:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         return objectives.distillation_loss(
-            config.objective, student_logits, rollout.actions[index].to(student_logits.device),
-            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), clip_eps=config.clip_eps)
+            config.objective,
+            student_logits,
+            rollout.actions[index].to(student_logits.device),
+            teacher_logits[index],
+            rollout.behaviour_logp[index].to(student_logits.device),
+            clip_eps=config.clip_eps,
+        )
+
     return UpdateObjective(loss_fn, np.arange(len(rollout.obs)))
 
 
@@ -407,9 +461,14 @@ def _grpo_objective(config: RunConfig, rollout: Rollout) -> UpdateObjective:
 
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         device = student_logits.device
-        return objectives.grpo(student_logits, rollout.actions[index].to(device),
-                               rollout.behaviour_logp[index].to(device), advantages[index].to(device),
-                               clip_eps=config.clip_eps)
+        return objectives.grpo(
+            student_logits,
+            rollout.actions[index].to(device),
+            rollout.behaviour_logp[index].to(device),
+            advantages[index].to(device),
+            clip_eps=config.clip_eps,
+        )
+
     # states of all-success or all-failure groups have zero advantage: they carry no gradient
     return UpdateObjective(loss_fn, np.nonzero((advantages != 0).numpy())[0])
 
@@ -426,7 +485,7 @@ def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tu
     for _ in range(config.updates_per_step):
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
-            index = order[start:start + config.minibatch_size]
+            index = order[start : start + config.minibatch_size]
             loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
             grad_norm, applied = _optimize(state, loss)
             if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
@@ -448,7 +507,7 @@ def _update_sharded(state: RunState, rollout: Rollout, objective: UpdateObjectiv
     for _ in range(config.updates_per_step):
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
-            index = order[start:start + config.minibatch_size]
+            index = order[start : start + config.minibatch_size]
             mine = local[index[owner[index] == world.rank]]
             loss_value = _all_reduced_backward(state, rollout, objective, mine, len(index))
             grad_norm, applied = _clip_and_step(state, loss_value)
@@ -476,8 +535,9 @@ def _global_states(world: World, rollout: Rollout, states: np.ndarray) -> tuple[
     return owners[order], locals_[order], carried[order]
 
 
-def _all_reduced_backward(state: RunState, rollout: Rollout, objective: UpdateObjective, mine: np.ndarray,
-                          total: int) -> float:
+def _all_reduced_backward(
+    state: RunState, rollout: Rollout, objective: UpdateObjective, mine: np.ndarray, total: int
+) -> float:
     """Backward of this rank's share of a global minibatch of `total` states, gradients summed over ranks;
     returns the global minibatch loss."""
     state.optimizer.zero_grad(set_to_none=True)
@@ -494,7 +554,7 @@ def _all_reduced_backward(state: RunState, rollout: Rollout, objective: UpdateOb
     offset = 0
     for k, p in enumerate(params):
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).to(p.dtype) if flat[-1 - len(params) + k] > 0 else None
+        p.grad = flat[offset : offset + n].view_as(p).to(p.dtype) if flat[-1 - len(params) + k] > 0 else None
         offset += n
     return flat[-1].item()
 
@@ -503,12 +563,15 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int,
-                     world: World = SINGLE) -> dict[str, float]:
+def _rollout_metrics(
+    rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int, world: World = SINGLE
+) -> dict[str, float]:
     """Over every rank's trajectories (success, length) and visited states (entropy, KL, ...)."""
     stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, action_dim=action_dim)
-    metrics = world.weighted_mean({"train/success": float(rollout.success.mean()),
-                                   "train/episode_length": float(rollout.lengths.mean())}, len(rollout.success))
+    metrics = world.weighted_mean(
+        {"train/success": float(rollout.success.mean()), "train/episode_length": float(rollout.lengths.mean())},
+        len(rollout.success),
+    )
     metrics.update(world.weighted_mean({f"train/{key}": value for key, value in stats.items()}, len(rollout.obs)))
     return metrics
 
@@ -532,10 +595,20 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
         state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
     if state.world.distributed:
         return _run_eval_sharded(state, step, video_tasks)
-    return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
-                    temperature=config.eval_temperature, image_size=config.image_size,
-                    max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,
-                    video_dir=state.out_dir / "videos" / f"step_{step}", run_dir=state.out_dir, seed=config.seed)
+    return evaluate(
+        state.student,
+        config.env,
+        state.seen,
+        state.unseen,
+        init_states=config.eval_init_states,
+        temperature=config.eval_temperature,
+        image_size=config.image_size,
+        max_episode_steps=config.max_episode_steps,
+        video_tasks=video_tasks,
+        video_dir=state.out_dir / "videos" / f"step_{step}",
+        run_dir=state.out_dir,
+        seed=config.seed,
+    )
 
 
 def _run_eval_sharded(state: RunState, step: int, video_tasks: list[str]) -> EvalResult:
@@ -545,31 +618,52 @@ def _run_eval_sharded(state: RunState, step: int, video_tasks: list[str]) -> Eva
     mine = shard_tasks(tasks, video_tasks, world.size)[world.rank]
     part = None
     if mine:
-        result = evaluate(state.student, config.env, [t for t in state.seen if t in mine],
-                          [t for t in state.unseen if t in mine], init_states=config.eval_init_states,
-                          temperature=config.eval_temperature, image_size=config.image_size,
-                          max_episode_steps=config.max_episode_steps,
-                          video_tasks=[t for t in video_tasks if t in mine] if world.is_main else [],
-                          video_dir=state.out_dir / "videos" / f"step_{step}", run_dir=state.out_dir, seed=config.seed)
+        result = evaluate(
+            state.student,
+            config.env,
+            [t for t in state.seen if t in mine],
+            [t for t in state.unseen if t in mine],
+            init_states=config.eval_init_states,
+            temperature=config.eval_temperature,
+            image_size=config.image_size,
+            max_episode_steps=config.max_episode_steps,
+            video_tasks=[t for t in video_tasks if t in mine] if world.is_main else [],
+            video_dir=state.out_dir / "videos" / f"step_{step}",
+            run_dir=state.out_dir,
+            seed=config.seed,
+        )
         part = (result.per_task, result.videos, result.details)
     parts = [p for p in world.gather(part) if p is not None]
     per_task = {task: value for p in parts for task, value in p[0].items()}
     per_task = {task: per_task[task] for task in tasks}
     videos = [video for p in parts for video in p[1]]
     unseen = mean_success(per_task, state.unseen) if state.unseen else None
-    return EvalResult(per_task, mean_success(per_task, state.seen), unseen, videos,
-                      merge_eval_details([p[2] for p in parts]))
+    return EvalResult(
+        per_task, mean_success(per_task, state.seen), unseen, videos, merge_eval_details([p[2] for p in parts])
+    )
 
 
 def _save(state: RunState, step: int) -> None:
     path = state.out_dir / "checkpoints" / f"step_{step}"
-    extra = {"env_steps": state.env_steps, "wall_seconds": state.wall_seconds(), "eval": state.last_eval,
-             "generator": state.generator.get_state().tolist()}
+    extra = {
+        "env_steps": state.env_steps,
+        "wall_seconds": state.wall_seconds(),
+        "eval": state.last_eval,
+        "generator": state.generator.get_state().tolist(),
+    }
     if state.world.distributed:  # every rank's streams, each restored by its own rank on resume
-        extra["rank_rng"] = state.world.gather({"torch": torch.get_rng_state().tolist(),
-                                                "generator": state.generator.get_state().tolist()})
+        extra["rank_rng"] = state.world.gather(
+            {"torch": torch.get_rng_state().tolist(), "generator": state.generator.get_state().tolist()}
+        )
         if not state.world.is_main:
             return
-    save_checkpoint(path, state.student, step=step, run_config=state.config.to_dict(), optimizer=state.optimizer,
-                    rng=rng_state(state.rng), extra=extra)
+    save_checkpoint(
+        path,
+        state.student,
+        step=step,
+        run_config=state.config.to_dict(),
+        optimizer=state.optimizer,
+        rng=rng_state(state.rng),
+        extra=extra,
+    )
     state.sink.log_checkpoint(step, str(path.relative_to(state.out_dir)), state.last_eval)

@@ -21,11 +21,27 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets/tabletop/object"
 
 
 def _config(out_dir: Path, nproc: int, pipeline: str, **changes):
-    base = dict(pipeline=pipeline, student_checkpoint=str(ASSETS / "student"),
-                teacher_checkpoint=str(ASSETS / "teacher") if pipeline == "opd" else "",
-                policy_width=16, policy_hidden=256, policy_input_size=32, batch_tasks=2, group_size=4, steps=2,
-                max_episode_steps=30, eval_every=2, eval_init_states=2, videos_per_eval=1, save_every=1,
-                minibatch_size=40, updates_per_step=2, lr=1e-3, nproc_per_node=nproc, per_trajectory_seeds=True)
+    base = dict(
+        pipeline=pipeline,
+        student_checkpoint=str(ASSETS / "student"),
+        teacher_checkpoint=str(ASSETS / "teacher") if pipeline == "opd" else "",
+        policy_width=16,
+        policy_hidden=256,
+        policy_input_size=32,
+        batch_tasks=2,
+        group_size=4,
+        steps=2,
+        max_episode_steps=30,
+        eval_every=2,
+        eval_init_states=2,
+        videos_per_eval=1,
+        save_every=1,
+        minibatch_size=40,
+        updates_per_step=2,
+        lr=1e-3,
+        nproc_per_node=nproc,
+        per_trajectory_seeds=True,
+    )
     base.update(changes)
     return tiny_config(out_dir, **base)
 
@@ -79,8 +95,10 @@ def test_two_ranks_equal_one_rank_of_the_same_global_batch(tmp_path, pipeline, s
     assert sorted(p.name for p in (tmp_path / "two/checkpoints").iterdir()) == [f"step_{k}" for k in range(steps + 1)]
     videos = (tmp_path / "two/videos.jsonl").read_text().splitlines()
     assert len(videos) == len((tmp_path / "one/videos.jsonl").read_text().splitlines()) > 0
-    assert load_training_state(tmp_path / f"two/checkpoints/step_{steps}").extra["env_steps"] == \
-        load_training_state(tmp_path / f"one/checkpoints/step_{steps}").extra["env_steps"]
+    assert (
+        load_training_state(tmp_path / f"two/checkpoints/step_{steps}").extra["env_steps"]
+        == load_training_state(tmp_path / f"one/checkpoints/step_{steps}").extra["env_steps"]
+    )
 
 
 def test_the_one_rank_default_keeps_its_single_generator(tmp_path):
@@ -89,8 +107,9 @@ def test_the_one_rank_default_keeps_its_single_generator(tmp_path):
     default = _run(_config(tmp_path / "default", 1, "grpo", steps=1, eval_every=0, per_trajectory_seeds=False))
     seeded = _run(_config(tmp_path / "seeded", 1, "grpo", steps=1, eval_every=0))
     assert default.status == seeded.status == "finished"
-    a, b = ([row for row in read_metrics(tmp_path / name) if "train/entropy" in row][-1]
-            for name in ("default", "seeded"))
+    a, b = (
+        [row for row in read_metrics(tmp_path / name) if "train/entropy" in row][-1] for name in ("default", "seeded")
+    )
     assert a["train/entropy"] != b["train/entropy"]
 
 
@@ -110,13 +129,16 @@ def test_cancel_stops_every_rank_at_the_same_step_and_resume_continues_exactly(t
 
     straight = _run(config.replace(out_dir=str(tmp_path / "straight")))
     assert straight.status == "finished"
-    assert torch.equal(_flat_parameters(tmp_path / "run/checkpoints/step_3"),
-                       _flat_parameters(tmp_path / "straight/checkpoints/step_3")), "resumed exactly"
+    assert torch.equal(
+        _flat_parameters(tmp_path / "run/checkpoints/step_3"),
+        _flat_parameters(tmp_path / "straight/checkpoints/step_3"),
+    ), "resumed exactly"
 
 
 def test_an_error_on_a_rank_fails_the_run_with_that_error(tmp_path):
     config = _config(tmp_path / "run", 2, "opd", steps=1, eval_every=0).replace(
-        teacher_checkpoint=str(tmp_path / "missing"))
+        teacher_checkpoint=str(tmp_path / "missing")
+    )
     with pytest.raises(Exception, match="teacher checkpoint not found"):
         _run(config)
 
@@ -149,8 +171,9 @@ def test_evaluation_shards_put_filmed_tasks_on_rank_zero_and_cover_every_task_on
     assert {"t1", "t5"} <= set(shards[0])
     assert sorted(t for s in shards for t in s) == sorted(tasks)
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
-    merged = merge_eval_details([{"failed_episodes": 1, "mean_length": {"a": 2.0}},
-                                 {"failed_episodes": 2, "mean_length": {"b": 3.0}}])
+    merged = merge_eval_details(
+        [{"failed_episodes": 1, "mean_length": {"a": 2.0}}, {"failed_episodes": 2, "mean_length": {"b": 3.0}}]
+    )
     assert merged == {"failed_episodes": 3, "mean_length": {"a": 2.0, "b": 3.0}}
 
 

@@ -48,15 +48,20 @@ def two_hosts():
             made.append(name)
         steps = [("link", "add", links[0], "type", "veth", "peer", "name", links[1])]
         for k, (name, link) in enumerate(zip(names, links, strict=True)):
-            steps += [("link", "set", link, "netns", name),
-                      ("-n", name, "addr", "add", f"10.231.{int(tag[:2], 16)}.{k + 1}/24", "dev", link),
-                      ("-n", name, "link", "set", link, "up"), ("-n", name, "link", "set", "lo", "up")]
+            steps += [
+                ("link", "set", link, "netns", name),
+                ("-n", name, "addr", "add", f"10.231.{int(tag[:2], 16)}.{k + 1}/24", "dev", link),
+                ("-n", name, "link", "set", link, "up"),
+                ("-n", name, "link", "set", "lo", "up"),
+            ]
         for step in steps:
             done = _ip(*step)
             if done.returncode:
                 raise PermissionError(f"ip {' '.join(step)}: {done.stderr.strip()}")
-        hosts = [(f"10.231.{int(tag[:2], 16)}.{k + 1}", ["ip", "netns", "exec", name], link)
-                 for k, (name, link) in enumerate(zip(names, links, strict=True))]
+        hosts = [
+            (f"10.231.{int(tag[:2], 16)}.{k + 1}", ["ip", "netns", "exec", name], link)
+            for k, (name, link) in enumerate(zip(names, links, strict=True))
+        ]
     except PermissionError:
         for name in made:
             _ip("netns", "del", name)
@@ -71,24 +76,65 @@ def two_hosts():
 
 def _torchrun(host, endpoint: str, rdzv_id: str, is_host: bool, config_path: Path, log: Path) -> subprocess.Popen:
     address, prefix, interface = host
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": interface,
-           "PYTHONUNBUFFERED": "1"}
-    command = [*prefix, sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", rdzv_id,
-               "--local-addr", address,
-               # which host serves the rendezvous store (its hostname does not resolve to its namespace's address)
-               "--rdzv-conf", f"is_host={int(is_host)}", "--max-restarts", "0",
-               "-m", "opd_core.distributed", str(config_path)]
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OMP_NUM_THREADS": "1",
+        "GLOO_SOCKET_IFNAME": interface,
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "--rdzv-id",
+        rdzv_id,
+        "--local-addr",
+        address,
+        # which host serves the rendezvous store (its hostname does not resolve to its namespace's address)
+        "--rdzv-conf",
+        f"is_host={int(is_host)}",
+        "--max-restarts",
+        "0",
+        "-m",
+        "opd_core.distributed",
+        str(config_path),
+    ]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 @pytest.mark.timeout(300)
 def test_a_run_spans_two_hosts_and_logs_the_one_process_run(tmp_path, two_hosts):
-    common = dict(pipeline="grpo", student_checkpoint=str(ASSETS / "student"), policy_width=16, policy_hidden=256,
-                  policy_input_size=32, batch_tasks=2, group_size=4, steps=2, max_episode_steps=30, eval_every=2,
-                  eval_init_states=2, videos_per_eval=1, save_every=1, minibatch_size=40, updates_per_step=2,
-                  lr=1e-3, per_trajectory_seeds=True)
+    common = dict(
+        pipeline="grpo",
+        student_checkpoint=str(ASSETS / "student"),
+        policy_width=16,
+        policy_hidden=256,
+        policy_input_size=32,
+        batch_tasks=2,
+        group_size=4,
+        steps=2,
+        max_episode_steps=30,
+        eval_every=2,
+        eval_init_states=2,
+        videos_per_eval=1,
+        save_every=1,
+        minibatch_size=40,
+        updates_per_step=2,
+        lr=1e-3,
+        per_trajectory_seeds=True,
+    )
     config = tiny_config(tmp_path / "run", nnodes=2, **common)
     config_path = tmp_path / "run.yaml"
     config.save(config_path)

@@ -40,8 +40,9 @@ def two_rank_config(**changes) -> dict:
 def test_a_two_rank_run_is_watched_and_cancelled_at_one_step_on_every_rank(lab, lab_settings, start_worker):
     worker = start_worker(lab_settings)
     run_id = lab.launch(two_rank_config(steps=500, save_every=100))
-    out_dir = wait_for(lambda: (run := lab.get_run(run_id)).step >= 2 and lab.artifact_path(run.out_dir), 150,
-                       "two steps")
+    out_dir = wait_for(
+        lambda: (run := lab.get_run(run_id)).step >= 2 and lab.artifact_path(run.out_dir), 150, "two steps"
+    )
     assert len(ranks_of(worker)) == 2
     run = lab.get_run(run_id)
     assert run.status == "running" and 0 < run.progress < 1
@@ -55,8 +56,9 @@ def test_a_two_rank_run_is_watched_and_cancelled_at_one_step_on_every_rank(lab, 
 
 
 @pytest.mark.timeout(300)
-def test_a_killed_rank_crashes_the_run_leaves_no_rank_and_resume_finishes_every_step_once(lab, lab_settings,
-                                                                                         start_worker):
+def test_a_killed_rank_crashes_the_run_leaves_no_rank_and_resume_finishes_every_step_once(
+    lab, lab_settings, start_worker
+):
     total = 9
     worker = start_worker(lab_settings)
     run_id = lab.launch(two_rank_config(steps=total, save_every=3))
@@ -92,7 +94,10 @@ def test_ranks_die_with_the_process_that_launched_them_and_the_run_shows_crashed
     parent = ranks[0].parent()
     assert parent.pid != worker.process.pid and all(rank.ppid() == parent.pid for rank in ranks)
     parent.kill()
-    wait_for(lambda: not any(psutil.pid_exists(r.pid) and r.status() != psutil.STATUS_ZOMBIE for r in ranks), 30,
-             "the ranks to die with their parent")
+    wait_for(
+        lambda: not any(psutil.pid_exists(r.pid) and r.status() != psutil.STATUS_ZOMBIE for r in ranks),
+        30,
+        "the ranks to die with their parent",
+    )
     crashed = wait_for(lambda: (run := lab.get_run(run_id)).status == "crashed" and run, 60, "the run to crash")
     assert crashed.step < 500

@@ -14,9 +14,11 @@ from opd_core.envs.tabletop.tasks import CATALOG
 from opd_core.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = {"base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),
-           "teacher": ("assets/tabletop/object/teacher", "configs/teacher_object.yaml"),
-           "student": ("assets/tabletop/object/student", "configs/student_object_1demo.yaml")}
+SHIPPED = {
+    "base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),
+    "teacher": ("assets/tabletop/object/teacher", "configs/teacher_object.yaml"),
+    "student": ("assets/tabletop/object/student", "configs/student_object_1demo.yaml"),
+}
 
 
 @pytest.mark.parametrize("role", sorted(SHIPPED))
@@ -25,8 +27,12 @@ def test_shipped_checkpoint_loads_and_matches_its_recipe(role):
     meta = read_meta(ROOT / folder)
     recipe = RunConfig.load(ROOT / config_file)
     assert meta["step"] == recipe.steps
-    assert {k: meta["run_config"][k] for k in ("pipeline", "suite", "num_demos", "lr")} == \
-        {"pipeline": recipe.pipeline, "suite": recipe.suite, "num_demos": recipe.num_demos, "lr": recipe.lr}
+    assert {k: meta["run_config"][k] for k in ("pipeline", "suite", "num_demos", "lr")} == {
+        "pipeline": recipe.pipeline,
+        "suite": recipe.suite,
+        "num_demos": recipe.num_demos,
+        "lr": recipe.lr,
+    }
     policy = load_policy(ROOT / folder)
     obs = TabletopVecEnv(2).reset(CATALOG.suite_tasks("object")[:2], [0, 1])
     logits = policy(obs)
@@ -48,9 +54,12 @@ def object_success():
     """Greedy success of each shipped checkpoint over the object suite's first EVAL_INIT_STATES initial states.
     Measured (3 states; 10 states in brackets): teacher 1.00 (1.00), student 0.63 (0.62), base 0.03 (0.02)."""
     tasks = CATALOG.suite_tasks("object")
-    return {role: evaluate(load_policy(ROOT / folder), "tabletop", tasks, [], init_states=EVAL_INIT_STATES,
-                           temperature=0.0).seen_success
-            for role, (folder, _) in SHIPPED.items()}
+    return {
+        role: evaluate(
+            load_policy(ROOT / folder), "tabletop", tasks, [], init_states=EVAL_INIT_STATES, temperature=0.0
+        ).seen_success
+        for role, (folder, _) in SHIPPED.items()
+    }
 
 
 def test_shipped_teacher_solves_the_object_suite_far_better_than_the_1demo_student(object_success):

@@ -24,9 +24,15 @@ from opd_core.sinks import read_metrics
 from opd_core.study.plan import RunSpec, TaskGroups
 from opd_core.study.presets import METHOD_LABELS
 
-TRAIN_KEYS = {"train_success": "train/success", "entropy": "train/entropy",
-              "teacher_entropy": "train/teacher_entropy", "reverse_kl": "train/reverse_kl",
-              "forward_kl": "train/forward_kl", "loss": "train/loss", "phase_grpo": "train/phase_grpo"}
+TRAIN_KEYS = {
+    "train_success": "train/success",
+    "entropy": "train/entropy",
+    "teacher_entropy": "train/teacher_entropy",
+    "reverse_kl": "train/reverse_kl",
+    "forward_kl": "train/forward_kl",
+    "loss": "train/loss",
+    "phase_grpo": "train/phase_grpo",
+}
 REACH_FRACTION = 0.9
 TRAIN_WINDOW = 3
 FINAL_ENTROPY_WINDOW = 3
@@ -37,7 +43,7 @@ DEFINITIONS = {
     "steps_to_90_eval": "first evaluated step with seen success >= 0.9 x teacher greedy seen success (null: never)",
     "steps_to_90_train": "first step with trailing 3-step mean training success >= 0.9 x teacher sampled success",
     "entropy": "mean per-dimension action entropy (nats) on the policy's own rollout states; start = step 1, "
-               "final = mean of the last 3 steps",
+    "final = mean of the last 3 steps",
     "unseen_success": "greedy success on the held-out compositions (unseen suite)",
     "pretrain_success": "greedy success on a few of the base's pre-training tasks (retention)",
     "seconds_per_step": "median wall seconds per training step (rollout + labeling + update; eval excluded)",
@@ -58,17 +64,21 @@ def read_run(folder: Path, groups: TaskGroups) -> dict:
             eval_rows.setdefault(step, {}).update(row)
     steps = sorted(train_rows)
     eval_steps = sorted(eval_rows)
-    per_task = {task: [_num(eval_rows[s].get(f"eval/success/{task}")) for s in eval_steps]
-                for task in [*groups.seen, *groups.unseen]}
+    per_task = {
+        task: [_num(eval_rows[s].get(f"eval/success/{task}")) for s in eval_steps]
+        for task in [*groups.seen, *groups.unseen]
+    }
     step_seconds = [_num(train_rows[s].get("time/step_seconds")) for s in steps]
     return {
         "folder": str(folder),
         "steps": steps,
         "train": {name: [_num(train_rows[s].get(key)) for s in steps] for name, key in TRAIN_KEYS.items()},
         "eval_steps": eval_steps,
-        "eval": {"seen_success": _group_mean(per_task, groups.seen, len(eval_steps)),
-                 "unseen_success": _group_mean(per_task, groups.held_out, len(eval_steps)),
-                 "pretrain_success": _group_mean(per_task, groups.retention, len(eval_steps))},
+        "eval": {
+            "seen_success": _group_mean(per_task, groups.seen, len(eval_steps)),
+            "unseen_success": _group_mean(per_task, groups.held_out, len(eval_steps)),
+            "pretrain_success": _group_mean(per_task, groups.retention, len(eval_steps)),
+        },
         "per_task": per_task,
         "seconds_per_step": float(np.nanmedian(step_seconds)) if step_seconds else math.nan,
         "wall_seconds": _num(train_rows[steps[-1]].get("time/wall_seconds")) if steps else math.nan,
@@ -84,7 +94,7 @@ def _group_mean(per_task: dict[str, list[float]], tasks: list[str], length: int)
 def first_reach(steps: list[int], values: list[float], threshold: float, window: int = 1) -> int | None:
     """The first step whose trailing `window` mean reaches `threshold`, or None."""
     for i, step in enumerate(steps):
-        recent = [v for v in values[max(0, i - window + 1): i + 1] if not math.isnan(v)]
+        recent = [v for v in values[max(0, i - window + 1) : i + 1] if not math.isnan(v)]
         if recent and np.mean(recent) >= threshold - 1e-9:
             return step
     return None
@@ -96,8 +106,12 @@ def aggregate(values: list[float | None]) -> dict:
     clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     out = {"values": [_json(v) for v in values], "n": len(clean)}
     if clean:
-        out.update(mean=float(np.mean(clean)), std=float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0,
-                   min=float(np.min(clean)), max=float(np.max(clean)))
+        out.update(
+            mean=float(np.mean(clean)),
+            std=float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0,
+            min=float(np.min(clean)),
+            max=float(np.max(clean)),
+        )
     else:
         out.update(mean=None, std=None, min=None, max=None)
     return out
@@ -110,8 +124,9 @@ def aggregate_curves(step_lists: list[list[int]], series: list[dict[str, list[fl
     common = sorted(set(step_lists[0]).intersection(*map(set, step_lists[1:])))
     out: dict = {"step": common}
     for name in series[0]:
-        stacked = np.array([[run[name][steps.index(s)] for s in common] for steps, run in zip(step_lists, series)],
-                           dtype=float).reshape(len(series), len(common))
+        stacked = np.array(
+            [[run[name][steps.index(s)] for s in common] for steps, run in zip(step_lists, series)], dtype=float
+        ).reshape(len(series), len(common))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(stacked, axis=0) if len(common) else np.array([])
@@ -120,22 +135,43 @@ def aggregate_curves(step_lists: list[list[int]], series: list[dict[str, list[fl
     return out
 
 
-def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teacher: dict, total_steps: int,
-                     pipeline: str, switch_step: int | None) -> dict:
+def summarize_method(
+    method: str,
+    specs: list[RunSpec],
+    runs: list[dict],
+    teacher: dict,
+    total_steps: int,
+    pipeline: str,
+    switch_step: int | None,
+) -> dict:
     eval_threshold = REACH_FRACTION * teacher["seen_success"]
     train_threshold = REACH_FRACTION * teacher["sampled_success"]
     # a teacher at 0% makes "90% of the teacher" meaningless: no step is reported then
-    reach_eval = [first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0
-                  else None for r in runs]
-    reach_train = [first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
-                   if train_threshold > 0 else None for r in runs]
-    final = {key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
-             for key in ("seen_success", "unseen_success", "pretrain_success")}
+    reach_eval = [
+        first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0 else None
+        for r in runs
+    ]
+    reach_train = [
+        first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
+        if train_threshold > 0
+        else None
+        for r in runs
+    ]
+    final = {
+        key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
+        for key in ("seen_success", "unseen_success", "pretrain_success")
+    }
     final["entropy_start"] = aggregate([r["train"]["entropy"][0] if r["steps"] else None for r in runs])
     final["entropy"] = aggregate([_tail_mean(r["train"]["entropy"]) for r in runs])
     final["teacher_entropy_on_student_states"] = aggregate([_tail_mean(r["train"]["teacher_entropy"]) for r in runs])
-    per_task = {task: aggregate([r["per_task"][task][-1] if r["per_task"][task] else None for r in runs])
-                for task in runs[0]["per_task"]} if runs else {}
+    per_task = (
+        {
+            task: aggregate([r["per_task"][task][-1] if r["per_task"][task] else None for r in runs])
+            for task in runs[0]["per_task"]
+        }
+        if runs
+        else {}
+    )
     return {
         "label": METHOD_LABELS.get(method, _ablation_label(method)),
         "pipeline": pipeline,
@@ -146,9 +182,10 @@ def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teache
         "total_steps": total_steps,
         "grpo_from_step": switch_step,
         "curves": aggregate_curves([r["steps"] for r in runs], [r["train"] for r in runs]),
-        "eval_curves": aggregate_curves([r["eval_steps"] for r in runs],
-                                        [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}}
-                                         for r in runs]),
+        "eval_curves": aggregate_curves(
+            [r["eval_steps"] for r in runs],
+            [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}} for r in runs],
+        ),
         "steps_to_90": {
             "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
             "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0},
@@ -167,9 +204,13 @@ def _ablation_label(method: str) -> str:
 
 def _reach(values: list[int | None]) -> dict:
     reached = [v for v in values if v is not None]
-    return {"values": values, "reached": len(reached), "of": len(values),
-            "mean": float(np.mean(reached)) if reached else None,
-            "max": max(reached) if reached else None}
+    return {
+        "values": values,
+        "reached": len(reached),
+        "of": len(values),
+        "mean": float(np.mean(reached)) if reached else None,
+        "max": max(reached) if reached else None,
+    }
 
 
 def _tail_mean(values: list[float]) -> float | None:
@@ -190,11 +231,18 @@ def claims(suite_result: dict) -> list[dict]:
             verdict = "not measured" if verdict is None else ("holds" if verdict else "does not hold")
         out.append({"claim": claim, "rule": rule, "measured": measured, "verdict": verdict})
 
-    add("The teacher is at least 90% on the suite", "teacher greedy seen success >= 0.90",
-        f"teacher {teacher['seen_success']:.2f}", teacher["seen_success"] >= 0.9)
-    add("The 1-demo student is well below the teacher", "student < 0.75 x teacher (greedy seen success)",
+    add(
+        "The teacher is at least 90% on the suite",
+        "teacher greedy seen success >= 0.90",
+        f"teacher {teacher['seen_success']:.2f}",
+        teacher["seen_success"] >= 0.9,
+    )
+    add(
+        "The 1-demo student is well below the teacher",
+        "student < 0.75 x teacher (greedy seen success)",
         f"student {student['seen_success']:.2f} vs teacher {teacher['seen_success']:.2f}",
-        student["seen_success"] < 0.75 * teacher["seen_success"])
+        student["seen_success"] < 0.75 * teacher["seen_success"],
+    )
 
     rkl, grpo = methods.get("reverse_kl"), methods.get("grpo")
     if rkl and grpo:
@@ -214,11 +262,17 @@ def claims(suite_result: dict) -> list[dict]:
                     text += f" ({g['reached']}/{g['of']} GRPO seeds reached; the others counted at {censored})"
                     if not verdict:  # GRPO's true number is only bounded below: the claim is open, not refuted
                         verdict = "undetermined"
-                        text += (f"; it holds if GRPO needs at least {3 * r['max']} steps, which runs longer than "
-                                 f"{censored} steps would tell")
-            add(f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
+                        text += (
+                            f"; it holds if GRPO needs at least {3 * r['max']} steps, which runs longer than "
+                            f"{censored} steps would tell"
+                        )
+            add(
+                f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
                 "slowest reverse-KL seed <= GRPO mean / 3, a GRPO seed that never reached counted at its run "
-                "length (so GRPO's number is a lower bound)", text, verdict)
+                "length (so GRPO's number is a lower bound)",
+                text,
+                verdict,
+            )
 
     ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
     if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
@@ -226,23 +280,37 @@ def claims(suite_result: dict) -> list[dict]:
         fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
         t_ent = teacher["entropy"]
         t_on = ent["forward_kl"]["teacher_entropy_on_student_states"]["mean"]
-        add("Forward KL's entropy rises above its start and above the teacher's",
+        add(
+            "Forward KL's entropy rises above its start and above the teacher's",
             "final > start and final > teacher (on its own states)",
             f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f} on its own states"
             + (f", {t_on:.2f} on forward-KL student states" if t_on is not None else ""),
-            fkl > fkl0 and fkl > t_ent)
-        add("Hard CE's entropy ends lowest and below its start", "final < start and lowest of the three",
-            f"hard CE {hce0:.2f} -> {hce:.2f}", hce < hce0 and hce < min(fkl, rk))
-        add("Reverse KL's entropy ends between them", "hard CE < reverse KL < forward KL (final)",
-            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}", hce < rk < fkl)
+            fkl > fkl0 and fkl > t_ent,
+        )
+        add(
+            "Hard CE's entropy ends lowest and below its start",
+            "final < start and lowest of the three",
+            f"hard CE {hce0:.2f} -> {hce:.2f}",
+            hce < hce0 and hce < min(fkl, rk),
+        )
+        add(
+            "Reverse KL's entropy ends between them",
+            "hard CE < reverse KL < forward KL (final)",
+            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}",
+            hce < rk < fkl,
+        )
 
     fkl_run = methods.get("forward_kl")
     if fkl_run and fkl_run["curves"]["step"]:
         values = [v for v in fkl_run["curves"]["train_success"]["mean"] if v is not None]
         early = values[: max(2, len(values) // 3)]
         start, low = values[0], min(early)
-        add("Forward KL shows an early success valley", "min training success in the first third of the steps "
-            "< step-1 success - 0.10", f"step 1 {start:.2f}, early minimum {low:.2f}", low < start - 0.10)
+        add(
+            "Forward KL shows an early success valley",
+            "min training success in the first third of the steps < step-1 success - 0.10",
+            f"step 1 {start:.2f}, early minimum {low:.2f}",
+            low < start - 0.10,
+        )
 
     sft = methods.get("sft")
     if sft:
@@ -259,22 +327,33 @@ def claims(suite_result: dict) -> list[dict]:
                     holds &= methods[m]["final"][key]["mean"] > sft["final"][key]["mean"]
             holds &= sft_drop > 0
             parts.append(text)
-        add("Offline SFT loses unseen and pre-training success where on-policy methods keep it",
+        add(
+            "Offline SFT loses unseen and pre-training success where on-policy methods keep it",
             "sft final < student init, and reverse KL and GRPO final > sft final (both task groups)",
-            "; ".join(parts), holds if parts else None)
+            "; ".join(parts),
+            holds if parts else None,
+        )
 
     g2 = next((m for key, m in methods.items() if key == suite_result["ablation"]["group_sizes"].get("2")), None)
     if g2:
         final = g2["final"]["seen_success"]["mean"]
-        add("G=2 still learns", "final seen success > student init + 0.05",
-            f"G=2 final {final:.2f} vs student {student['seen_success']:.2f}", final > student["seen_success"] + 0.05)
+        add(
+            "G=2 still learns",
+            "final seen success > student init + 0.05",
+            f"G=2 final {final:.2f} vs student {student['seen_success']:.2f}",
+            final > student["seen_success"] + 0.05,
+        )
 
     if "reverse_kl" in methods and "reverse_kl_exact" in methods:
         a, b = methods["reverse_kl"], methods["reverse_kl_exact"]
-        add("Sampled (eq. 6) and exact reverse KL side by side", "reported, no verdict",
+        add(
+            "Sampled (eq. 6) and exact reverse KL side by side",
+            "reported, no verdict",
             f"final seen {a['final']['seen_success']['mean']:.2f} (sampled) vs "
             f"{b['final']['seen_success']['mean']:.2f} (exact); steps to 90% (eval) "
-            f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}", "reported")
+            f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}",
+            "reported",
+        )
     return out
 
 
@@ -294,5 +373,3 @@ def _json(value):
         return None
     value = float(value)
     return None if math.isnan(value) or math.isinf(value) else value
-
-

@@ -93,7 +93,7 @@ class StudyPreset:
             if g < 2 or self.ablation_trajectories % g:
                 raise ValueError(f"ablation group size {g} must be >= 2 and divide {self.ablation_trajectories}")
 
-    def with_changes(self, **changes: Any) -> "StudyPreset":
+    def with_changes(self, **changes: Any) -> StudyPreset:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
