@@ -29,6 +29,7 @@ COLUMN_ORDER = (
     "entropy",
     "duration",
     "attempt",
+    "ranks",
     "sweep",
     "tags",
     "notes",
@@ -91,6 +92,7 @@ def _row(
         "suite": config.get("suite", ""),
         "settings": fields_text(config, differing) if differing else settings_text(config),
         "attempt": int(getattr(run, "attempt", 1) or 1),
+        "ranks": rank_count(config),
         "train success": _value(latest, "train/success"),
         "seen success": _value(latest, "eval/seen_success"),
         "unseen success": _value(latest, "eval/unseen_success"),
@@ -101,6 +103,11 @@ def _row(
         "notes": run.notes,
         "error": run.error or "",
     }
+
+
+def rank_count(config: Mapping[str, Any]) -> int:
+    """Processes the run spans: nnodes x nproc_per_node (1 for runs from before these fields)."""
+    return int(config.get("nnodes") or 1) * int(config.get("nproc_per_node") or 1)
 
 
 def status_text(run: RunLike) -> str:

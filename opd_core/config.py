@@ -159,6 +159,17 @@ class RunConfig:
     """Attempts a lab run gets in all: a run that crashed (its worker was killed or lost) resumes by itself
     from its newest checkpoint until it has used this many; 1 never resumes it automatically."""
 
+    # --- processes (data-parallel on torch.distributed) ---
+    nproc_per_node: int = 1
+    """Ranks (processes, one GPU each on CUDA) per machine; >1 splits every step's B x G trajectories over them by
+    whole groups, each rank with its own simulators and teacher replica, and all-reduces the student's gradients."""
+    nnodes: int = 1
+    """Machines the run spans (started with torchrun on each, c10d rendezvous); the worker runs 1-machine runs."""
+    per_trajectory_seeds: bool = False
+    """Sample each trajectory from its own generator derived from (seed, step, trajectory index), so that the global
+    batch is the same whatever the number of ranks. Always on when the run has more than one rank; on in a 1-rank
+    run it reproduces a multi-rank run's batch (off: one generator for the whole batch, the 1-process default)."""
+
     # ------------------------------------------------------------------
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first invalid field; return self when valid."""
@@ -222,7 +233,37 @@ class RunConfig:
             raise ConfigError("out_dir", "must name a folder")
         if self.max_attempts < 1:
             raise ConfigError("max_attempts", f"must be at least 1, got {self.max_attempts}")
+        self._validate_processes()
         return self
+
+    def _validate_processes(self) -> None:
+        for name in ("nproc_per_node", "nnodes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
+        if self.world_size == 1:
+            return
+        if self.pipeline == "sft":
+            raise ConfigError(
+                "nproc_per_node",
+                "multi-process runs support the on-policy pipelines (opd, grpo, "
+                "opd_then_grpo); run sft with one process",
+            )
+        if self.batch_tasks % self.world_size:
+            raise ConfigError(
+                "batch_tasks",
+                f"B={self.batch_tasks} instructions do not split into whole groups over "
+                f"{self.world_size} ranks: make B a multiple of nnodes x nproc_per_node",
+            )
+
+    @property
+    def world_size(self) -> int:
+        """Ranks in all: nnodes x nproc_per_node."""
+        return self.nnodes * self.nproc_per_node
+
+    @property
+    def trajectory_seeding(self) -> bool:
+        """Whether rollouts draw from per-trajectory generators (see `per_trajectory_seeds`)."""
+        return self.per_trajectory_seeds or self.world_size > 1
 
     def hf_settings(self) -> dict[str, Any]:
         """The hf_* fields without their prefix (HFVLASettings keyword arguments)."""

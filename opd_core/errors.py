@@ -38,5 +38,10 @@ class DivergenceError(OpdError):
         return DivergenceError, (self.step, self.loss, self.grad_norm, self.lr, self.where)
 
 
+class RankCrashedError(RuntimeError):
+    """A rank of a multi-process run died (killed by a signal, or exited without a Python error): every other rank
+    was stopped; like a lost worker the run is crashed, resumable from its newest checkpoint."""
+
+
 class CheckpointSkippedWarning(UserWarning):
     """A checkpoint that does not load was skipped on resume (the run continues from an older one)."""

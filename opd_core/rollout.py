@@ -47,15 +47,16 @@ def collect(
     tasks: list[str],
     init_ids: list[int],
     temperature: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     film: set[int] = frozenset(),
     keep_states: bool = True,
     active: int | None = None,
 ) -> Rollout:
     """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`.
 
-    `active`: only the first `active` episodes run (the rest pad an environment of fixed size). An episode ends at
-    success, at the step limit, or when the simulator lost it (`env.failed`)."""
+    `generator`: one for the whole batch, or a list with one per episode (each episode's draws then do not depend
+    on the other episodes in the batch). `active`: only the first `active` episodes run (the rest pad an environment
+    of fixed size). An episode ends at success, at the step limit, or when the simulator lost it (`env.failed`)."""
     n = len(tasks)
     obs = env.reset(tasks, init_ids)
     running = np.arange(n) < (n if active is None else active)
@@ -66,7 +67,8 @@ def collect(
     while running.any():
         queried = np.nonzero(running)[0]
         current = obs.take(queried)
-        bins, logp, logits = policy.sample(current, temperature, generator)
+        rows = [generator[i] for i in queried] if isinstance(generator, list) else generator
+        bins, logp, logits = policy.sample(current, temperature, rows)
         if keep_states:
             kept["obs"].append(current)
             kept["actions"].append(bins.cpu())

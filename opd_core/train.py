@@ -6,6 +6,10 @@ One flat loop per pipeline family. For the on-policy pipelines every step is:
   Phase 3  update:  `updates_per_step` passes of minibatch gradient steps on the chosen objective
 and, every `eval_every` steps, an evaluation of seen and unseen tasks on fixed initial states (with videos) and a
 checkpoint. Metrics go to a `MetricsSink`; the loop knows nothing of where they end up.
+
+A run with several ranks (`nproc_per_node`, `nnodes`) runs this loop on every rank; the loop sees them only as a
+`World` (opd_core.distributed): each rank rolls out and labels its share of whole groups, the update's global
+minibatches are split by owner and the gradients summed, metrics are reduced, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from opd_core.checkpoint import (
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
+from opd_core.distributed import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from opd_core.envs.base import VectorEnv
 from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
-from opd_core.eval_result import EvalResult
+from opd_core.eval_result import EvalResult, mean_success
 from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
 from opd_core.policies.base import Policy
@@ -85,6 +90,8 @@ class RunState:
     wall_offset: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     last_eval: dict = field(default_factory=dict)
+    world: World = SINGLE
+    """This process's rank in a multi-process run (SINGLE: the run is this one process)."""
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
@@ -103,10 +110,20 @@ def train(
     stop_requested: Callable[[], bool] = lambda: False,
     resume: bool = False,
     progress_bar: bool = False,
+    world: World | None = None,
 ) -> TrainResult:
-    """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`."""
+    """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`.
+
+    A config with more than one rank (nproc_per_node > 1) is launched over that many processes
+    (`opd_core.distributed.launch`); `world` is given by the launcher to each of those ranks."""
     config.validate()
-    state = _setup(config, sink, resume)
+    if world is None:
+        if config.world_size > 1:
+            from opd_core.distributed import launch
+
+            return launch(config, sink, stop_requested=stop_requested, resume=resume)
+        world = SINGLE
+    state = _setup(config, sink, resume, world)
     try:
         return _loop(state, stop_requested, resume, progress_bar)
     finally:
@@ -118,7 +135,7 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
     resumed_from = _resume(state) if resume else None
     start = resumed_from or 0
     total = config.total_steps
-    bar = _progress(progress_bar, total, start, config.name)
+    bar = _progress(progress_bar and state.world.is_main, total, start, config.name)
     if start == 0:
         _evaluate_and_save(state, 0)
     status, step = "finished", start
@@ -136,7 +153,7 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
         if bar is not None:
             bar.update(1)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in metrics.items() if k in _BAR_KEYS})
-        cancel = stop_requested()
+        cancel = state.world.any(stop_requested())  # rank 0 decides; every rank stops at this step
         if _due(step, config.eval_every, total):
             _evaluate_and_save(state, step)
         elif cancel or _due(step, config.save_every, total):
@@ -171,7 +188,7 @@ def _progress(enabled: bool, total: int, start: int, name: str):
 
 
 # ============================================================================================ setup
-def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
+def _setup(config: RunConfig, sink: MetricsSink, resume: bool, world: World = SINGLE) -> RunState:
     torch.manual_seed(config.seed)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,13 +196,15 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
     demos = _load_sft_demos(config, seen) if config.pipeline == "sft" else None
     student = _build_student(config, demos)
     student.train()
+    world.broadcast_module_(student)  # every replica starts from rank 0's weights
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     teacher = (
         _load_teacher(config, student.tokenizer, student.chunk_size)
         if config.pipeline in ("opd", "opd_then_grpo")
         else None
     )
-    config.save(out_dir / "config.yaml")
+    if world.is_main:
+        config.save(out_dir / "config.yaml")
     return RunState(
         config,
         sink,
@@ -198,6 +217,7 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
         torch.Generator().manual_seed(config.seed),
         teacher,
         demos,
+        world=world,
     )
 
 
@@ -296,6 +316,11 @@ def _resume(state: RunState) -> int | None:
     restore_rng(saved.rng, state.rng)
     if "generator" in saved.extra:
         state.generator.set_state(torch.tensor(saved.extra["generator"], dtype=torch.uint8))
+    ranks = saved.extra.get("rank_rng", [])
+    if state.world.distributed and len(ranks) == state.world.size:  # every rank continues its own streams
+        mine = ranks[state.world.rank]
+        torch.set_rng_state(torch.tensor(mine["torch"], dtype=torch.uint8))
+        state.generator.set_state(torch.tensor(mine["generator"], dtype=torch.uint8))
     state.env_steps = int(saved.extra.get("env_steps", 0))
     state.wall_offset = float(saved.extra.get("wall_seconds", 0.0))
     state.last_eval = saved.extra.get("eval", {})
@@ -329,9 +354,13 @@ def _optimize(state: RunState, loss: torch.Tensor) -> tuple[float, bool]:
     (on_nonfinite: stop) or the update is dropped and counted (skip)."""
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    return _clip_and_step(state, loss.item())
+
+
+def _clip_and_step(state: RunState, loss_value: float) -> tuple[float, bool]:
+    """Clip the gradients in place and apply them (see `_optimize`); returns (grad norm, applied)."""
     max_norm = state.config.max_grad_norm if state.config.max_grad_norm > 0 else math.inf
     grad_norm = float(torch.nn.utils.clip_grad_norm_(state.student.parameters(), max_norm))
-    loss_value = loss.item()
     if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
         if state.config.on_nonfinite == "stop":
             raise DivergenceError(state.step, loss_value, grad_norm, state.optimizer.param_groups[0]["lr"])
@@ -356,13 +385,18 @@ def _rollout_env(state: RunState, num_envs: int) -> VectorEnv:
 
 
 def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
-    config = state.config
-    # ---- Phase 1: B instructions x G on-policy trajectories
+    config, world = state.config, state.world
+    # ---- Phase 1: B instructions x G on-policy trajectories (each rank its share of whole groups)
     t0 = time.perf_counter()
     tasks, init_ids = _sample_instructions(state)
+    share = world.shard(len(tasks))
+    tasks, init_ids = tasks[share], init_ids[share]
+    generator = state.generator
+    if config.trajectory_seeding:
+        generator = trajectory_generators(config.seed, state.step, share.start, len(tasks))
     env = _rollout_env(state, len(tasks))
     try:
-        rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
+        rollout = collect(state.student, env, tasks, init_ids, config.temperature, generator)
     except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
         raise DivergenceError(
             state.step,
@@ -370,7 +404,7 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
             state.optimizer.param_groups[0]["lr"],
             "the student's action logits are not finite in its rollout",
         ) from exc
-    state.env_steps += rollout.env_steps
+    state.env_steps += int(world.sum([rollout.env_steps])[0])
     t1 = time.perf_counter()
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
     teacher_logits = None
@@ -386,7 +420,7 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
         loss, grad_norm, used = _update(state, rollout, _grpo_objective(config, rollout))
     t3 = time.perf_counter()
     return {
-        **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim),
+        **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim, world),
         "train/loss": loss,
         "train/grad_norm": grad_norm,
         "train/updated_state_fraction": used,
@@ -455,6 +489,8 @@ def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tu
     """`updates_per_step` shuffled passes of minibatch steps; returns mean loss, mean grad norm, share of states
     used."""
     config = state.config
+    if state.world.distributed:
+        return _update_sharded(state, rollout, objective)
     states = objective.states
     if len(states) == 0:
         return 0.0, 0.0, 0.0
@@ -471,14 +507,85 @@ def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tu
     return _mean(losses), _mean(norms), len(states) / len(rollout.obs)
 
 
+def _update_sharded(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tuple[float, float, float]:
+    """`_update` over the ranks' states together: the same shuffled global minibatches as one process would draw
+    (state order: query round, then global trajectory index), each rank's loss its states' share of the minibatch
+    mean, so that the all-reduced gradient is the one-process gradient of the global minibatch."""
+    config, world = state.config, state.world
+    owner, local, carries = _global_states(world, rollout, objective.states)
+    states = np.nonzero(carries)[0]
+    if len(states) == 0:
+        return 0.0, 0.0, 0.0
+    losses, norms = [], []
+    for _ in range(config.updates_per_step):
+        order = state.rng.permutation(states)
+        for start in range(0, len(order), config.minibatch_size):
+            index = order[start : start + config.minibatch_size]
+            mine = local[index[owner[index] == world.rank]]
+            loss_value = _all_reduced_backward(state, rollout, objective, mine, len(index))
+            grad_norm, applied = _clip_and_step(state, loss_value)
+            if applied:
+                norms.append(grad_norm)
+                losses.append(loss_value)
+    return _mean(losses), _mean(norms), len(states) / len(owner)
+
+
+def _global_states(world: World, rollout: Rollout, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over the global state order: the rank that holds each state, its index there, whether it carries gradient."""
+    trajectory = rollout.trajectory
+    by_trajectory = np.argsort(trajectory, kind="stable")
+    first = np.searchsorted(trajectory[by_trajectory], trajectory[by_trajectory], side="left")
+    query_round = np.empty(len(trajectory), np.int64)
+    query_round[by_trajectory] = np.arange(len(trajectory)) - first  # the k-th state of a trajectory: round k
+    carries = np.zeros(len(trajectory), bool)
+    carries[states] = True
+    offset = world.shard(len(rollout.tasks) * world.size).start
+    parts = world.gather((query_round, trajectory + offset, carries))
+    rounds, trajectories, carried = (np.concatenate(column) for column in zip(*parts))
+    owners = np.concatenate([np.full(len(p[0]), r) for r, p in enumerate(parts)])
+    locals_ = np.concatenate([np.arange(len(p[0])) for p in parts])
+    order = np.lexsort((trajectories, rounds))
+    return owners[order], locals_[order], carried[order]
+
+
+def _all_reduced_backward(
+    state: RunState, rollout: Rollout, objective: UpdateObjective, mine: np.ndarray, total: int
+) -> float:
+    """Backward of this rank's share of a global minibatch of `total` states, gradients summed over ranks;
+    returns the global minibatch loss."""
+    state.optimizer.zero_grad(set_to_none=True)
+    partial = 0.0
+    if len(mine):
+        loss = objective.loss(state.student(rollout.obs.take(mine), rollout.actions[mine]), mine) * (len(mine) / total)
+        loss.backward()
+        partial = loss.item()
+    params = [p for p in state.student.parameters() if p.requires_grad]
+    device = params[0].device
+    grads = [torch.zeros(p.numel(), device=device) if p.grad is None else p.grad.reshape(-1).float() for p in params]
+    present = [float(p.grad is not None) for p in params]  # a weight no rank reached keeps grad None (as AdamW wants)
+    flat = state.world.sum_tensor_(torch.cat([*grads, torch.tensor([*present, partial], device=device)]))
+    offset = 0
+    for k, p in enumerate(params):
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).to(p.dtype) if flat[-1 - len(params) + k] > 0 else None
+        offset += n
+    return flat[-1].item()
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int) -> dict[str, float]:
+def _rollout_metrics(
+    rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int, world: World = SINGLE
+) -> dict[str, float]:
+    """Over every rank's trajectories (success, length) and visited states (entropy, KL, ...)."""
     stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, action_dim=action_dim)
-    metrics = {"train/success": float(rollout.success.mean()), "train/episode_length": float(rollout.lengths.mean())}
-    metrics.update({f"train/{key}": value for key, value in stats.items()})
+    metrics = world.weighted_mean(
+        {"train/success": float(rollout.success.mean()), "train/episode_length": float(rollout.lengths.mean())},
+        len(rollout.success),
+    )
+    metrics.update(world.weighted_mean({f"train/{key}": value for key, value in stats.items()}, len(rollout.obs)))
     return metrics
 
 
@@ -499,6 +606,8 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
     if env_spec(config.env).release_rollout_envs_before_eval:
         state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
+    if state.world.distributed:
+        return _run_eval_sharded(state, step, video_tasks)
     return evaluate(
         state.student,
         config.env,
@@ -515,6 +624,38 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
     )
 
 
+def _run_eval_sharded(state: RunState, step: int, video_tasks: list[str]) -> EvalResult:
+    """Each rank evaluates its share of the tasks (rank 0 those filmed); the results are gathered on every rank."""
+    config, world = state.config, state.world
+    tasks = list(dict.fromkeys([*state.seen, *state.unseen]))
+    mine = shard_tasks(tasks, video_tasks, world.size)[world.rank]
+    part = None
+    if mine:
+        result = evaluate(
+            state.student,
+            config.env,
+            [t for t in state.seen if t in mine],
+            [t for t in state.unseen if t in mine],
+            init_states=config.eval_init_states,
+            temperature=config.eval_temperature,
+            image_size=config.image_size,
+            max_episode_steps=config.max_episode_steps,
+            video_tasks=[t for t in video_tasks if t in mine] if world.is_main else [],
+            video_dir=state.out_dir / "videos" / f"step_{step}",
+            run_dir=state.out_dir,
+            seed=config.seed,
+        )
+        part = (result.per_task, result.videos, result.details)
+    parts = [p for p in world.gather(part) if p is not None]
+    per_task = {task: value for p in parts for task, value in p[0].items()}
+    per_task = {task: per_task[task] for task in tasks}
+    videos = [video for p in parts for video in p[1]]
+    unseen = mean_success(per_task, state.unseen) if state.unseen else None
+    return EvalResult(
+        per_task, mean_success(per_task, state.seen), unseen, videos, merge_eval_details([p[2] for p in parts])
+    )
+
+
 def _save(state: RunState, step: int) -> None:
     path = state.out_dir / "checkpoints" / f"step_{step}"
     extra = {
@@ -523,6 +664,12 @@ def _save(state: RunState, step: int) -> None:
         "eval": state.last_eval,
         "generator": state.generator.get_state().tolist(),
     }
+    if state.world.distributed:  # every rank's streams, each restored by its own rank on resume
+        extra["rank_rng"] = state.world.gather(
+            {"torch": torch.get_rng_state().tolist(), "generator": state.generator.get_state().tolist()}
+        )
+        if not state.world.is_main:
+            return
     save_checkpoint(
         path,
         state.student,

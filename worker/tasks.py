@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opd_core.config import ConfigError, RunConfig
-from opd_core.errors import OpdError
+from opd_core.errors import OpdError, RankCrashedError
 from worker import lifecycle
 from worker.lifecycle import Claim
 from worker.run_end import RunEnd, record_end
@@ -113,6 +113,8 @@ def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
         return Outcome(result.status, step=result.step)
     except (ConfigError, OpdError) as exc:
         return Outcome("failed", error=str(exc), traceback=traceback.format_exc())
+    except RankCrashedError as exc:  # a rank of a multi-process run died: like a lost worker, resumable
+        return Outcome("crashed", error=str(exc), traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other failure is recorded on the run, with its traceback
         return Outcome("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
 

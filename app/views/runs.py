@@ -126,6 +126,7 @@ def _column_config() -> dict[str, Any]:
             "and open 'Settings of the selected runs')",
         ),
         "attempt": number("attempt", width="small", help="How many times the run was queued (resumes, re-queues)"),
+        "ranks": number("ranks", width="small", help="Processes the run spans (nnodes x nproc_per_node)"),
         "train success": number("train success", format="%.2f"),
         "seen success": number("seen success", format="%.2f"),
         "unseen success": number("unseen success", format="%.2f"),

@@ -79,9 +79,12 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
 
 
 def sample_bins(
-    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | list[torch.Generator] | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs).
+
+    `generator` may be a list of B generators, one per batch row: each row's draws then do not depend on which
+    other rows share the batch (the distributed runs' per-trajectory seeding).
 
     Raises FloatingPointError when sampling meets non-finite logits (a diverged policy)."""
     if temperature == 0:
@@ -92,5 +95,12 @@ def sample_bins(
     flat = scaled.reshape(-1, scaled.shape[-1]).exp()
     if not torch.isfinite(flat).all():
         raise FloatingPointError("the policy's action logits are not finite: cannot sample from them")
-    bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
+    if isinstance(generator, (list, tuple)):  # one generator per batch row (per-trajectory seeding)
+        rows = flat.view(len(generator), -1, flat.shape[-1])
+        bins = torch.cat(
+            [torch.multinomial(row.to(g.device), 1, generator=g).to(row.device) for row, g in zip(rows, generator)]
+        )
+        bins = bins.view(scaled.shape[:-1])
+    else:
+        bins = torch.multinomial(flat, 1, generator=generator).view(scaled.shape[:-1])
     return bins, scaled.gather(-1, bins[..., None])[..., 0]

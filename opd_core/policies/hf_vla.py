@@ -255,8 +255,15 @@ class TransformersVLA(Policy):
         was_training = self.model.training
         self.model.eval()  # rollouts sample without dropout, and gradient checkpointing would drop the cache
         generator = _generator_on(generator, self.device)
+
+        def sample_part(index, part):
+            rows = generator  # per-trajectory generators follow their queries into the group
+            if isinstance(generator, list) and index is not None:
+                rows = [generator[i] for i in index.tolist()]
+            return self._sample_autoregressive(part, temperature, rows)
+
         try:
-            return self._per_group(obs, lambda _, part: self._sample_autoregressive(part, temperature, generator))
+            return self._per_group(obs, sample_part)
         finally:
             self.model.train(was_training)
 
@@ -335,6 +342,8 @@ class TransformersVLA(Policy):
 
 def _generator_on(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
     # torch.multinomial needs a generator on the tensor's device; off-device ones fall back to the global RNG.
+    if isinstance(generator, list):
+        return generator  # per-row generators: sample_bins draws each row on its generator's device
     return generator if generator is not None and generator.device.type == device.type else None
 
 
