@@ -16,6 +16,8 @@ Entries:
   tried in order: the OPD checkpoint folder first, then a raw transformers model directory.
 - `EVAL_PROTOCOLS`: `protocol(policy, env_name, seen, unseen, *, init_states, temperature, image_size,
   max_episode_steps, video_tasks, video_dir, run_dir, seed) -> EvalResult`.
+- `LAUNCHERS`: how a run of several processes starts, `launch(config, sink, *, stop_requested, resume) ->
+  TrainResult`; `local`: ranks spawned on this machine (`opd_core.distributed`; several machines use torchrun).
 - `OBJECTIVES`: distillation objectives `loss(student_logits, teacher_logits, actions, behaviour_logp, *, mask,
   clip_eps)`: the one list of objective names (the config validates against it without importing torch).
 """
@@ -104,6 +106,7 @@ EVAL_PROTOCOLS: Registry[Any] = Registry(
         "libero": "opd_core.envs.libero.protocol:evaluate_env_run",
     },
 )
+LAUNCHERS: Registry[Any] = Registry("launcher", {"local": "opd_core.distributed:launch"})
 OBJECTIVES: Registry[Any] = Registry(
     "objective",
     {

@@ -37,17 +37,17 @@ from opd_core.checkpoint import (
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
-from opd_core.distributed import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from opd_core.envs.base import VectorEnv
 from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
 from opd_core.eval_result import EvalResult, mean_success
 from opd_core.evaluate import evaluate
 from opd_core.labeling import label_states
 from opd_core.policies.base import Policy
-from opd_core.registry import build_policy, env_spec, make_env, task_catalog
+from opd_core.registry import LAUNCHERS, build_policy, env_spec, make_env, task_catalog
 from opd_core.rollout import Rollout, collect
 from opd_core.sinks import MetricsSink
 from opd_core.tokenizer import ActionTokenizer
+from opd_core.world import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 
 TRAIN_INIT_RANGE = (50, 1000)
 """Training rollouts start from initial states 50-999; evaluation uses 0-49 and demos 1000+."""
@@ -115,13 +115,11 @@ def train(
     """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`.
 
     A config with more than one rank (nproc_per_node > 1) is launched over that many processes
-    (`opd_core.distributed.launch`); `world` is given by the launcher to each of those ranks."""
+    (the `local` entry of `opd_core.registry.LAUNCHERS`); `world` is given by the launcher to each of those ranks."""
     config.validate()
     if world is None:
         if config.world_size > 1:
-            from opd_core.distributed import launch
-
-            return launch(config, sink, stop_requested=stop_requested, resume=resume)
+            return LAUNCHERS.get("local")(config, sink, stop_requested=stop_requested, resume=resume)
         world = SINGLE
     state = _setup(config, sink, resume, world)
     try:

@@ -10,10 +10,10 @@ import torch
 
 from opd_core.checkpoint import load_policy, load_training_state
 from opd_core.config import ConfigError
-from opd_core.distributed import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from opd_core.policies.base import sample_bins
 from opd_core.sinks import LocalDirSink, read_metrics
 from opd_core.train import train
+from opd_core.world import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from tinyrun import tiny_config
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets/tabletop/object"
