@@ -25,7 +25,8 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
     parser.add_argument("--quick", action="store_true", help="the quick preset (minutes on a laptop CPU from cached "
                                                              "or --assets checkpoints) instead of the full one")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default: the preset's; full: 3)")
-    parser.add_argument("--suites", default="object", help="comma-separated tabletop suites (default: object)")
+    parser.add_argument("--suites", default="object",
+                        help="comma-separated tabletop suites, or all (spatial,object,goal,long); default: object")
     parser.add_argument("--assets", default=None, metavar="FOLDER",
                         help="folder with finished base / teacher / student checkpoints or run folders to start "
                              "from (e.g. runs, after the configs/ chain was trained with opd train)")
@@ -34,6 +35,23 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_reproduce)
     return parser
+
+
+POST_TRAINING_SUITES = ("spatial", "object", "goal", "long")
+
+
+def parse_suites(text: str) -> list[str]:
+    """`--suites`: a comma-separated list (each once, in the order given) or `all`."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if names == ["all"]:
+        return list(POST_TRAINING_SUITES)
+    if not names:
+        raise ConfigError("--suites", "no suite given")
+    for name in names:
+        if name not in POST_TRAINING_SUITES:
+            raise ConfigError("--suites", f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}"
+                                          ", or all)")
+    return list(dict.fromkeys(names))
 
 
 def _cmd_reproduce(args) -> int:
@@ -47,10 +65,8 @@ def _cmd_reproduce(args) -> int:
         preset = preset.with_changes(seeds=args.seeds)
     if args.jobs < 1:
         raise ConfigError("--jobs", f"must be at least 1, got {args.jobs}")
-    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    suites = parse_suites(args.suites)
     for suite in suites:
-        if suite not in ("spatial", "object", "goal", "long"):
-            raise ConfigError("--suites", f"{suite!r} is not a post-training suite (spatial, object, goal, long)")
         CATALOG.suite_tasks(suite)
     summary = run_study(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress,
                         jobs=args.jobs)
