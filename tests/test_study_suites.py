@@ -139,3 +139,22 @@ def test_the_cap_is_three_times_distillations_slowest_seed_on_the_eval_cadence()
     assert extension_cap(preset, [10, 17, 15]) == 55
     assert extension_cap(preset, [10, None]) == 150
     assert extension_cap(preset, [0, 5]) == 50
+
+
+@pytest.mark.parametrize("interval, lower_bound, seeds, verdict", [
+    ((3.1, 4.0), False, 5, "holds"),
+    ((2.0, 2.5), False, 5, "does not hold"),
+    ((2.0, 2.5), True, 5, "undetermined"),   # censored GRPO seeds: the true ratio may be higher
+    ((2.5, 3.5), False, 5, "undetermined"),  # the interval straddles 3
+    ((3.1, 4.0), False, 3, "undetermined"),  # fewer than 5 seeds
+])
+def test_the_speedup_claim_is_decided_by_its_interval_on_five_seeds(interval, lower_bound, seeds, verdict):
+    from opd_core.study.analysis import claims
+
+    row = {"fraction": 0.8, "method": "grpo", "distill": "reverse_kl", "ratio": sum(interval) / 2,
+           "interval": list(interval), "lower_bound": lower_bound, "steps": [30] * seeds,
+           "distill_steps": [10] * seeds, "censored_at": 150}
+    result = {"reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.2}},
+              "methods": {}, "ablation": {"group_sizes": {}}, "speedup": [row]}
+    found = [c for c in claims(result) if "distillation's steps to reach 80%" in c["claim"]]
+    assert [c["verdict"] for c in found] == [verdict]

@@ -299,6 +299,11 @@ def claims(suite_result: dict) -> list[dict]:
                 "slowest reverse-KL seed <= GRPO mean / 3, a GRPO seed that never reached counted at its run "
                 "length (so GRPO's number is a lower bound)", text, verdict)
 
+    for row in suite_result.get("speedup", []):
+        if row["fraction"] is None or row["method"] != "grpo":
+            continue
+        add(*_speedup_claim(row))
+
     ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
     if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
         fkl, hce, rk = (ent[m]["entropy"]["mean"] for m in ("forward_kl", "hard_ce", "reverse_kl"))
@@ -355,6 +360,34 @@ def claims(suite_result: dict) -> list[dict]:
             f"{b['final']['seen_success']['mean']:.2f} (exact); steps to 90% (eval) "
             f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}", "reported")
     return out
+
+
+SPEEDUP_CLAIMED = 3.0
+"""The paper's Figure 2: distillation reaches the teacher's level in a third of GRPO's steps."""
+SPEEDUP_MIN_SEEDS = 5
+"""A speed claim decided on fewer seeds is left undetermined (three seeds once gave a 2x that did not hold)."""
+
+
+def _speedup_claim(row: dict) -> tuple[str, str, str, bool | str | None]:
+    fraction = round(100 * row["fraction"])
+    claim = f"GRPO needs at least {SPEEDUP_CLAIMED:g}x distillation's steps to reach {fraction}% of the teacher"
+    rule = (f"the 95% bootstrap interval of GRPO / reverse-KL steps lies at or above {SPEEDUP_CLAIMED:g}: holds; "
+            f"below it: does not hold (undetermined if GRPO seeds were censored); straddling it, or fewer than "
+            f"{SPEEDUP_MIN_SEEDS} seeds: undetermined")
+    if row["ratio"] is None:
+        return claim, rule, "ratio undefined (distillation did not get there in every seed, or was there at step 0)", \
+            None if not row["distill_steps"] else "undetermined"
+    low, high = row["interval"]
+    measured = (f"{'>= ' if row['lower_bound'] else ''}{row['ratio']:.2f} [{low:.2f}, {high:.2f}] over "
+                f"{len(row['steps'])} seeds; reverse KL {row['distill_steps']}, GRPO {row['steps']}"
+                + (f" (None: censored at {row['censored_at']})" if row["lower_bound"] else ""))
+    if len(row["steps"]) < SPEEDUP_MIN_SEEDS:
+        return claim, rule, measured, "undetermined"
+    if low >= SPEEDUP_CLAIMED:
+        return claim, rule, measured, True
+    if high < SPEEDUP_CLAIMED and not row["lower_bound"]:
+        return claim, rule, measured, False
+    return claim, rule, measured, "undetermined"
 
 
 def _fmt_reach(reach: dict) -> str:
