@@ -158,3 +158,15 @@ def test_the_speedup_claim_is_decided_by_its_interval_on_five_seeds(interval, lo
               "methods": {}, "ablation": {"group_sizes": {}}, "speedup": [row]}
     found = [c for c in claims(result) if "distillation's steps to reach 80%" in c["claim"]]
     assert [c["verdict"] for c in found] == [verdict]
+
+
+def test_suites_all_means_the_four_post_training_suites():
+    from opd_core.config import ConfigError
+    from opd_core.reproduce import parse_suites
+
+    assert parse_suites("all") == ["spatial", "object", "goal", "long"]
+    assert parse_suites("long, object,long") == ["long", "object"]
+    with pytest.raises(ConfigError, match="'pretrain' is not a post-training suite"):
+        parse_suites("object,pretrain")
+    with pytest.raises(ConfigError, match="no suite"):
+        parse_suites(" , ")
