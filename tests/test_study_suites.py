@@ -170,3 +170,35 @@ def test_suites_all_means_the_four_post_training_suites():
         parse_suites("object,pretrain")
     with pytest.raises(ConfigError, match="no suite"):
         parse_suites(" , ")
+
+
+def test_an_extension_stops_at_the_first_evaluation_past_the_threshold(monkeypatch, tmp_path):
+    """GRPO at 0 until step 10, then at the teacher: extended 5 -> 10 and no further (cap 15)."""
+    from opd_core.config import RunConfig
+    from opd_core.study import extend
+    from opd_core.study.plan import RunSpec, TaskGroups
+
+    lengths = {"grpo_seed0": 5}
+    runs_made = []
+
+    def fake_read_run(folder, groups):
+        steps = list(range(0, lengths[Path(folder).name] + 1, 5))
+        return {"eval_steps": steps, "eval": {"seen_success": [1.0 if s >= 10 else 0.0 for s in steps]}}
+
+    def fake_execute_all(configs, jobs, extendable):
+        for config in configs:
+            assert extendable(config)
+            runs_made.append(config.total_steps)
+            lengths[Path(config.out_dir).name] = config.total_steps
+        return len(configs)
+
+    monkeypatch.setattr(extend, "read_run", fake_read_run)
+    monkeypatch.setattr(extend, "execute_all", fake_execute_all)
+    preset = MINI.with_changes(steps=5, eval_every=5)
+    spec = RunSpec("object", "grpo", 0, 2, 2)
+    config = RunConfig(pipeline="grpo", steps=5, out_dir=str(spec.folder(tmp_path)))
+    groups = {"object": TaskGroups([], [], [])}
+    target = extend.Extension(threshold=0.9, cap=extension_cap(preset, [5]), distill_steps=[5])
+    assert target.cap == 15
+    ran = extend.extend_runs(preset, [spec], {spec: config}, {"object": target}, groups, tmp_path)
+    assert ran == 1 and runs_made == [10]
