@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {"base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),
            "teacher": ("assets/tabletop/object/teacher", "configs/teacher_object.yaml"),
            "student": ("assets/tabletop/object/student", "configs/student_object_1demo.yaml")}
-SUITES = ("object", "goal", "long")
+SUITES = ("object", "spatial", "goal", "long")
 """Suites with a shipped teacher and 1-demo student (object first: the quick preset's)."""
 SUITE_SHIPPED = {(suite, role): (f"assets/tabletop/{suite}/{role}", config)
                  for suite in SUITES
@@ -82,7 +82,7 @@ def test_shipped_teacher_solves_the_object_suite_far_better_than_the_1demo_stude
     assert base <= 0.2, f"the base was never trained on the basket: {object_success}"
 
 
-SUITE_BOUNDS = {"goal": (0.9, 0.05), "long": (0.6, 0.4)}
+SUITE_BOUNDS = {"spatial": (0.4, 0.15), "goal": (0.9, 0.05), "long": (0.6, 0.4)}
 """Per suite: (teacher at least, teacher - student at least), loose bounds under the success measured on
 EVAL_INIT_STATES states, written in `suite_success`'s docstring."""
 
@@ -91,8 +91,8 @@ EVAL_INIT_STATES states, written in `suite_success`'s docstring."""
 def suite_success():
     """Greedy success of each suite's shipped teacher and 1-demo student on the suite's first EVAL_INIT_STATES
     initial states. Measured (3 states; 10 states, from the training runs' last evaluation, in brackets):
-    goal teacher 1.00 (1.00), student 0.90 (0.84): the base already solves 0.74 of goal;
-    long teacher 0.80 (0.76), student 0.00 (0.00)."""
+    spatial teacher 0.57 (0.51), student 0.27 (0.19); goal teacher 1.00 (1.00), student 0.90 (0.84), a small gap:
+    the base already solves 0.74 of goal; long teacher 0.80 (0.76), student 0.00 (0.00)."""
     return {(suite, role): evaluate(load_policy(ROOT / f"assets/tabletop/{suite}/{role}"), "tabletop",
                                     CATALOG.suite_tasks(suite), [], init_states=EVAL_INIT_STATES,
                                     temperature=0.0).seen_success
