@@ -116,8 +116,8 @@ def figure_2(results: dict) -> list[str]:
         fractions = sorted(methods[keys[0]]["steps_to"])
         extension = result.get("extension")
         note = (f" Extended methods ran until {extension['threshold']:.2f} (the highest fraction) or a cap of "
-                f"{extension['cap']} steps (3 x the steps reverse KL's slowest seed needed, 3 x the nominal run where a "
-                f"seed never got there, at least the nominal run)." if extension else "")
+                f"{extension['cap']} steps (3 x the steps reverse KL's slowest seed needed, 3 x the nominal run "
+                f"where a seed never got there, at least the nominal run)." if extension else "")
         lines += [f"### `{suite}`", "",
                   f"Teacher greedy seen success {result['reference']['teacher']['seen_success']:.2f}. Mean over the "
                   f"seeds that got there (k/n: seeds that did; per-seed steps; –: not within the run).{note}", ""]
