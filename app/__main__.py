@@ -13,8 +13,7 @@ from pathlib import Path
 from streamlit.web import cli
 
 MAIN = Path(__file__).resolve().parent / "main.py"
-SAFE_DEFAULTS = ("--server.address", "127.0.0.1", "--server.headless", "true",
-                 "--browser.gatherUsageStats", "false")
+SAFE_DEFAULTS = ("--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from app.run_groups import method_label
 
@@ -80,8 +81,7 @@ def checkpoints_on_disk(roots: Iterable[Path]) -> list[CheckpointChoice]:
             role = role_of(run_config)
             suite = str(run_config.get("suite") or "")
             label = f"{describe(role, run_config)} · shipped{success_text(evaluation)} · step {meta.get('step', '?')}"
-            found.append(CheckpointChoice(str(meta_path.parent.resolve()), label, role, suite, "shipped",
-                                          evaluation))
+            found.append(CheckpointChoice(str(meta_path.parent.resolve()), label, role, suite, "shipped", evaluation))
     return found
 
 
@@ -102,8 +102,11 @@ def lab_checkpoints(lab: Any) -> list[CheckpointChoice]:
         evaluation = dict(last.summary or {})
         role = role_of(run.config)
         label = f"#{run.id} {run.name} · {describe(role, run.config)}{success_text(evaluation)} · step {last.step}"
-        found.append(CheckpointChoice(str(lab.artifact_path(last.path)), label, role,
-                                      str(run.config.get("suite") or ""), "lab", evaluation))
+        found.append(
+            CheckpointChoice(
+                str(lab.artifact_path(last.path)), label, role, str(run.config.get("suite") or ""), "lab", evaluation
+            )
+        )
     return found
 
 

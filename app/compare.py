@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -34,9 +35,16 @@ class CompareView:
     """run_id -> key -> series, as fetched (kept for the CSV export)."""
 
 
-def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "step", smoothing: float = 0.0,
-               references: Sequence[Reference] = (), max_points: int = MAX_POINTS,
-               cache: SeriesCache | None = None) -> CompareView:
+def build_view(
+    api: Any,
+    runs: Sequence[Any],
+    keys: Sequence[str],
+    axis: str = "step",
+    smoothing: float = 0.0,
+    references: Sequence[Reference] = (),
+    max_points: int = MAX_POINTS,
+    cache: SeriesCache | None = None,
+) -> CompareView:
     """`runs` must be fresh records (their status and step decide what `cache` re-reads)."""
     groups = group_runs(runs)
     fetch_keys = list(dict.fromkeys([*keys, *([X_AXIS_METRICS[axis]] if axis in X_AXIS_METRICS else [])]))
@@ -48,12 +56,14 @@ def build_view(api: Any, runs: Sequence[Any], keys: Sequence[str], axis: str = "
     for key in keys:
         bands = []
         for group in groups:
-            curves = [to_curve(data[run_id][key], axis, data[run_id], smoothing)
-                      for run_id in group.run_ids if key in data.get(run_id, {})]
+            curves = [
+                to_curve(data[run_id][key], axis, data[run_id], smoothing)
+                for run_id in group.run_ids
+                if key in data.get(run_id, {})
+            ]
             if curves:
                 bands.append((group.legend, decimate(fold_seeds(curves), max_points)))
-        figures.append((key, curves_figure(key, bands, X_AXES[axis],
-                                           references if key in REFERENCE_KEYS else ())))
+        figures.append((key, curves_figure(key, bands, X_AXES[axis], references if key in REFERENCE_KEYS else ())))
     return CompareView(groups, figures, data)
 
 
@@ -82,4 +92,3 @@ def runs_csv(runs: Sequence[Any], data: Mapping[int, Mapping[str, Any]], keys: S
 
 def default_keys(available: Sequence[str]) -> list[str]:
     return [key for key in DEFAULT_KEYS if key in available] or list(available[:2])
-

@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from app.checkpoints import shipped_root
 from opd_core.config import ConfigError, RunConfig
 
 DEMO_SUITE = "object"
-QUICK_SIZES = {"steps": 20, "batch_tasks": 4, "group_size": 8, "eval_every": 5, "save_every": 5,
-               "eval_init_states": 5, "videos_per_eval": 1}
+QUICK_SIZES = {
+    "steps": 20,
+    "batch_tasks": 4,
+    "group_size": 8,
+    "eval_every": 5,
+    "save_every": 5,
+    "eval_init_states": 5,
+    "videos_per_eval": 1,
+}
 """opd_core.study.presets.QUICK's sizes (plus one video per evaluation, for the Videos page)."""
 OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
 CHECKPOINT_DIRS = ("checkpoints", "runs")
@@ -51,8 +59,15 @@ def recipe() -> dict[str, Any]:
 
 def quick_preset(checkpoints: DemoCheckpoints) -> list[tuple[dict[str, Any], dict]]:
     """(base config, grid) pairs of one sweep: the distillation objectives, then GRPO on the same batch."""
-    base = {**recipe(), **QUICK_SIZES, "name": "quick", "pipeline": "opd", "suite": DEMO_SUITE,
-            "teacher_checkpoint": checkpoints.teacher, "student_checkpoint": checkpoints.student}
+    base = {
+        **recipe(),
+        **QUICK_SIZES,
+        "name": "quick",
+        "pipeline": "opd",
+        "suite": DEMO_SUITE,
+        "teacher_checkpoint": checkpoints.teacher,
+        "student_checkpoint": checkpoints.student,
+    }
     return [(base, {"objective": list(OBJECTIVES)}), ({**base, "name": "quick grpo", "pipeline": "grpo"}, {})]
 
 

@@ -8,8 +8,9 @@ reads them from there; runs that are not sft get no demos folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 GENERATE = "<expert demos, made at launch>"
 """The demos picker's choice for 'make them': replaced by a real folder before anything is queued."""
@@ -26,8 +27,12 @@ def needs_demos(configs: Sequence[Mapping[str, Any]]) -> bool:
     return any(config.get("pipeline") == "sft" for config in configs)
 
 
-def resolve(base: dict[str, Any], arms: Sequence[Mapping[str, Any]], artifact_path: Callable[[str], Any],
-            make: Callable[[list[str], int, Path], None] | None = None) -> tuple[dict[str, Any], str | None]:
+def resolve(
+    base: dict[str, Any],
+    arms: Sequence[Mapping[str, Any]],
+    artifact_path: Callable[[str], Any],
+    make: Callable[[list[str], int, Path], None] | None = None,
+) -> tuple[dict[str, Any], str | None]:
     """`base` with `GENERATE` replaced: by the suite's generated demo folder when an arm is sft (made now
     if it has too few demos per task), else by "" (no demos). Returns (base, a note for the researcher)."""
     if base.get("demos") != GENERATE:
@@ -47,8 +52,10 @@ def resolve(base: dict[str, Any], arms: Sequence[Mapping[str, Any]], artifact_pa
     note = None
     if missing:
         (make or generate)(missing, wanted, folder)
-        note = (f"made {wanted} expert demos for each of {len(missing)} {suite} tasks in the data directory's "
-                f"{relative} for the sft runs")
+        note = (
+            f"made {wanted} expert demos for each of {len(missing)} {suite} tasks in the data directory's "
+            f"{relative} for the sft runs"
+        )
     return {**base, "demos": relative}, note
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -53,15 +53,22 @@ def figure_bytes(figure: go.Figure, fmt: str, width: int = EXPORT_WIDTH, height:
 
 
 def download_buttons(figure: go.Figure, name: str, key: str) -> None:
-    """"PNG" and "SVG" download buttons for `figure`, saved as `opd-<name>.<format>`; a caption saying why when
+    """ "PNG" and "SVG" download buttons for `figure`, saved as `opd-<name>.<format>`; a caption saying why when
     this server cannot render figures."""
     problem = exporter_problem()
     row = st.container(horizontal=True, vertical_alignment="center")
     for fmt in FORMATS:
         row.download_button(
-            f"{fmt.upper()}", _deferred(go.Figure(figure), fmt), file_name=f"opd-{name}.{fmt}", mime=FORMATS[fmt],
-            key=f"{key}_{fmt}", on_click="ignore", icon=":material/download:", disabled=problem is not None,
-            help=problem or f"Download this figure as {fmt.upper()}, rendered on the server")
+            f"{fmt.upper()}",
+            _deferred(go.Figure(figure), fmt),
+            file_name=f"opd-{name}.{fmt}",
+            mime=FORMATS[fmt],
+            key=f"{key}_{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+            disabled=problem is not None,
+            help=problem or f"Download this figure as {fmt.upper()}, rendered on the server",
+        )
     if problem:
         row.caption(f"Server-side export unavailable: {problem}")
 

@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -56,29 +57,66 @@ def is_success_key(key: str) -> bool:
 
 
 # ============================================================================================ curves
-def curves_figure(key: str, bands: Sequence[tuple[str, Band]], x_title: str,
-                  references: Sequence[Reference] = (), height: int = 360) -> go.Figure:
+def curves_figure(
+    key: str, bands: Sequence[tuple[str, Band]], x_title: str, references: Sequence[Reference] = (), height: int = 360
+) -> go.Figure:
     """`bands`: (group label, folded curve) in legend order; a group with one seed draws no band."""
     figure = go.Figure()
     for index, (label, band) in enumerate(bands):
         color = color_of(index)
         if (band.count > 1).any():
-            figure.add_trace(go.Scatter(x=band.x, y=band.high, mode="lines", line={"width": 0},
-                                        legendgroup=label, showlegend=False, hoverinfo="skip", name=label))
-            figure.add_trace(go.Scatter(x=band.x, y=band.low, mode="lines", line={"width": 0}, fill="tonexty",
-                                        fillcolor=translucent(color), legendgroup=label, showlegend=False,
-                                        hoverinfo="skip", name=label))
-        figure.add_trace(go.Scatter(
-            x=band.x, y=band.mean, mode="lines", name=label, legendgroup=label, line={"color": color, "width": 2},
-            customdata=np.column_stack([band.steps, band.count]),  # an array: plotly copies lists element-wise
-            hovertemplate="%{y:.3f} (step %{customdata[0]}, %{customdata[1]} seeds)<extra>" + label + "</extra>",
-        ))
+            figure.add_trace(
+                go.Scatter(
+                    x=band.x,
+                    y=band.high,
+                    mode="lines",
+                    line={"width": 0},
+                    legendgroup=label,
+                    showlegend=False,
+                    hoverinfo="skip",
+                    name=label,
+                )
+            )
+            figure.add_trace(
+                go.Scatter(
+                    x=band.x,
+                    y=band.low,
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor=translucent(color),
+                    legendgroup=label,
+                    showlegend=False,
+                    hoverinfo="skip",
+                    name=label,
+                )
+            )
+        figure.add_trace(
+            go.Scatter(
+                x=band.x,
+                y=band.mean,
+                mode="lines",
+                name=label,
+                legendgroup=label,
+                line={"color": color, "width": 2},
+                customdata=np.column_stack([band.steps, band.count]),  # an array: plotly copies lists element-wise
+                hovertemplate="%{y:.3f} (step %{customdata[0]}, %{customdata[1]} seeds)<extra>" + label + "</extra>",
+            )
+        )
     for reference in references:
-        figure.add_hline(y=reference.value, line={"dash": "dash", "color": "#444", "width": 1.5},
-                         annotation_text=f"{reference.label}: {reference.value:.2f}",
-                         annotation_position="top left")
-    figure.update_layout(title=key, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                         legend={"orientation": "h", "y": -0.2}, hovermode="closest")
+        figure.add_hline(
+            y=reference.value,
+            line={"dash": "dash", "color": "#444", "width": 1.5},
+            annotation_text=f"{reference.label}: {reference.value:.2f}",
+            annotation_position="top left",
+        )
+    figure.update_layout(
+        title=key,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+        hovermode="closest",
+    )
     figure.update_xaxes(title_text=x_title)
     if is_success_key(key):
         figure.update_yaxes(range=SUCCESS_RANGE)
@@ -86,8 +124,9 @@ def curves_figure(key: str, bands: Sequence[tuple[str, Band]], x_title: str,
 
 
 # ============================================================================================ forgetting
-def forgetting_points(checkpoints_by_run: Mapping[int, Sequence[Any]], unseen_tasks: Sequence[str]
-                      ) -> list[ForgettingPoint]:
+def forgetting_points(
+    checkpoints_by_run: Mapping[int, Sequence[Any]], unseen_tasks: Sequence[str]
+) -> list[ForgettingPoint]:
     """(seen, unseen) success of every checkpoint that evaluated both, per unseen task, in step order.
 
     Checkpoints are anything with `step` and `summary` = {seen_success, unseen_success, per_task}; a checkpoint
@@ -109,14 +148,24 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def forgetting_figure(points: Sequence[ForgettingPoint], tasks: Sequence[str], run_labels: Mapping[int, str],
-                      run_names: Mapping[int, str] | None = None, columns: int = 4) -> go.Figure:
+def forgetting_figure(
+    points: Sequence[ForgettingPoint],
+    tasks: Sequence[str],
+    run_labels: Mapping[int, str],
+    run_names: Mapping[int, str] | None = None,
+    columns: int = 4,
+) -> go.Figure:
     """One panel per unseen task; runs with the same label (seeds of one method) share a colour and a legend
     entry. The first checkpoint is an open circle and later ones are arrows pointing along the run's path."""
     columns = max(1, min(columns, len(tasks) or 1))
     rows = max(1, math.ceil(len(tasks) / columns))
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[_task_title(t) for t in tasks] or [""],
-                           horizontal_spacing=0.06, vertical_spacing=0.16)
+    figure = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[_task_title(t) for t in tasks] or [""],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.16,
+    )
     colors = {label: color_of(i) for i, label in enumerate(dict.fromkeys(run_labels.values()))}
     in_legend: set[str] = set()
     for panel, task in enumerate(tasks):
@@ -126,22 +175,35 @@ def forgetting_figure(points: Sequence[ForgettingPoint], tasks: Sequence[str], r
             if not run_points:
                 continue
             name = (run_names or {}).get(run_id, f"run {run_id}")
-            figure.add_trace(go.Scatter(
-                x=[p.seen for p in run_points], y=[p.unseen for p in run_points], mode="lines+markers",
-                name=label, legendgroup=label, showlegend=label not in in_legend,
-                line={"color": colors[label], "width": 1.5},
-                marker={"size": 9, "symbol": ["circle-open"] + ["arrow"] * (len(run_points) - 1),
-                        "angleref": "previous", "color": colors[label]},
-                customdata=[[p.step, name] for p in run_points],
-                hovertemplate="seen %{x:.2f}, unseen %{y:.2f}<br>step %{customdata[0]} of %{customdata[1]}"
-                              "<extra>" + label + "</extra>",
-            ), row=row, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=[p.seen for p in run_points],
+                    y=[p.unseen for p in run_points],
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=label not in in_legend,
+                    line={"color": colors[label], "width": 1.5},
+                    marker={
+                        "size": 9,
+                        "symbol": ["circle-open"] + ["arrow"] * (len(run_points) - 1),
+                        "angleref": "previous",
+                        "color": colors[label],
+                    },
+                    customdata=[[p.step, name] for p in run_points],
+                    hovertemplate="seen %{x:.2f}, unseen %{y:.2f}<br>step %{customdata[0]} of %{customdata[1]}"
+                    "<extra>" + label + "</extra>",
+                ),
+                row=row,
+                col=col,
+            )
             in_legend.add(label)
     figure.update_xaxes(range=SUCCESS_RANGE, title_text="seen-task success")
     figure.update_yaxes(range=SUCCESS_RANGE)
     figure.update_yaxes(title_text="unseen-task success", col=1)
-    figure.update_layout(height=330 * rows + 60, margin={"l": 50, "r": 20, "t": 60, "b": 40},
-                         legend={"orientation": "h", "y": -0.15})
+    figure.update_layout(
+        height=330 * rows + 60, margin={"l": 50, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.15}
+    )
     return figure
 
 

@@ -13,8 +13,9 @@ import dataclasses
 import inspect
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
 from opd_core.config import ENVS, OBJECTIVES, PIPELINES, POLICY_KINDS, ConfigError, RunConfig, field_docs
 from opd_core.envs.tabletop.tasks import CATALOG
@@ -59,9 +60,16 @@ def field_specs() -> list[FieldSpec]:
     for item in dataclasses.fields(RunConfig):
         if item.name in HIDDEN_FIELDS:
             continue
-        specs.append(FieldSpec(item.name, _kind(item.name, hints[item.name]), getattr(defaults, item.name),
-                               docs.get(item.name, ""), sections.get(item.name, "settings"),
-                               tuple(CHOICES.get(item.name, ()))))
+        specs.append(
+            FieldSpec(
+                item.name,
+                _kind(item.name, hints[item.name]),
+                getattr(defaults, item.name),
+                docs.get(item.name, ""),
+                sections.get(item.name, "settings"),
+                tuple(CHOICES.get(item.name, ())),
+            )
+        )
     return specs
 
 
@@ -104,8 +112,9 @@ def task_choices(env: str, suite: str, field_name: str) -> list[str]:
         return []
     if field_name == "tasks":
         return CATALOG.suite_tasks(suite) if suite in CATALOG.suites else []
-    ordered = CATALOG.suite_tasks(UNSEEN_SUITE) + [t for s in TABLETOP_SUITES if s != UNSEEN_SUITE
-                                                   for t in CATALOG.suite_tasks(s)]
+    ordered = CATALOG.suite_tasks(UNSEEN_SUITE) + [
+        t for s in TABLETOP_SUITES if s != UNSEEN_SUITE for t in CATALOG.suite_tasks(s)
+    ]
     return list(dict.fromkeys(ordered))
 
 

@@ -10,8 +10,9 @@ earlier steps (worker.sql_sink), so rows below the watermark are complete and th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

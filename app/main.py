@@ -18,9 +18,9 @@ import streamlit as st  # noqa: E402
 
 from app import navigation  # noqa: E402
 from app.navigation import PageSpec  # noqa: E402
-from app.views import compare, forgetting, launch, overview, results, runs, videos  # noqa: E402
+from app.views import compare, forgetting, launch, overview, results, runs, sweep, videos  # noqa: E402
 from app.views import inspector as inspector_view  # noqa: E402
-from app.views import run as run_page, sweep  # noqa: E402
+from app.views import run as run_page  # noqa: E402
 
 PAGES = [
     PageSpec("overview", "Overview", ":material/home:", overview.render),
@@ -47,8 +47,10 @@ def _warn_if_exposed() -> None:
     """Binding beyond this machine is a deliberate setting; say so while it is on."""
     address = st.get_option("server.address")
     if address not in LOOPBACK:
-        st.sidebar.warning(f"Reachable from other machines (server.address={address or 'all interfaces'}). "
-                           "The dashboard has no login of its own: put it behind a password (see the README).")
+        st.sidebar.warning(
+            f"Reachable from other machines (server.address={address or 'all interfaces'}). "
+            "The dashboard has no login of its own: put it behind a password (see the README)."
+        )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ the menu, under its own name. Links go to the visible page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import streamlit as st
 
@@ -36,12 +36,14 @@ def build(specs: list[PageSpec], default: str) -> list:
     for spec in specs:
         is_default = spec.name == default
         url_path = spec.name + DEFAULT_SUFFIX if is_default else spec.name
-        _pages[spec.name] = st.Page(spec.render, title=spec.title, icon=spec.icon, url_path=url_path,
-                                    default=is_default)
+        _pages[spec.name] = st.Page(
+            spec.render, title=spec.title, icon=spec.icon, url_path=url_path, default=is_default
+        )
         pages.append(_pages[spec.name])
         if is_default:
-            pages.append(st.Page(spec.render, title=spec.title, icon=spec.icon, url_path=spec.name,
-                                 visibility="hidden"))
+            pages.append(
+                st.Page(spec.render, title=spec.title, icon=spec.icon, url_path=spec.name, visibility="hidden")
+            )
     return pages
 
 

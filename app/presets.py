@@ -8,8 +8,9 @@ are one more grid axis (`with_seeds`).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from app.forms import field_words
 from opd_core.config import ConfigError, RunConfig
@@ -57,19 +58,27 @@ def forgetting_study(base: Mapping[str, Any]) -> PresetResult:
     eval_every = int(base.get("eval_every") or 0)
     if eval_every <= 0 or eval_every > max(1, steps // 5):
         eval_every = max(1, steps // 10)
-    return ({**base, "unseen_tasks": unseen, "eval_every": eval_every, "save_every": eval_every},
-            {"pipeline": ["sft", "grpo", "opd"]})
+    return (
+        {**base, "unseen_tasks": unseen, "eval_every": eval_every, "save_every": eval_every},
+        {"pipeline": ["sft", "grpo", "opd"]},
+    )
 
 
 PRESETS = (
-    Preset("objective_ablation", "Objective ablation", "reverse KL vs forward KL vs hard CE (Fig. 4)",
-           objective_ablation),
+    Preset(
+        "objective_ablation", "Objective ablation", "reverse KL vs forward KL vs hard CE (Fig. 4)", objective_ablation
+    ),
     Preset("opd_vs_grpo", "OPD vs GRPO", "dense teacher supervision vs sparse reward (Fig. 2)", opd_vs_grpo),
-    Preset("distill_then_grpo", "Distill then GRPO", "GRPO, distillation, and both in sequence (Fig. 2, Table 2)",
-           distill_then_grpo),
+    Preset(
+        "distill_then_grpo",
+        "Distill then GRPO",
+        "GRPO, distillation, and both in sequence (Fig. 2, Table 2)",
+        distill_then_grpo,
+    ),
     Preset("group_size", "Group size G", "G in {2, 4, 8} (Fig. 5)", group_size_ablation),
-    Preset("forgetting", "Forgetting study", "offline SFT vs GRPO vs OPD, seen and unseen tasks (Fig. 3)",
-           forgetting_study),
+    Preset(
+        "forgetting", "Forgetting study", "offline SFT vs GRPO vs OPD, seen and unseen tasks (Fig. 3)", forgetting_study
+    ),
 )
 PRESETS_BY_KEY = {preset.key: preset for preset in PRESETS}
 

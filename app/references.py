@@ -15,8 +15,9 @@ import functools
 import json
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 
 class CheckpointLike(Protocol):
@@ -59,8 +60,9 @@ def teacher_summaries(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) ->
         if owner is None or owner.id in asked:
             continue
         asked.add(owner.id)
-        for path, summary in checkpoint_summaries([owner], {owner.id: api.checkpoints(owner.id)},
-                                                  api.artifact_path).items():
+        for path, summary in checkpoint_summaries(
+            [owner], {owner.id: api.checkpoints(owner.id)}, api.artifact_path
+        ).items():
             found[path] = (owner.id, summary)
     return found
 
@@ -69,8 +71,10 @@ def reference_summaries(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) 
     """Teacher checkpoint (absolute) -> (reference label, evaluation summary) for every teacher of `runs` that
     has an evaluation: the lab's own from the store ("teacher #12"), any other from what its checkpoint
     recorded ("teacher (teacher-object)")."""
-    found = {path: (f"teacher #{owner}", summary) for path, (owner, summary) in
-             teacher_summaries(api, runs, all_runs).items()}
+    found = {
+        path: (f"teacher #{owner}", summary)
+        for path, (owner, summary) in teacher_summaries(api, runs, all_runs).items()
+    }
     for run in runs:
         teacher = resolve_checkpoint(run.config.get("teacher_checkpoint", ""), api.artifact_path)
         if not teacher or teacher in found:
@@ -121,8 +125,9 @@ def teacher_references(api: Any, runs: Sequence[Any], all_runs: Sequence[Any]) -
     return list(lines.values())
 
 
-def checkpoint_summaries(runs: Sequence[Any], checkpoints_by_run: Mapping[int, Sequence[CheckpointLike]],
-                         artifact_path: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
+def checkpoint_summaries(
+    runs: Sequence[Any], checkpoints_by_run: Mapping[int, Sequence[CheckpointLike]], artifact_path: Callable[[str], Any]
+) -> dict[str, dict[str, Any]]:
     """Absolute checkpoint folder -> its evaluation summary, for every checkpoint of the given runs.
 
     The store keeps checkpoint paths relative to the data directory; `artifact_path` makes them absolute."""
@@ -148,8 +153,9 @@ def seen_tasks_success(summary: Mapping[str, Any], config: Mapping[str, Any]) ->
     return float(seen) if _finite(seen) else None
 
 
-def teacher_success(config: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]],
-                    artifact_path: Callable[[str], Any] = str) -> float | None:
+def teacher_success(
+    config: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]], artifact_path: Callable[[str], Any] = str
+) -> float | None:
     """The run's teacher's success on the run's seen tasks, when the teacher's checkpoint is in `summaries`."""
     teacher = resolve_checkpoint(config.get("teacher_checkpoint", ""), artifact_path)
     if not teacher or teacher not in summaries:

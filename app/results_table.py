@@ -13,8 +13,9 @@ import csv
 import io
 import math
 import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from app.references import final_success, initial_success, teacher_success
 from app.run_groups import IDENTITY_FIELDS, PER_SUITE_FIELDS, group_runs
@@ -31,7 +32,7 @@ class Cell:
     n: int
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> "Cell":
+    def of(cls, values: Sequence[float]) -> Cell:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         return cls(statistics.fmean(values), spread, len(values))
 
@@ -72,16 +73,24 @@ class ResultsTable:
         for display in self.display_rows():
             values = [display["method"], *[display[s] or "–" for s in self.suites], display["avg."] or "–"]
             lines.append("| " + " | ".join(values) + " |")
-        return "\n".join(lines) + "\n\nSuccess rate (%) on seen tasks at the final checkpoint; mean ± standard " \
-                                  "deviation over seeds where a method ran more than once.\n"
+        return (
+            "\n".join(lines) + "\n\nSuccess rate (%) on seen tasks at the final checkpoint; mean ± standard "
+            "deviation over seeds where a method ran more than once.\n"
+        )
 
     def to_latex(self) -> str:
         """A booktabs table (\\usepackage{booktabs}) with the paper's layout: the references above a rule, then
         the methods; 'mean $\\pm$ std' in percent."""
         columns = "l" + "c" * (len(self.suites) + 1)
         header = " & ".join(["Method", *[latex_escape(s.capitalize()) for s in self.suites], "Avg."])
-        lines = ["\\begin{table}[t]", "\\centering", f"\\begin{{tabular}}{{{columns}}}", "\\toprule",
-                 header + " \\\\", "\\midrule"]
+        lines = [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\begin{{tabular}}{{{columns}}}",
+            "\\toprule",
+            header + " \\\\",
+            "\\midrule",
+        ]
         previous_kind = None
         for row, display in zip(self.rows, self.display_rows()):
             if previous_kind in ("reference", "init") and row.kind == "method":
@@ -90,17 +99,22 @@ class ResultsTable:
             cells = [display[s] or "--" for s in self.suites] + [display["avg."] or "--"]
             cells = [latex_escape(c).replace("±", "$\\pm$") for c in cells]
             lines.append(" & ".join([latex_escape(display["method"]), *cells]) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}",
-                  "\\caption{Success rate (\\%) on seen tasks at the final checkpoint; mean $\\pm$ standard "
-                  "deviation over seeds where a method ran more than once.}", "\\end{table}"]
+        lines += [
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\caption{Success rate (\\%) on seen tasks at the final checkpoint; mean $\\pm$ standard "
+            "deviation over seeds where a method ran more than once.}",
+            "\\end{table}",
+        ]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
         """One line per row; per suite the mean and spread in percent and the number of runs."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["method", "kind", *[f"{s}_{part}" for s in self.suites for part in ("mean", "std", "n")],
-                         "avg"])
+        writer.writerow(
+            ["method", "kind", *[f"{s}_{part}" for s in self.suites for part in ("mean", "std", "n")], "avg"]
+        )
         for row in self.rows:
             cells = []
             for suite in self.suites:
@@ -111,8 +125,18 @@ class ResultsTable:
         return out.getvalue()
 
 
-_LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
-                  "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -124,16 +148,21 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def results_table(runs: Sequence[Any], checkpoints_by_run: Mapping[int, Sequence[Any]],
-                  summaries: Mapping[str, Mapping[str, Any]], artifact_path: Callable[[str], Any] = str
-                  ) -> ResultsTable:
+def results_table(
+    runs: Sequence[Any],
+    checkpoints_by_run: Mapping[int, Sequence[Any]],
+    summaries: Mapping[str, Mapping[str, Any]],
+    artifact_path: Callable[[str], Any] = str,
+) -> ResultsTable:
     """`runs`: the runs to tabulate (the page passes finished ones); `summaries`: absolute checkpoint path ->
     summary, to find the teachers' own results; `artifact_path` resolves data-directory-relative paths."""
     suites = _suite_order([run.config.get("suite", "") for run in runs])
-    teacher = _per_suite(runs, lambda run: teacher_success(run.config, summaries, artifact_path),
-                         once_per="teacher_checkpoint")
-    init = _per_suite(runs, lambda run: initial_success(checkpoints_by_run.get(run.id, ())),
-                      once_per="student_checkpoint")
+    teacher = _per_suite(
+        runs, lambda run: teacher_success(run.config, summaries, artifact_path), once_per="teacher_checkpoint"
+    )
+    init = _per_suite(
+        runs, lambda run: initial_success(checkpoints_by_run.get(run.id, ())), once_per="student_checkpoint"
+    )
     rows = []
     if teacher:
         rows.append(ResultsRow(TEACHER_LABEL, "reference", teacher))

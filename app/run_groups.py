@@ -8,18 +8,24 @@ label names the method and only the settings that differ between the groups on s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 IDENTITY_FIELDS = frozenset({"name", "seed", "out_dir", "device", "teacher_device"})
 """Fields that tell runs apart without changing what they measure (seed: the repeats to fold into a band)."""
-PER_SUITE_FIELDS = frozenset({"suite", "tasks", "unseen_tasks", "student_checkpoint", "teacher_checkpoint",
-                              "demos", "max_episode_steps"})
+PER_SUITE_FIELDS = frozenset(
+    {"suite", "tasks", "unseen_tasks", "student_checkpoint", "teacher_checkpoint", "demos", "max_episode_steps"}
+)
 """Fields that follow from the suite a run trains on: the Results table puts suites in columns, not rows."""
 METHOD_FIELDS = ("pipeline", "objective")
 
-OBJECTIVE_NAMES = {"reverse_kl": "reverse KL", "reverse_kl_exact": "exact reverse KL", "forward_kl": "forward KL",
-                   "hard_ce": "hard CE"}
+OBJECTIVE_NAMES = {
+    "reverse_kl": "reverse KL",
+    "reverse_kl_exact": "exact reverse KL",
+    "forward_kl": "forward KL",
+    "hard_ce": "hard CE",
+}
 SHORT_FIELD_NAMES = {"group_size": "G", "batch_tasks": "B", "temperature": "T", "grpo_steps": "GRPO steps"}
 
 
@@ -74,8 +80,10 @@ def group_runs(runs: Sequence[RunLike], ignore: Iterable[str] = IDENTITY_FIELDS)
         members.setdefault(settings_key(run.config, ignore), []).append(run)
     configs = [group[0].config for group in members.values()]
     varying = differing_fields(configs, ignore | set(METHOD_FIELDS))
-    return [RunGroup(key, _label(group[0].config, varying), tuple(run.id for run in group),
-                     dict(group[0].config)) for key, group in members.items()]
+    return [
+        RunGroup(key, _label(group[0].config, varying), tuple(run.id for run in group), dict(group[0].config))
+        for key, group in members.items()
+    ]
 
 
 def differing_fields(configs: Sequence[Mapping[str, Any]], ignore: Iterable[str] = ()) -> list[str]:
@@ -84,13 +92,17 @@ def differing_fields(configs: Sequence[Mapping[str, Any]], ignore: Iterable[str]
     fields: list[str] = []
     for config in configs:
         fields.extend(name for name in config if name not in fields and name not in ignore)
-    return [name for name in fields
-            if len({json.dumps(config.get(name), sort_keys=True, default=str) for config in configs}) > 1]
+    return [
+        name
+        for name in fields
+        if len({json.dumps(config.get(name), sort_keys=True, default=str) for config in configs}) > 1
+    ]
 
 
 def _label(config: Mapping[str, Any], varying: Sequence[str]) -> str:
-    return " · ".join([method_label(config)] + [f"{SHORT_FIELD_NAMES.get(name, name)}={_short(config.get(name))}"
-                                                for name in varying])
+    return " · ".join(
+        [method_label(config)] + [f"{SHORT_FIELD_NAMES.get(name, name)}={_short(config.get(name))}" for name in varying]
+    )
 
 
 def _short(value: Any) -> str:
@@ -102,4 +114,3 @@ def _short(value: Any) -> str:
     if value in ("", None):
         return "none"
     return str(value)
-

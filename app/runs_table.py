@@ -3,8 +3,9 @@ duration, attempt)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from app.run_groups import IDENTITY_FIELDS, SHORT_FIELD_NAMES, method_label
 
@@ -13,8 +14,25 @@ ACTIVE_STATUSES = ("queued", "running")
 RESUMABLE_STATUSES = ("crashed", "cancelled", "failed")
 LATEST_KEYS = ("train/success", "eval/seen_success", "eval/unseen_success", "train/entropy")
 """The metrics the table shows; fetched with one latest_metrics call for every listed run."""
-COLUMN_ORDER = ("id", "page", "name", "status", "progress", "method", "suite", "settings", "train success",
-                "seen success", "unseen success", "entropy", "duration", "attempt", "sweep", "tags", "notes")
+COLUMN_ORDER = (
+    "id",
+    "page",
+    "name",
+    "status",
+    "progress",
+    "method",
+    "suite",
+    "settings",
+    "train success",
+    "seen success",
+    "unseen success",
+    "entropy",
+    "duration",
+    "attempt",
+    "sweep",
+    "tags",
+    "notes",
+)
 """The table's columns on screen (the error's first line is in the status; the run page has it all)."""
 NOT_SETTINGS = (IDENTITY_FIELDS - {"seed"}) | {"pipeline", "objective", "suite", "tasks", "unseen_tasks"}
 """Fields the table shows elsewhere (method, suite) or that only name things: never in the settings column."""
@@ -39,20 +57,29 @@ class RunLike(Protocol):
     sweep_id: int | None
 
 
-def run_rows(runs: Sequence[RunLike], latest: Mapping[int, Mapping[str, tuple[int, float]]],
-             sweep_names: Mapping[int, str], now: datetime | None = None,
-             reasons: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
+def run_rows(
+    runs: Sequence[RunLike],
+    latest: Mapping[int, Mapping[str, tuple[int, float]]],
+    sweep_names: Mapping[int, str],
+    now: datetime | None = None,
+    reasons: Mapping[int, str] | None = None,
+) -> list[dict[str, Any]]:
     """Rows in the order given; numbers that a run has not logged yet are None (an empty cell). The settings
     column names only the fields that differ between the given runs (the key settings when none differ);
     `reasons` (run id -> why it is on a later attempt) go into the status."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     differing = differing_settings([run.config for run in runs])
-    return [_row(run, latest.get(run.id, {}), sweep_names, now, differing, (reasons or {}).get(run.id))
-            for run in runs]
+    return [_row(run, latest.get(run.id, {}), sweep_names, now, differing, (reasons or {}).get(run.id)) for run in runs]
 
 
-def _row(run: RunLike, latest: Mapping[str, tuple[int, float]], sweep_names: Mapping[int, str],
-         now: datetime, differing: Sequence[str], reason: str | None) -> dict[str, Any]:
+def _row(
+    run: RunLike,
+    latest: Mapping[str, tuple[int, float]],
+    sweep_names: Mapping[int, str],
+    now: datetime,
+    differing: Sequence[str],
+    reason: str | None,
+) -> dict[str, Any]:
     config = run.config
     status = status_text(run)
     return {
@@ -87,8 +114,13 @@ def status_text(run: RunLike) -> str:
 
 def settings_text(config: Mapping[str, Any]) -> str:
     """The settings a researcher scans for: G, B, lr, temperature, steps (and GRPO steps when chained)."""
-    parts = [f"G={config.get('group_size')}", f"B={config.get('batch_tasks')}", f"lr={config.get('lr')}",
-             f"T={config.get('temperature')}", f"steps={config.get('steps')}"]
+    parts = [
+        f"G={config.get('group_size')}",
+        f"B={config.get('batch_tasks')}",
+        f"lr={config.get('lr')}",
+        f"T={config.get('temperature')}",
+        f"steps={config.get('steps')}",
+    ]
     if config.get("pipeline") == "opd_then_grpo":
         parts.append(f"+{config.get('grpo_steps')} GRPO")
     parts.append(f"seed={config.get('seed')}")
@@ -98,8 +130,9 @@ def settings_text(config: Mapping[str, Any]) -> str:
 def differing_settings(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Config fields whose values differ between the runs, in config order (method, suite and names aside)."""
     names = list(dict.fromkeys(name for config in configs for name in config))
-    return [name for name in names if name not in NOT_SETTINGS
-            and len({repr(config.get(name)) for config in configs}) > 1]
+    return [
+        name for name in names if name not in NOT_SETTINGS and len({repr(config.get(name)) for config in configs}) > 1
+    ]
 
 
 def fields_text(config: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -123,8 +156,14 @@ def settings_table(runs: Sequence[RunLike]) -> list[dict[str, Any]]:
     differing = differing_settings(configs)
     names = list(dict.fromkeys(name for config in configs for name in config))
     ordered = [*differing, *[name for name in names if name not in differing]]
-    return [{"field": name, "differs": name in differing,
-             **{f"#{run.id} {run.name}": _full(run.config.get(name)) for run in runs}} for name in ordered]
+    return [
+        {
+            "field": name,
+            "differs": name in differing,
+            **{f"#{run.id} {run.name}": _full(run.config.get(name)) for run in runs},
+        }
+        for name in ordered
+    ]
 
 
 def _full(value: Any) -> str:
@@ -133,11 +172,17 @@ def _full(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def filter_runs(runs: Sequence[RunLike], status: str | None = None, sweep_id: int | None = None,
-                tag: str | None = None) -> list[RunLike]:
+def filter_runs(
+    runs: Sequence[RunLike], status: str | None = None, sweep_id: int | None = None, tag: str | None = None
+) -> list[RunLike]:
     """The runs list_runs(status, sweep_id, tag) would return, filtered from one listing of every run."""
-    return [run for run in runs if (status is None or run.status == status)
-            and (sweep_id is None or run.sweep_id == sweep_id) and (tag is None or tag in run.tags)]
+    return [
+        run
+        for run in runs
+        if (status is None or run.status == status)
+        and (sweep_id is None or run.sweep_id == sweep_id)
+        and (tag is None or tag in run.tags)
+    ]
 
 
 def retry_reasons(lab: Any, runs: Sequence[RunLike]) -> dict[int, str]:

@@ -7,8 +7,9 @@ not measured; on the env-steps and wall-time axes the band sits at the seeds' me
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -124,8 +125,14 @@ def fold_seeds(curves: Sequence[Curve]) -> Band:
         columns = np.searchsorted(steps, curve.steps)
         ys[row, columns] = curve.y
         xs[row, columns] = curve.x
-    return Band(steps, _nan_mean(xs), _nan_mean(ys), _nan_reduce(ys, np.min, np.inf),
-                _nan_reduce(ys, np.max, -np.inf), np.isfinite(ys).sum(axis=0))
+    return Band(
+        steps,
+        _nan_mean(xs),
+        _nan_mean(ys),
+        _nan_reduce(ys, np.min, np.inf),
+        _nan_reduce(ys, np.max, -np.inf),
+        np.isfinite(ys).sum(axis=0),
+    )
 
 
 def _nan_mean(matrix: np.ndarray) -> np.ndarray:
@@ -149,5 +156,6 @@ def decimate(band: Band, max_points: int) -> Band:
     if size <= max_points:
         return band
     index = np.unique(np.concatenate([np.linspace(0, size - 1, max_points).round().astype(np.int64), [size - 1]]))
-    return Band(band.steps[index], band.x[index], band.mean[index], band.low[index], band.high[index],
-                band.count[index])
+    return Band(
+        band.steps[index], band.x[index], band.mean[index], band.low[index], band.high[index], band.count[index]
+    )

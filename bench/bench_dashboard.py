@@ -43,14 +43,19 @@ def fill_store(runs: int, steps: int) -> float:
     upgrade_to_head(store.engine)
     rng = np.random.default_rng(0)
     for index in range(runs):
-        config = RunConfig(name=f"bench-{index}", objective=OBJECTIVES[index // 2 % len(OBJECTIVES)],
-                           seed=index % 2, teacher_checkpoint="/bench/teacher", steps=steps).to_dict()
+        config = RunConfig(
+            name=f"bench-{index}",
+            objective=OBJECTIVES[index // 2 % len(OBJECTIVES)],
+            seed=index % 2,
+            teacher_checkpoint="/bench/teacher",
+            steps=steps,
+        ).to_dict()
         run_id = lifecycle.create_run(store, config, name=config["name"], queue="cpu", total_steps=steps)
         lifecycle.claim(store, run_id, 1, "bench-host")
         points = _points(rng, steps)
         for start in range(0, len(points), 20_000):
             with store.session() as session:
-                upsert_metrics(session, run_id, [MetricPoint(*p) for p in points[start:start + 20_000]])
+                upsert_metrics(session, run_id, [MetricPoint(*p) for p in points[start : start + 20_000]])
         with store.session() as session:  # running, at its last step, as the worker's sink leaves it
             lifecycle.touch(session, run_id, 1, step=steps, total=steps)
     store.close()
@@ -66,8 +71,7 @@ def _points(rng: np.random.Generator, steps: int) -> list[tuple[str, int, float,
         "time/env_steps": step * 64.0 * 40,
         "time/wall_seconds": step * 0.8,
     }
-    return [(key, int(s), float(v), 1.7e9 + float(s)) for key, values in curves.items()
-            for s, v in zip(step, values)]
+    return [(key, int(s), float(v), 1.7e9 + float(s)) for key, values in curves.items() for s, v in zip(step, values)]
 
 
 def time_compare_build(lab, run_ids: list[int], axis: str, repeats: int) -> dict:
@@ -89,10 +93,15 @@ def time_compare_build(lab, run_ids: list[int], axis: str, repeats: int) -> dict
     points = sum(len(s.steps) for by_key in view.data.values() for s in by_key.values())
     started = time.perf_counter()
     lab.metrics(run_ids, [*keys, *(["time/env_steps"] if axis == "env_steps" else [])])
-    return {"axis": axis, "seconds_first": round(timings[0], 3), "seconds_best": round(min(timings), 3),
-            "refresh_seconds_best": round(min(refresh_timings), 3),
-            "query_seconds": round(time.perf_counter() - started, 3), "points": points,
-            "figure_json_bytes": sum(len(p) for p in payload)}
+    return {
+        "axis": axis,
+        "seconds_first": round(timings[0], 3),
+        "seconds_best": round(min(timings), 3),
+        "refresh_seconds_best": round(min(refresh_timings), 3),
+        "query_seconds": round(time.perf_counter() - started, 3),
+        "points": points,
+        "figure_json_bytes": sum(len(p) for p in payload),
+    }
 
 
 def time_apptest_page(run_ids: list[int]) -> dict:
@@ -137,12 +146,23 @@ def main() -> int:
         results = [time_compare_build(lab, run_ids, axis, args.repeats) for axis in ("step", "env_steps")]
         page = time_apptest_page(run_ids)
     worst = max(result["seconds_first"] for result in results)
-    print(json.dumps({
-        "runs": args.runs, "steps": args.steps, "keys_plotted": 2, "fill_seconds": round(fill_seconds, 1),
-        "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
-        "compare_build": results, "apptest_compare_page": page, "target_seconds": TARGET_SECONDS,
-        "meets_target": worst < TARGET_SECONDS and page["rerun_seconds"] < TARGET_SECONDS,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "steps": args.steps,
+                "keys_plotted": 2,
+                "fill_seconds": round(fill_seconds, 1),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "cpus": os.cpu_count(),
+                "compare_build": results,
+                "apptest_compare_page": page,
+                "target_seconds": TARGET_SECONDS,
+                "meets_target": worst < TARGET_SECONDS and page["rerun_seconds"] < TARGET_SECONDS,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 TASK = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
 
 
-def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size: int, cameras: bool,
-                     wrist: bool) -> dict:
+def steps_per_second(
+    workers: int, envs_per_worker: int, steps: int, image_size: int, cameras: bool, wrist: bool
+) -> dict:
     from opd_core.envs.libero import make_libero_env
 
     n = workers * envs_per_worker
@@ -46,20 +47,38 @@ def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size:
         elapsed = time.perf_counter() - started
     finally:
         env.close()
-    return {"workers": workers, "episodes": n, "steps": steps, "image_size": image_size,
-            "cameras": ("agentview+wrist" if wrist else "agentview") if cameras else "none",
-            "env_steps_per_second": n * steps / elapsed, "first_reset_seconds": first_reset,
-            "warm_reset_seconds": warm_reset}
+    return {
+        "workers": workers,
+        "episodes": n,
+        "steps": steps,
+        "image_size": image_size,
+        "cameras": ("agentview+wrist" if wrist else "agentview") if cameras else "none",
+        "env_steps_per_second": n * steps / elapsed,
+        "first_reset_seconds": first_reset,
+        "warm_reset_seconds": warm_reset,
+    }
 
 
 def opd_step_seconds(steps: int, max_episode_steps: int, image_size: int, wrist: bool) -> dict:
     from opd_core.bench import training_step
 
     os.environ["OPD_LIBERO_WRIST"] = "1" if wrist else "0"  # the training loop builds its env through make_env
-    figures = training_step(1, steps, group_size=2, max_episode_steps=max_episode_steps, env="libero",
-                            suite="libero_object", tasks=[TASK], image_size=image_size)
-    return {**figures, "image_size": image_size, "cameras": "agentview+wrist" if wrist else "agentview",
-            "max_episode_steps": max_episode_steps or 280}
+    figures = training_step(
+        1,
+        steps,
+        group_size=2,
+        max_episode_steps=max_episode_steps,
+        env="libero",
+        suite="libero_object",
+        tasks=[TASK],
+        image_size=image_size,
+    )
+    return {
+        **figures,
+        "image_size": image_size,
+        "cameras": "agentview+wrist" if wrist else "agentview",
+        "max_episode_steps": max_episode_steps or 280,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -76,15 +95,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-opd", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
-    report: dict = {"bench": "libero", "cpu_count": os.cpu_count(),
-                    "load_average_at_start": list(os.getloadavg()), "scaling": []}
+    report: dict = {
+        "bench": "libero",
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+        "scaling": [],
+    }
     for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-        report["scaling"].append(steps_per_second(workers, args.envs_per_worker, args.steps, args.image_size,
-                                                  not args.no_cameras, not args.no_wrist))
+        report["scaling"].append(
+            steps_per_second(
+                workers, args.envs_per_worker, args.steps, args.image_size, not args.no_cameras, not args.no_wrist
+            )
+        )
         print(json.dumps(report["scaling"][-1]), file=sys.stderr, flush=True)
     if not args.skip_opd:
-        report["opd_step"] = opd_step_seconds(args.opd_steps, args.opd_max_episode_steps, args.image_size,
-                                              args.opd_wrist)
+        report["opd_step"] = opd_step_seconds(
+            args.opd_steps, args.opd_max_episode_steps, args.image_size, args.opd_wrist
+        )
     report["load_average_at_end"] = list(os.getloadavg())
     print(json.dumps(report, indent=1))
     return report

@@ -34,8 +34,16 @@ from worker.settings import Settings  # noqa: E402
 from worker.store import Store  # noqa: E402
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-KEYS = ("train/success", "train/entropy", "eval/seen_success", "eval/unseen_success", "time/step_seconds",
-        "train/kl", "train/loss", "time/env_steps")
+KEYS = (
+    "train/success",
+    "train/entropy",
+    "eval/seen_success",
+    "eval/unseen_success",
+    "time/step_seconds",
+    "train/kl",
+    "train/loss",
+    "time/env_steps",
+)
 
 
 def bench(store: Store, runs: int, keys: int, steps: int, batch_points: int) -> dict:
@@ -56,11 +64,17 @@ def bench(store: Store, runs: int, keys: int, steps: int, batch_points: int) -> 
     started = time.perf_counter()
     queries.metric_keys(store, run_ids)
     keys_seconds = time.perf_counter() - started
-    return {"points": points, "batch_points": batch_points, "write_seconds": round(write_seconds, 3),
-            "write_points_per_second": round(points / write_seconds),
-            "read_seconds_first": round(read_times[0], 3), "read_seconds_best": round(min(read_times), 3),
-            "read_client_cpu_seconds_best": round(min(read_cpu_times), 3),
-            "latest_metrics_seconds": round(latest_seconds, 4), "metric_keys_seconds": round(keys_seconds, 4)}
+    return {
+        "points": points,
+        "batch_points": batch_points,
+        "write_seconds": round(write_seconds, 3),
+        "write_points_per_second": round(points / write_seconds),
+        "read_seconds_first": round(read_times[0], 3),
+        "read_seconds_best": round(min(read_times), 3),
+        "read_client_cpu_seconds_best": round(min(read_cpu_times), 3),
+        "latest_metrics_seconds": round(latest_seconds, 4),
+        "metric_keys_seconds": round(keys_seconds, 4),
+    }
 
 
 def _write(store: Store, run_ids: list[int], keys: tuple[str, ...], steps: int, batch_points: int):
@@ -71,8 +85,11 @@ def _write(store: Store, run_ids: list[int], keys: tuple[str, ...], steps: int, 
     steps_per_flush = max(1, batch_points // len(keys))
     for first_step in range(0, steps, steps_per_flush):
         for run_id in run_ids:
-            points = [MetricPoint(key, step, math.nan if rng.random() < 0.001 else rng.random(), 1.7e9 + step)
-                      for step in range(first_step, min(steps, first_step + steps_per_flush)) for key in keys]
+            points = [
+                MetricPoint(key, step, math.nan if rng.random() < 0.001 else rng.random(), 1.7e9 + step)
+                for step in range(first_step, min(steps, first_step + steps_per_flush))
+                for key in keys
+            ]
             flushes.append((run_id, points))
     started = time.perf_counter()
     for run_id, points in flushes:
@@ -97,8 +114,12 @@ def postgres_store(server_url: str):
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    store = Store(Settings(data_dir=Path(tempfile.gettempdir()),
-                           database_url=make_url(server_url).set(database=name).render_as_string(False)))
+    store = Store(
+        Settings(
+            data_dir=Path(tempfile.gettempdir()),
+            database_url=make_url(server_url).set(database=name).render_as_string(False),
+        )
+    )
     try:
         yield store
     finally:
@@ -114,12 +135,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--keys", type=int, default=5, help=f"metric keys per run (at most {len(KEYS)})")
     parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--batch-points", type=int, default=2_000,
-                        help="points per flush transaction (a worker logging ~20 keys/step flushes about this many)")
+    parser.add_argument(
+        "--batch-points",
+        type=int,
+        default=2_000,
+        help="points per flush transaction (a worker logging ~20 keys/step flushes about this many)",
+    )
     args = parser.parse_args()
     # Shared machines: the load average says how much of the CPU the figures below really had.
-    results = {"runs": args.runs, "keys": args.keys, "steps": args.steps, "cpus": os.cpu_count(),
-               "load_average_1min_before": round(os.getloadavg()[0], 2)}
+    results = {
+        "runs": args.runs,
+        "keys": args.keys,
+        "steps": args.steps,
+        "cpus": os.cpu_count(),
+        "load_average_1min_before": round(os.getloadavg()[0], 2),
+    }
     if args.backend in ("sqlite", "both"):
         with sqlite_store() as store:
             results["sqlite"] = bench(store, args.runs, args.keys, args.steps, args.batch_points)

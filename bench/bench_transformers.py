@@ -29,13 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the offline model builders
 
+from hf_models import build_openvla_like, build_paligemma, build_tiny_llava  # noqa: E402
 from opd_core import bench
 from opd_core.checkpoint import load_policy
 from opd_core.config import RunConfig
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.envs.tabletop.tasks import CATALOG
-
-from hf_models import build_openvla_like, build_paligemma, build_tiny_llava  # noqa: E402
 
 BUILDERS = {"tiny": build_tiny_llava, "openvla_like": build_openvla_like, "paligemma": build_paligemma}
 
@@ -57,8 +56,9 @@ def rollout_speed(model_dir: Path, queries: int, repeats: int) -> dict:
         for seed in range(repeats):
             policy.sample(obs, 1.0, torch.Generator().manual_seed(seed))
         figures[f"rollout_tokens_per_second_cache_{cache}"] = repeats * queries * 7 / (time.perf_counter() - start)
-    figures["rollout_cache_speedup"] = (figures["rollout_tokens_per_second_cache_on"]
-                                        / figures["rollout_tokens_per_second_cache_off"])
+    figures["rollout_cache_speedup"] = (
+        figures["rollout_tokens_per_second_cache_on"] / figures["rollout_tokens_per_second_cache_off"]
+    )
     return figures
 
 
@@ -72,8 +72,11 @@ def cache_agreement(model_dir: Path) -> dict:
         policy.settings.kv_cache = cache
         runs[cache] = policy.sample(obs, 1.0, torch.Generator().manual_seed(0))
     (bins, logp, logits), (ref_bins, ref_logp, ref_logits) = runs["on"], runs["off"]
-    return {"bins_equal": bool(torch.equal(bins, ref_bins)), "max_logp_diff": float((logp - ref_logp).abs().max()),
-            "max_logit_diff": float((logits - ref_logits).abs().max())}
+    return {
+        "bins_equal": bool(torch.equal(bins, ref_bins)),
+        "max_logp_diff": float((logp - ref_logp).abs().max()),
+        "max_logit_diff": float((logits - ref_logits).abs().max()),
+    }
 
 
 def prepare(arch: str, model_dir: Path, size: dict, kv_cache: str, queries: int, repeats: int) -> dict:
@@ -84,8 +87,12 @@ def prepare(arch: str, model_dir: Path, size: dict, kv_cache: str, queries: int,
     conventions = json.loads((model_dir / "opd_vla.json").read_text())
     (model_dir / "opd_vla.json").write_text(json.dumps({**conventions, "kv_cache": kv_cache}))
     params = sum(p.numel() for p in load_policy(model_dir).parameters())
-    return {"parameters": params, "build_seconds": build_seconds, **cache_agreement(model_dir),
-            **rollout_speed(model_dir, queries, repeats)}
+    return {
+        "parameters": params,
+        "build_seconds": build_seconds,
+        **cache_agreement(model_dir),
+        **rollout_speed(model_dir, queries, repeats),
+    }
 
 
 def main() -> None:
@@ -111,16 +118,32 @@ def main() -> None:
         # built and timed in a child process, so that the peak memory below is the training run's alone
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             speed = pool.apply(prepare, (args.arch, model_dir, size, args.kv_cache, queries, args.rollout_repeats))
-        figures = bench.training_step(args.batch_tasks, args.steps, args.group_size, student=str(model_dir),
-                                      teacher=str(model_dir), max_episode_steps=args.episode_steps, hf_lora_rank=lora)
+        figures = bench.training_step(
+            args.batch_tasks,
+            args.steps,
+            args.group_size,
+            student=str(model_dir),
+            teacher=str(model_dir),
+            max_episode_steps=args.episode_steps,
+            hf_lora_rank=lora,
+        )
     update_seconds = figures["update_share"] * figures["step_seconds"]
     passes = RunConfig().updates_per_step  # each state is trained on this many times per step
-    figures.update({"bench": "transformers_step", "arch": args.arch, "lora_rank": lora,
-                    "kv_cache_in_steps": args.kv_cache, **speed,
-                    "update_tokens_per_second": passes * figures["states_per_step"] * speed["tokens_per_state"]
-                    / update_seconds,
-                    "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                    "load_average": os.getloadavg()[0]})
+    figures.update(
+        {
+            "bench": "transformers_step",
+            "arch": args.arch,
+            "lora_rank": lora,
+            "kv_cache_in_steps": args.kv_cache,
+            **speed,
+            "update_tokens_per_second": passes
+            * figures["states_per_step"]
+            * speed["tokens_per_state"]
+            / update_seconds,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "load_average": os.getloadavg()[0],
+        }
+    )
     print(json.dumps(figures, indent=1))
 
 

@@ -27,10 +27,10 @@ import torch
 
 from opd_core import objectives
 from opd_core.envs.base import Observation
-from opd_core.registry import make_env
 from opd_core.errors import OpdError, TokenizerMismatchError
 from opd_core.labeling import label_states
 from opd_core.policies.base import Policy
+from opd_core.registry import make_env
 from opd_core.rollout import collect
 
 DIMENSION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
@@ -73,8 +73,10 @@ class ReplayedEpisode:
     def query_of(self, frame: int) -> tuple[int, int]:
         """(query index, position in its action chunk) of the action taken at `frame`."""
         if not 0 <= frame < self.length:
-            raise InspectionError(f"frame {frame} is out of range: the episode took actions at frames "
-                                  f"0..{self.length - 1} (frame {self.length} is its outcome)")
+            raise InspectionError(
+                f"frame {frame} is out of range: the episode took actions at frames "
+                f"0..{self.length - 1} (frame {self.length} is its outcome)"
+            )
         return frame // self.chunk_size, frame % self.chunk_size
 
 
@@ -106,14 +108,22 @@ class ActionDistributions:
 
     def rows(self) -> list[dict]:
         """One dict per dimension: the numbers of the table under the charts."""
-        return [{"dimension": name, "chosen bin": int(self.chosen_bins[d]),
-                 "chosen value": float(self.bin_values[d, self.chosen_bins[d]]),
-                 "student argmax": int(self.student_argmax[d]), "teacher argmax": int(self.teacher_argmax[d]),
-                 "p_student(chosen)": float(self.student_probs[d, self.chosen_bins[d]]),
-                 "p_teacher(chosen)": float(self.teacher_probs[d, self.chosen_bins[d]]),
-                 "reverse KL": float(self.reverse_kl[d]), "forward KL": float(self.forward_kl[d]),
-                 "student entropy": float(self.student_entropy[d]),
-                 "teacher entropy": float(self.teacher_entropy[d])} for d, name in enumerate(self.dimensions)]
+        return [
+            {
+                "dimension": name,
+                "chosen bin": int(self.chosen_bins[d]),
+                "chosen value": float(self.bin_values[d, self.chosen_bins[d]]),
+                "student argmax": int(self.student_argmax[d]),
+                "teacher argmax": int(self.teacher_argmax[d]),
+                "p_student(chosen)": float(self.student_probs[d, self.chosen_bins[d]]),
+                "p_teacher(chosen)": float(self.teacher_probs[d, self.chosen_bins[d]]),
+                "reverse KL": float(self.reverse_kl[d]),
+                "forward KL": float(self.forward_kl[d]),
+                "student entropy": float(self.student_entropy[d]),
+                "teacher entropy": float(self.teacher_entropy[d]),
+            }
+            for d, name in enumerate(self.dimensions)
+        ]
 
 
 # ============================================================================================ replay
@@ -124,9 +134,18 @@ def evaluation_episodes(seen: list[str], unseen: list[str], init_states: int) ->
 
 
 @torch.no_grad()
-def replay_episode(policy: Policy, env_name: str, episodes: list[tuple[str, int]], index: int, *,
-                   temperature: float, seed: int, image_size: int, max_episode_steps: int = 0,
-                   batch: str = BATCH_SOLO) -> ReplayedEpisode:
+def replay_episode(
+    policy: Policy,
+    env_name: str,
+    episodes: list[tuple[str, int]],
+    index: int,
+    *,
+    temperature: float,
+    seed: int,
+    image_size: int,
+    max_episode_steps: int = 0,
+    batch: str = BATCH_SOLO,
+) -> ReplayedEpisode:
     """Re-simulate `episodes` together as one evaluation batch does (one generator seeded with `seed`) and keep
     episode `index`: its frames and, at each query, the observation, the chosen bins and the logits."""
     if not 0 <= index < len(episodes):
@@ -136,22 +155,53 @@ def replay_episode(policy: Policy, env_name: str, episodes: list[tuple[str, int]
     policy.eval()
     try:
         generator = torch.Generator().manual_seed(seed)
-        rollout = collect(policy, env, [t for t, _ in episodes], [i for _, i in episodes], temperature, generator,
-                          film={index}, keep_states=True)
+        rollout = collect(
+            policy,
+            env,
+            [t for t, _ in episodes],
+            [i for _, i in episodes],
+            temperature,
+            generator,
+            film={index},
+            keep_states=True,
+        )
     finally:
         policy.train(was_training)
         env.close()
     mine = np.nonzero(rollout.trajectory == index)[0]
     task, init_id = episodes[index]
-    return ReplayedEpisode(task, init_id, temperature, seed, batch, len(episodes), rollout.frames[index],
-                           bool(rollout.success[index]), int(rollout.lengths[index]), rollout.obs.take(mine),
-                           rollout.actions[mine], rollout.student_logits[mine], policy.chunk_size,
-                           policy.tokenizer.dim)
+    return ReplayedEpisode(
+        task,
+        init_id,
+        temperature,
+        seed,
+        batch,
+        len(episodes),
+        rollout.frames[index],
+        bool(rollout.success[index]),
+        int(rollout.lengths[index]),
+        rollout.obs.take(mine),
+        rollout.actions[mine],
+        rollout.student_logits[mine],
+        policy.chunk_size,
+        policy.tokenizer.dim,
+    )
 
 
-def replay_evaluation_episode(policy: Policy, env_name: str, seen: list[str], unseen: list[str], task: str, *,
-                              init_states: int, temperature: float, seed: int, image_size: int,
-                              max_episode_steps: int = 0, batch: str | None = None) -> ReplayedEpisode:
+def replay_evaluation_episode(
+    policy: Policy,
+    env_name: str,
+    seen: list[str],
+    unseen: list[str],
+    task: str,
+    *,
+    init_states: int,
+    temperature: float,
+    seed: int,
+    image_size: int,
+    max_episode_steps: int = 0,
+    batch: str | None = None,
+) -> ReplayedEpisode:
     """The episode an evaluation filmed for `task` (init state 0), replayed alone at temperature 0 and inside the
     whole evaluation batch otherwise (`batch` forces either)."""
     episodes = evaluation_episodes(seen, unseen, max(1, init_states))
@@ -160,13 +210,30 @@ def replay_evaluation_episode(policy: Policy, env_name: str, seen: list[str], un
         raise InspectionError(f"task {task!r} is not among the evaluated tasks ({evaluated})")
     batch = batch or (BATCH_SOLO if temperature == 0 else BATCH_EVALUATION)
     if batch == BATCH_SOLO:
-        return replay_episode(policy, env_name, [(task, 0)], 0, temperature=temperature, seed=seed,
-                              image_size=image_size, max_episode_steps=max_episode_steps, batch=BATCH_SOLO)
+        return replay_episode(
+            policy,
+            env_name,
+            [(task, 0)],
+            0,
+            temperature=temperature,
+            seed=seed,
+            image_size=image_size,
+            max_episode_steps=max_episode_steps,
+            batch=BATCH_SOLO,
+        )
     if batch != BATCH_EVALUATION:
         raise InspectionError(f"unknown replay batch {batch!r}; expected {BATCH_SOLO} or {BATCH_EVALUATION}")
-    return replay_episode(policy, env_name, episodes, episodes.index((task, 0)), temperature=temperature,
-                          seed=seed, image_size=image_size, max_episode_steps=max_episode_steps,
-                          batch=BATCH_EVALUATION)
+    return replay_episode(
+        policy,
+        env_name,
+        episodes,
+        episodes.index((task, 0)),
+        temperature=temperature,
+        seed=seed,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        batch=BATCH_EVALUATION,
+    )
 
 
 # ============================================================================================ distributions
@@ -177,8 +244,10 @@ def check_pair(student: Policy, teacher: Policy) -> None:
     except TokenizerMismatchError as exc:
         raise InspectionError(str(exc)) from exc
     if teacher.chunk_size != student.chunk_size:
-        raise InspectionError(f"the teacher emits {teacher.chunk_size} actions per query, the student "
-                              f"{student.chunk_size}: their token distributions cannot be compared")
+        raise InspectionError(
+            f"the teacher emits {teacher.chunk_size} actions per query, the student "
+            f"{student.chunk_size}: their token distributions cannot be compared"
+        )
 
 
 @torch.no_grad()
@@ -190,13 +259,16 @@ def teacher_logits_at(episode: ReplayedEpisode, teacher: Policy, query: int) -> 
     was_training = teacher.training
     teacher.eval()
     try:
-        return label_states(teacher, episode.queries.take(np.array([query])), episode.bins[query:query + 1], 1)[0].cpu()
+        return label_states(teacher, episode.queries.take(np.array([query])), episode.bins[query : query + 1], 1)[
+            0
+        ].cpu()
     finally:
         teacher.train(was_training)
 
 
-def frame_distributions(episode: ReplayedEpisode, teacher_logits: torch.Tensor, frame: int,
-                        bin_values: np.ndarray | None = None) -> ActionDistributions:
+def frame_distributions(
+    episode: ReplayedEpisode, teacher_logits: torch.Tensor, frame: int, bin_values: np.ndarray | None = None
+) -> ActionDistributions:
     """Distributions and divergences of the action taken at `frame`, from the replay and the teacher's logits at
     that frame's query (`teacher_logits_at(episode, teacher, episode.query_of(frame)[0])`).
 
@@ -210,18 +282,26 @@ def frame_distributions(episode: ReplayedEpisode, teacher_logits: torch.Tensor, 
     per_dim = range(episode.action_dim)
     num_bins = student.shape[-1]
     return ActionDistributions(
-        frame=frame, query_frame=query * episode.chunk_size,
+        frame=frame,
+        query_frame=query * episode.chunk_size,
         dimensions=tuple(DIMENSION_NAMES[d] if d < len(DIMENSION_NAMES) else f"a{d}" for d in per_dim),
-        student_probs=torch.softmax(student[0], -1).numpy(), teacher_probs=torch.softmax(teacher[0], -1).numpy(),
-        chosen_bins=chosen.numpy().astype(np.int64), student_argmax=student[0].argmax(-1).numpy(),
+        student_probs=torch.softmax(student[0], -1).numpy(),
+        teacher_probs=torch.softmax(teacher[0], -1).numpy(),
+        chosen_bins=chosen.numpy().astype(np.int64),
+        student_argmax=student[0].argmax(-1).numpy(),
         teacher_argmax=teacher[0].argmax(-1).numpy(),
-        reverse_kl=np.array([objectives.reverse_kl_exact(student[:, d:d + 1], teacher[:, d:d + 1]).item()
-                             for d in per_dim]),
-        forward_kl=np.array([objectives.forward_kl(student[:, d:d + 1], teacher[:, d:d + 1]).item()
-                             for d in per_dim]),
-        student_entropy=objectives.entropy(student)[0].numpy(), teacher_entropy=objectives.entropy(teacher)[0].numpy(),
-        bin_values=bin_values if bin_values is not None else np.tile(np.arange(num_bins, dtype=np.float64),
-                                                                      (episode.action_dim, 1)))
+        reverse_kl=np.array(
+            [objectives.reverse_kl_exact(student[:, d : d + 1], teacher[:, d : d + 1]).item() for d in per_dim]
+        ),
+        forward_kl=np.array(
+            [objectives.forward_kl(student[:, d : d + 1], teacher[:, d : d + 1]).item() for d in per_dim]
+        ),
+        student_entropy=objectives.entropy(student)[0].numpy(),
+        teacher_entropy=objectives.entropy(teacher)[0].numpy(),
+        bin_values=bin_values
+        if bin_values is not None
+        else np.tile(np.arange(num_bins, dtype=np.float64), (episode.action_dim, 1)),
+    )
 
 
 def bin_values(policy: Policy) -> np.ndarray:

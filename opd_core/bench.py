@@ -24,12 +24,25 @@ def simulator(batch: int = 64, steps: int = 400) -> dict:
     for action in actions:
         env.step(action)
     elapsed = time.perf_counter() - start
-    return {"bench": "sim", "batch": batch, "steps": steps, "image": list(env.render().shape[1:]),
-            "env_steps_per_second": batch * steps / elapsed, "target_env_steps_per_second": 20000}
+    return {
+        "bench": "sim",
+        "batch": batch,
+        "steps": steps,
+        "image": list(env.render().shape[1:]),
+        "env_steps_per_second": batch * steps / elapsed,
+        "target_env_steps_per_second": 20000,
+    }
 
 
-def training_step(batch_tasks: int = 8, steps: int = 3, group_size: int = 8, student: str = "",
-                  teacher: str = "", max_episode_steps: int = 0, **run_config) -> dict:
+def training_step(
+    batch_tasks: int = 8,
+    steps: int = 3,
+    group_size: int = 8,
+    student: str = "",
+    teacher: str = "",
+    max_episode_steps: int = 0,
+    **run_config,
+) -> dict:
     """Seconds per OPD step split into rollout, labeling and update. Student and teacher default to freshly
     initialised small VLAs; pass checkpoint or transformers directories to measure other policies, and RunConfig
     fields in `run_config` (env, suite, tasks, image_size, ...) to measure another simulator."""
@@ -51,20 +64,40 @@ def training_step(batch_tasks: int = 8, steps: int = 3, group_size: int = 8, stu
         for name, seed in (("student", 0), ("teacher", 1)):
             torch.manual_seed(seed)
             save_checkpoint(os.path.join(tmp, name), build_policy("small_vla", {}, ActionTokenizer.identity()), step=0)
-        config = RunConfig(pipeline="opd", objective="reverse_kl",
-                           student_checkpoint=student or os.path.join(tmp, "student"),
-                           teacher_checkpoint=teacher or os.path.join(tmp, "teacher"), steps=steps + 1,
-                           batch_tasks=batch_tasks, group_size=group_size, eval_every=0, eval_init_states=0,
-                           save_every=0, max_episode_steps=max_episode_steps, out_dir=os.path.join(tmp, "run"),
-                           **run_config)
+        config = RunConfig(
+            pipeline="opd",
+            objective="reverse_kl",
+            student_checkpoint=student or os.path.join(tmp, "student"),
+            teacher_checkpoint=teacher or os.path.join(tmp, "teacher"),
+            steps=steps + 1,
+            batch_tasks=batch_tasks,
+            group_size=group_size,
+            eval_every=0,
+            eval_init_states=0,
+            save_every=0,
+            max_episode_steps=max_episode_steps,
+            out_dir=os.path.join(tmp, "run"),
+            **run_config,
+        )
         train(config, Collect())
     measured = rows[1:] or rows  # the first step pays one-off costs (allocations; LIBERO builds its simulators)
-    mean = {key: float(np.mean([row[key] for row in measured])) for key in
-            ("time/step_seconds", "time/rollout_seconds", "time/label_seconds", "time/update_seconds")}
+    mean = {
+        key: float(np.mean([row[key] for row in measured]))
+        for key in ("time/step_seconds", "time/rollout_seconds", "time/label_seconds", "time/update_seconds")
+    }
     step = mean["time/step_seconds"]
     states = float(np.mean([row["train/episode_length"] for row in measured])) * batch_tasks * group_size
-    return {"bench": "step", "batch_tasks": batch_tasks, "group_size": group_size, "torch_threads": torch.get_num_threads(),
-            "states_per_step": states, "step_seconds": step, "first_step_seconds": rows[0]["time/step_seconds"],
-            "measured_steps": len(measured),
-            "rollout_share": mean["time/rollout_seconds"] / step, "label_share": mean["time/label_seconds"] / step,
-            "update_share": mean["time/update_seconds"] / step, "target_label_share_at_most": 0.25}
+    return {
+        "bench": "step",
+        "batch_tasks": batch_tasks,
+        "group_size": group_size,
+        "torch_threads": torch.get_num_threads(),
+        "states_per_step": states,
+        "step_seconds": step,
+        "first_step_seconds": rows[0]["time/step_seconds"],
+        "measured_steps": len(measured),
+        "rollout_share": mean["time/rollout_seconds"] / step,
+        "label_share": mean["time/label_seconds"] / step,
+        "update_share": mean["time/update_seconds"] / step,
+        "target_label_share_at_most": 0.25,
+    }

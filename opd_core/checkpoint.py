@@ -42,9 +42,16 @@ class TrainingState:
     extra: dict[str, Any]
 
 
-def save_checkpoint(directory: str | Path, policy: Policy, *, step: int, run_config: dict[str, Any] | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, rng: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    policy: Policy,
+    *,
+    step: int,
+    run_config: dict[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    rng: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write atomically and durably (a temporary folder, fsynced, renamed into place) so that neither a killed
     process nor a power cut leaves half a checkpoint under the final name; a failed write leaves nothing."""
     directory = Path(directory)
@@ -64,9 +71,15 @@ def save_checkpoint(directory: str | Path, policy: Policy, *, step: int, run_con
     return directory
 
 
-def _write_checkpoint(tmp: Path, policy: Policy, step: int, run_config: dict[str, Any] | None,
-                      optimizer: torch.optim.Optimizer | None, rng: dict[str, Any] | None,
-                      extra: dict[str, Any] | None) -> None:
+def _write_checkpoint(
+    tmp: Path,
+    policy: Policy,
+    step: int,
+    run_config: dict[str, Any] | None,
+    optimizer: torch.optim.Optimizer | None,
+    rng: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
+) -> None:
     policy.save_weights(tmp)
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {
@@ -85,8 +98,9 @@ def _write_checkpoint(tmp: Path, policy: Policy, step: int, run_config: dict[str
     meta["rng"] = rng
     if tensors:
         save_file(tensors, str(tmp / "training_state.safetensors"))
-    meta["files"] = {str(path.relative_to(tmp)): path.stat().st_size for path in sorted(tmp.rglob("*"))
-                     if path.is_file()}
+    meta["files"] = {
+        str(path.relative_to(tmp)): path.stat().st_size for path in sorted(tmp.rglob("*")) if path.is_file()
+    }
     (tmp / META).write_text(json.dumps(meta, indent=1))
 
 
@@ -149,8 +163,9 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_policy(directory: str | Path, device: str | torch.device = "cpu",
-                hf_settings: dict[str, Any] | None = None) -> Policy:
+def load_policy(
+    directory: str | Path, device: str | torch.device = "cpu", hf_settings: dict[str, Any] | None = None
+) -> Policy:
     """Restore a policy on `device` with the first registered checkpoint loader that accepts `directory` (an OPD
     checkpoint folder, a transformers model directory, ...).
 
@@ -221,8 +236,11 @@ def run_checkpoints(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    steps = [(int(p.name.split("_")[1]), p) for p in root.glob("step_*")
-             if p.name.split("_")[1].isdigit() and (p / META).is_file()]
+    steps = [
+        (int(p.name.split("_")[1]), p)
+        for p in root.glob("step_*")
+        if p.name.split("_")[1].isdigit() and (p / META).is_file()
+    ]
     return [path for _, path in sorted(steps, reverse=True)]
 
 

@@ -23,26 +23,39 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
     train = sub.add_parser("train", help="run a config (any pipeline) writing to its out_dir")
     train.add_argument("config", help="YAML run config")
-    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="override a config field (YAML value), repeatable")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field (YAML value), repeatable",
+    )
     train.add_argument("--out", help="override out_dir")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
     train.set_defaults(handler=_cmd_train)
 
-    ev = sub.add_parser("eval", help="seen/unseen success of a checkpoint on the fixed initial states",
-                        description="Per-task success from the fixed initial states. On LIBERO this is the standard "
-                                    "protocol: 10 no-op steps, then at most 220/280/300/520 steps (spatial/object/"
-                                    "goal/10), 50 initial states per task by default.")
+    ev = sub.add_parser(
+        "eval",
+        help="seen/unseen success of a checkpoint on the fixed initial states",
+        description="Per-task success from the fixed initial states. On LIBERO this is the standard "
+        "protocol: 10 no-op steps, then at most 220/280/300/520 steps (spatial/object/"
+        "goal/10), 50 initial states per task by default.",
+    )
     ev.add_argument("checkpoint")
     ev.add_argument("--env", default=None, help="simulator (default: the checkpoint's run config)")
     ev.add_argument("--suite", default=None)
     ev.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     ev.add_argument("--unseen", default=None, help="comma-separated held-out task names")
-    ev.add_argument("--init-states", type=int, default=None,
-                    help="initial states per task (default: 10 on tabletop, 50 on LIBERO)")
+    ev.add_argument(
+        "--init-states", type=int, default=None, help="initial states per task (default: 10 on tabletop, 50 on LIBERO)"
+    )
     ev.add_argument("--num-envs", type=int, default=0, help="LIBERO: episodes stepped at once (default 10)")
-    ev.add_argument("--workers", type=int, default=0,
-                    help="LIBERO: environment processes (default: OPD_LIBERO_WORKERS or the CPU count)")
+    ev.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="LIBERO: environment processes (default: OPD_LIBERO_WORKERS or the CPU count)",
+    )
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument("--videos", type=int, default=2, help="tasks to film (init state 0)")
     ev.add_argument("--out", default=None, help="folder for videos and eval.json")
@@ -59,8 +72,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
     bench = sub.add_parser("bench", help="print benchmark figures as JSON")
     bench.add_argument("what", choices=["sim", "step"])
-    bench.add_argument("--batch", type=int, default=None,
-                       help="sim: environments (default 64); step: instructions B (default 8, with G=8)")
+    bench.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="sim: environments (default 64); step: instructions B (default 8, with G=8)",
+    )
     bench.add_argument("--steps", type=int, default=3, help="step: measured training steps")
     bench.set_defaults(handler=_cmd_bench)
 
@@ -104,15 +121,24 @@ def _cmd_train(args) -> int:
         result = train(config, sink, resume=args.resume, progress_bar=True)
     finally:
         sink.close()
-    print(json.dumps({"status": result.status, "step": result.step, "out_dir": str(result.out_dir),
-                      "last_eval": result.last_eval}, indent=1))
+    print(
+        json.dumps(
+            {
+                "status": result.status,
+                "step": result.step,
+                "out_dir": str(result.out_dir),
+                "last_eval": result.last_eval,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 
 def _cmd_eval(args) -> int:
     from opd_core.checkpoint import load_policy, read_meta
-    from opd_core.registry import task_catalog
     from opd_core.evaluate import evaluate
+    from opd_core.registry import task_catalog
 
     meta = read_meta(args.checkpoint)
     run_config = RunConfig.from_dict(meta.get("run_config") or {})
@@ -125,15 +151,26 @@ def _cmd_eval(args) -> int:
     if env == "libero":
         result = _evaluate_libero(args, policy, tasks, unseen, run_config, out)
     else:
-        result = evaluate(policy, env, tasks, unseen, init_states=args.init_states or 10,
-                          temperature=args.temperature, image_size=run_config.image_size,
-                          video_tasks=tasks[: args.videos], video_dir=out, run_dir=out)
+        result = evaluate(
+            policy,
+            env,
+            tasks,
+            unseen,
+            init_states=args.init_states or 10,
+            temperature=args.temperature,
+            image_size=run_config.image_size,
+            video_tasks=tasks[: args.videos],
+            video_dir=out,
+            run_dir=out,
+        )
     out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(args.checkpoint), "env": env, **result.summary(), "videos": result.videos}
     if env == "libero":
         actions = "greedy actions" if args.temperature == 0 else f"actions sampled at temperature {args.temperature}"
-        report["protocol"] = (f"LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, {actions}, "
-                              "at most 220/280/300/520 steps for spatial/object/goal/10")
+        report["protocol"] = (
+            f"LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, {actions}, "
+            "at most 220/280/300/520 steps for spatial/object/goal/10"
+        )
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0
@@ -147,14 +184,26 @@ def _evaluate_libero(args, policy, tasks: list[str], unseen: list[str], run_conf
 
     init_states = args.init_states or NUM_FIXED_INIT_STATES
     if not 1 <= init_states <= NUM_FIXED_INIT_STATES:
-        raise ConfigError("--init-states", f"LIBERO has {NUM_FIXED_INIT_STATES} fixed initial states per task, "
-                                           f"got {init_states}")
+        raise ConfigError(
+            "--init-states", f"LIBERO has {NUM_FIXED_INIT_STATES} fixed initial states per task, got {init_states}"
+        )
     total = len(dict.fromkeys([*tasks, *unseen])) * init_states
     with tqdm(total=total, desc="LIBERO protocol", unit="episode") as bar:
-        return evaluate_run(policy, tasks, unseen, init_states=init_states, temperature=args.temperature,
-                            image_size=run_config.image_size, max_episode_steps=0,
-                            video_tasks=tasks[: args.videos], video_dir=out, run_dir=out,
-                            num_envs=args.num_envs, num_workers=args.workers, progress=bar.update)
+        return evaluate_run(
+            policy,
+            tasks,
+            unseen,
+            init_states=init_states,
+            temperature=args.temperature,
+            image_size=run_config.image_size,
+            max_episode_steps=0,
+            video_tasks=tasks[: args.videos],
+            video_dir=out,
+            run_dir=out,
+            num_envs=args.num_envs,
+            num_workers=args.workers,
+            progress=bar.update,
+        )
 
 
 def _cmd_demos(args) -> int:

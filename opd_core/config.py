@@ -160,7 +160,7 @@ class RunConfig:
     from its newest checkpoint until it has used this many; 1 never resumes it automatically."""
 
     # ------------------------------------------------------------------
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Raise ConfigError naming the first invalid field; return self when valid."""
         _check_choice("pipeline", self.pipeline, PIPELINES)
         _check_choice("objective", self.objective, registry.OBJECTIVES.names())
@@ -171,13 +171,33 @@ class RunConfig:
         _check_choice("on_nonfinite", self.on_nonfinite, ON_NONFINITE)
         if "{instruction}" not in self.hf_prompt_template:
             raise ConfigError("hf_prompt_template", "must contain the {instruction} slot")
-        for name in ("hf_chunk_size", "steps", "batch_tasks", "group_size", "updates_per_step", "minibatch_size",
-                     "label_batch_size", "sft_batch_size", "num_demos", "image_size", "policy_width",
-                     "policy_hidden", "policy_input_size"):
+        for name in (
+            "hf_chunk_size",
+            "steps",
+            "batch_tasks",
+            "group_size",
+            "updates_per_step",
+            "minibatch_size",
+            "label_batch_size",
+            "sft_batch_size",
+            "num_demos",
+            "image_size",
+            "policy_width",
+            "policy_hidden",
+            "policy_input_size",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
-        for name in ("hf_action_vocab_offset", "hf_lora_rank", "grpo_steps", "eval_every", "save_every", "videos_per_eval", "max_episode_steps",
-                     "eval_init_states"):
+        for name in (
+            "hf_action_vocab_offset",
+            "hf_lora_rank",
+            "grpo_steps",
+            "eval_every",
+            "save_every",
+            "videos_per_eval",
+            "max_episode_steps",
+            "eval_init_states",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must not be negative, got {getattr(self, name)}")
         for name in ("lr", "temperature"):
@@ -217,7 +237,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build a config from a plain dict, refusing unknown fields and wrong types by name."""
         if not isinstance(data, dict):
             raise ConfigError("<root>", f"expected a mapping of fields, got {type(data).__name__}")
@@ -230,14 +250,14 @@ class RunConfig:
             values[key] = _coerce(key, value, hints[key])
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str) -> "RunConfig":
+    def from_yaml(cls, text: str) -> RunConfig:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -245,7 +265,7 @@ class RunConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError("<file>", f"config file not found: {path}")

@@ -46,8 +46,9 @@ class DemoSet:
         return len(self.actions)
 
     def observations(self, index: np.ndarray) -> Observation:
-        return Observation(self.images[index], self.proprio[index],
-                           [self.instructions[i] for i in self.instruction_index[index]])
+        return Observation(
+            self.images[index], self.proprio[index], [self.instructions[i] for i in self.instruction_index[index]]
+        )
 
 
 def task_file_name(task: str) -> str:
@@ -124,8 +125,11 @@ def load_demos(folder: str | Path, num_demos: int, tasks: list[str] | None = Non
     wanted = set(tasks or [])
     parts: list[tuple[str, str, list[Episode]]] = []
     for path in files:
-        if wanted and path.name not in {task_file_name(t) for t in wanted} and \
-                path.name.removesuffix(DEMO_SUFFIX) not in wanted:
+        if (
+            wanted
+            and path.name not in {task_file_name(t) for t in wanted}
+            and path.name.removesuffix(DEMO_SUFFIX) not in wanted
+        ):
             continue
         parts.append(read_task_demos(path, num_demos))
     missing = wanted - {task for task, _, _ in parts}
@@ -143,6 +147,12 @@ def _flatten(parts: list[tuple[str, str, list[Episode]]]) -> DemoSet:
             proprio.append(episode.proprio)
             actions.append(episode.actions)
             index.append(np.full(len(episode.actions), i))
-    return DemoSet(np.concatenate(images), np.concatenate(proprio).astype(np.float32), np.concatenate(actions),
-                   np.concatenate(index), instructions, [task for task, _, _ in parts],
-                   {task: len(episodes) for task, _, episodes in parts})
+    return DemoSet(
+        np.concatenate(images),
+        np.concatenate(proprio).astype(np.float32),
+        np.concatenate(actions),
+        np.concatenate(index),
+        instructions,
+        [task for task, _, _ in parts],
+        {task: len(episodes) for task, _, episodes in parts},
+    )

@@ -19,8 +19,15 @@ DEMO_INIT_OFFSET = 1000
 """Demos start from initial states 1000+ so they never coincide with the evaluation states 0-49."""
 
 
-def generate_demos(tasks: list[str], num_demos: int, out_dir: str | Path, noise: float = 0.3,
-                   seed: int = 0, batch_size: int = 256, progress=None) -> dict[str, int]:
+def generate_demos(
+    tasks: list[str],
+    num_demos: int,
+    out_dir: str | Path,
+    noise: float = 0.3,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress=None,
+) -> dict[str, int]:
     """Write `num_demos` successful expert episodes per task into `out_dir`; returns episodes per task."""
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
@@ -66,5 +73,7 @@ def _run_batch(tasks: list[str], init_ids: list[int], noise: float, rng: np.rand
         images.append(obs.image)
         proprio.append(obs.proprio)
     images_arr, proprio_arr, actions_arr = np.stack(images, 1), np.stack(proprio, 1), np.stack(actions, 1)
-    return [Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
-            for i, end in enumerate(done_at)]
+    return [
+        Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
+        for i, end in enumerate(done_at)
+    ]

@@ -29,8 +29,10 @@ class DivergenceError(OpdError):
         self.step, self.loss, self.grad_norm, self.lr, self.where = step, loss, grad_norm, lr, where
         values = f"loss={loss:.6g}, grad norm={grad_norm:.6g}, lr={lr:g}"
         what = f"{where} (last update: {values})" if where else f"{values} (the update was not applied)"
-        super().__init__(f"training diverged at step {step}: {what}; the last checkpoint is the last good state. "
-                         "Lower lr, or set on_nonfinite: skip to skip non-finite updates")
+        super().__init__(
+            f"training diverged at step {step}: {what}; the last checkpoint is the last good state. "
+            "Lower lr, or set on_nonfinite: skip to skip non-finite updates"
+        )
 
     def __reduce__(self):  # picklable, so it crosses process boundaries (study jobs, Celery results)
         return DivergenceError, (self.step, self.loss, self.grad_norm, self.lr, self.where)

@@ -25,8 +25,12 @@ class EvalResult:
         return out
 
     def summary(self) -> dict:
-        return {"seen_success": self.seen_success, "unseen_success": self.unseen_success, "per_task": self.per_task,
-                **self.details}
+        return {
+            "seen_success": self.seen_success,
+            "unseen_success": self.unseen_success,
+            "per_task": self.per_task,
+            **self.details,
+        }
 
 
 def mean_success(per_task: dict[str, float], tasks: list[str]) -> float:

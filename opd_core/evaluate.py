@@ -19,25 +19,57 @@ from opd_core.video import write_mp4
 __all__ = ["EvalResult", "evaluate", "evaluate_fixed_init_states", "mean_success"]
 
 
-def evaluate(policy: Policy, env_name: str, seen: list[str], unseen: list[str], *, init_states: int,
-             temperature: float = 0.0, image_size: int = 64, max_episode_steps: int = 0,
-             video_tasks: list[str] = (), video_dir: Path | None = None, run_dir: Path | None = None,
-             seed: int = 0) -> EvalResult:
+def evaluate(
+    policy: Policy,
+    env_name: str,
+    seen: list[str],
+    unseen: list[str],
+    *,
+    init_states: int,
+    temperature: float = 0.0,
+    image_size: int = 64,
+    max_episode_steps: int = 0,
+    video_tasks: list[str] = (),
+    video_dir: Path | None = None,
+    run_dir: Path | None = None,
+    seed: int = 0,
+) -> EvalResult:
     """Run every task from its first `init_states` fixed initial states; film init state 0 of `video_tasks`.
 
     The environment's registered protocol decides how (LIBERO: no-op warm-up, per-suite step limits, a few episodes
     at a time)."""
     protocol = evaluation_protocol(env_name)
-    return protocol(policy, env_name, seen, unseen, init_states=init_states, temperature=temperature,
-                    image_size=image_size, max_episode_steps=max_episode_steps, video_tasks=list(video_tasks),
-                    video_dir=video_dir, run_dir=run_dir, seed=seed)
+    return protocol(
+        policy,
+        env_name,
+        seen,
+        unseen,
+        init_states=init_states,
+        temperature=temperature,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        video_tasks=list(video_tasks),
+        video_dir=video_dir,
+        run_dir=run_dir,
+        seed=seed,
+    )
 
 
-def evaluate_fixed_init_states(policy: Policy, env_name: str, seen: list[str], unseen: list[str], *,
-                               init_states: int, temperature: float = 0.0, image_size: int = 64,
-                               max_episode_steps: int = 0, video_tasks: list[str] = (),
-                               video_dir: Path | None = None, run_dir: Path | None = None,
-                               seed: int = 0) -> EvalResult:
+def evaluate_fixed_init_states(
+    policy: Policy,
+    env_name: str,
+    seen: list[str],
+    unseen: list[str],
+    *,
+    init_states: int,
+    temperature: float = 0.0,
+    image_size: int = 64,
+    max_episode_steps: int = 0,
+    video_tasks: list[str] = (),
+    video_dir: Path | None = None,
+    run_dir: Path | None = None,
+    seed: int = 0,
+) -> EvalResult:
     """The generic protocol: every episode in one vectorized batch, the policy in eval mode (restored after)."""
     tasks = list(dict.fromkeys([*seen, *unseen]))
     episodes = [(task, i) for task in tasks for i in range(init_states)]
@@ -47,8 +79,16 @@ def evaluate_fixed_init_states(policy: Policy, env_name: str, seen: list[str], u
     try:
         policy.eval()
         generator = torch.Generator().manual_seed(seed)
-        rollout = collect(policy, env, [t for t, _ in episodes], [i for _, i in episodes], temperature,
-                          generator, film=film, keep_states=False)
+        rollout = collect(
+            policy,
+            env,
+            [t for t, _ in episodes],
+            [i for _, i in episodes],
+            temperature,
+            generator,
+            film=film,
+            keep_states=False,
+        )
     finally:
         policy.train(was_training)  # a failed evaluation never leaves a training policy in eval mode
         env.close()

@@ -10,8 +10,9 @@ from opd_core.policies.base import Policy
 
 
 @torch.no_grad()
-def label_states(teacher: Policy, obs: Observation, actions: torch.Tensor, batch_size: int,
-                 device: torch.device | str = "cpu") -> torch.Tensor:
+def label_states(
+    teacher: Policy, obs: Observation, actions: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Teacher logits [S, D, K] (float32, on `device`) for every state of `obs`.
 
     `actions` are the student's sampled bins: an autoregressive teacher scores dimension d given the student's

@@ -207,9 +207,7 @@ def grpo(
 # ------------------------------------------------------------------------------------------------ SFT
 
 
-def smoothed_targets(
-    target_bins: Tensor, num_bins: int, sigma: float, dtype: torch.dtype | None = None
-) -> Tensor:
+def smoothed_targets(target_bins: Tensor, num_bins: int, sigma: float, dtype: torch.dtype | None = None) -> Tensor:
     """Soft labels over bins: a Gaussian over bin index centred on each target with std `sigma` bins.
 
     [N, D] long -> [N, D, K] probabilities, normalised over K. Neighbouring bins are nearby actuator values,
@@ -226,8 +224,7 @@ def smoothed_targets(
     return torch.softmax(-0.5 * (dist / sigma) ** 2, dim=-1)  # softmax = exp then normalise, stably
 
 
-def sft(student_logits: Tensor, target_bins: Tensor, *, mask: Tensor | None = None,
-        label_sigma: float = 0.0) -> Tensor:
+def sft(student_logits: Tensor, target_bins: Tensor, *, mask: Tensor | None = None, label_sigma: float = 0.0) -> Tensor:
     """Offline behaviour cloning: cross-entropy against `smoothed_targets(target_bins, K, label_sigma)`."""
     targets = smoothed_targets(target_bins, student_logits.shape[-1], label_sigma, dtype=student_logits.dtype)
     ce = -(targets * log_probs(student_logits)).sum(-1)
@@ -261,7 +258,10 @@ def _weighted_mean_per_dim(per_token: Tensor, mask: Tensor | None, action_dim: i
 
 @torch.no_grad()
 def distribution_stats(
-    student_logits: Tensor, teacher_logits: Tensor | None, *, mask: Tensor | None = None,
+    student_logits: Tensor,
+    teacher_logits: Tensor | None,
+    *,
+    mask: Tensor | None = None,
     action_dim: int | None = None,
 ) -> dict[str, float]:
     """Diagnostics as python floats, each a weighted mean per (state, dim) token (paper Fig. 4 curves).
@@ -301,28 +301,54 @@ def distribution_stats(
 # samples and ignore actions, behaviour_logp and clip_eps.
 
 
-def sampled_reverse_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor, behaviour_logp: Tensor, *,
-                       mask: Tensor | None = None, clip_eps: float = 0.2) -> Tensor:
+def sampled_reverse_kl(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    actions: Tensor,
+    behaviour_logp: Tensor,
+    *,
+    mask: Tensor | None = None,
+    clip_eps: float = 0.2,
+) -> Tensor:
     """`reverse_kl` in the table's form."""
     return reverse_kl(student_logits, actions, teacher_logits, behaviour_logp, mask=mask, clip_eps=clip_eps)
 
 
-def exact_reverse_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
-                     behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None,
-                     clip_eps: float = 0.2) -> Tensor:
+def exact_reverse_kl(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    actions: Tensor | None = None,
+    behaviour_logp: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    clip_eps: float = 0.2,
+) -> Tensor:
     """`reverse_kl_exact` in the table's form."""
     return reverse_kl_exact(student_logits, teacher_logits, mask=mask)
 
 
-def soft_forward_kl(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
-                    behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None,
-                    clip_eps: float = 0.2) -> Tensor:
+def soft_forward_kl(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    actions: Tensor | None = None,
+    behaviour_logp: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    clip_eps: float = 0.2,
+) -> Tensor:
     """`forward_kl` in the table's form."""
     return forward_kl(student_logits, teacher_logits, mask=mask)
 
 
-def argmax_ce(student_logits: Tensor, teacher_logits: Tensor, actions: Tensor | None = None,
-              behaviour_logp: Tensor | None = None, *, mask: Tensor | None = None, clip_eps: float = 0.2) -> Tensor:
+def argmax_ce(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    actions: Tensor | None = None,
+    behaviour_logp: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    clip_eps: float = 0.2,
+) -> Tensor:
     """`hard_ce` in the table's form."""
     return hard_ce(student_logits, teacher_logits, mask=mask)
 

@@ -23,8 +23,9 @@ Entries:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from opd_core.envs.base import EnvSpec, TaskSuiteProvider, VectorEnv
@@ -68,31 +69,49 @@ class Registry(Generic[T]):
         return entry
 
 
-ENVS: Registry[EnvSpec] = Registry("env", {
-    "tabletop": "opd_core.envs.tabletop.spec:ENV",
-    "libero": "opd_core.envs.libero.spec:ENV",
-})
-POLICIES: Registry[type[Policy]] = Registry("policy kind", {
-    "small_vla": "opd_core.policies.small_vla:SmallVLA",
-    "transformers": "opd_core.policies.hf_vla:TransformersVLA",
-})
-TEACHERS: Registry[type[Policy]] = Registry("teacher kind", {
-    "libero_expert": "opd_core.envs.libero.policy:LiberoExpertPolicy",
-})
-CHECKPOINT_LOADERS: Registry[Any] = Registry("checkpoint loader", {
-    "opd": "opd_core.checkpoint:OpdCheckpointLoader",
-    "transformers": "opd_core.policies.hf_vla:ModelDirLoader",
-})
-EVAL_PROTOCOLS: Registry[Any] = Registry("evaluation protocol", {
-    "fixed_init_states": "opd_core.evaluate:evaluate_fixed_init_states",
-    "libero": "opd_core.envs.libero.protocol:evaluate_env_run",
-})
-OBJECTIVES: Registry[Any] = Registry("objective", {
-    "reverse_kl": "opd_core.objectives:sampled_reverse_kl",
-    "reverse_kl_exact": "opd_core.objectives:exact_reverse_kl",
-    "forward_kl": "opd_core.objectives:soft_forward_kl",
-    "hard_ce": "opd_core.objectives:argmax_ce",
-})
+ENVS: Registry[EnvSpec] = Registry(
+    "env",
+    {
+        "tabletop": "opd_core.envs.tabletop.spec:ENV",
+        "libero": "opd_core.envs.libero.spec:ENV",
+    },
+)
+POLICIES: Registry[type[Policy]] = Registry(
+    "policy kind",
+    {
+        "small_vla": "opd_core.policies.small_vla:SmallVLA",
+        "transformers": "opd_core.policies.hf_vla:TransformersVLA",
+    },
+)
+TEACHERS: Registry[type[Policy]] = Registry(
+    "teacher kind",
+    {
+        "libero_expert": "opd_core.envs.libero.policy:LiberoExpertPolicy",
+    },
+)
+CHECKPOINT_LOADERS: Registry[Any] = Registry(
+    "checkpoint loader",
+    {
+        "opd": "opd_core.checkpoint:OpdCheckpointLoader",
+        "transformers": "opd_core.policies.hf_vla:ModelDirLoader",
+    },
+)
+EVAL_PROTOCOLS: Registry[Any] = Registry(
+    "evaluation protocol",
+    {
+        "fixed_init_states": "opd_core.evaluate:evaluate_fixed_init_states",
+        "libero": "opd_core.envs.libero.protocol:evaluate_env_run",
+    },
+)
+OBJECTIVES: Registry[Any] = Registry(
+    "objective",
+    {
+        "reverse_kl": "opd_core.objectives:sampled_reverse_kl",
+        "reverse_kl_exact": "opd_core.objectives:exact_reverse_kl",
+        "forward_kl": "opd_core.objectives:soft_forward_kl",
+        "hard_ce": "opd_core.objectives:argmax_ce",
+    },
+)
 
 
 # ------------------------------------------------------------------------------------------------ lookups

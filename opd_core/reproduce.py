@@ -18,20 +18,36 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
         "reproduce",
         help="run the paper's study (all methods, forgetting, G ablation) and write summary, plots, report",
         description="Teacher and 1-demo student made once (cached in DIR/assets), then reverse KL (sampled and exact), "
-                    "forward KL, hard CE, GRPO, offline SFT and distill-then-GRPO from the same student with the same "
-                    "batch, plus the group-size ablation. Writes DIR/summary.json, DIR/report.md and DIR/plots/*.png. "
-                    "Running it again continues an interrupted study.")
+        "forward KL, hard CE, GRPO, offline SFT and distill-then-GRPO from the same student with the same "
+        "batch, plus the group-size ablation. Writes DIR/summary.json, DIR/report.md and DIR/plots/*.png. "
+        "Running it again continues an interrupted study.",
+    )
     parser.add_argument("--out", required=True, help="study folder (assets, runs, summary, report, plots)")
-    parser.add_argument("--quick", action="store_true", help="the quick preset (minutes on a laptop CPU from cached "
-                                                             "or --assets checkpoints) instead of the full one")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick preset (minutes on a laptop CPU from cached or --assets checkpoints) instead of the full one",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default: the preset's; full: 3)")
-    parser.add_argument("--suites", default="object",
-                        help="comma-separated tabletop suites, or all (spatial,object,goal,long); default: object")
-    parser.add_argument("--assets", default=None, metavar="FOLDER",
-                        help="folder with finished base / teacher / student checkpoints or run folders to start "
-                             "from (e.g. runs, after the configs/ chain was trained with opd train)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="method runs at once, one process each, sharing the CPU cores (default 1)")
+    parser.add_argument(
+        "--suites",
+        default="object",
+        help="comma-separated tabletop suites, or all (spatial,object,goal,long); default: object",
+    )
+    parser.add_argument(
+        "--assets",
+        default=None,
+        metavar="FOLDER",
+        help="folder with finished base / teacher / student checkpoints or run folders to start "
+        "from (e.g. runs, after the configs/ chain was trained with opd train)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="method runs at once, one process each, sharing the CPU cores (default 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_reproduce)
     return parser
@@ -49,8 +65,9 @@ def parse_suites(text: str) -> list[str]:
         raise ConfigError("--suites", "no suite given")
     for name in names:
         if name not in POST_TRAINING_SUITES:
-            raise ConfigError("--suites", f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}"
-                                          ", or all)")
+            raise ConfigError(
+                "--suites", f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}, or all)"
+            )
     return list(dict.fromkeys(names))
 
 
@@ -68,11 +85,19 @@ def _cmd_reproduce(args) -> int:
     suites = parse_suites(args.suites)
     for suite in suites:
         CATALOG.suite_tasks(suite)
-    summary = run_study(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress,
-                        jobs=args.jobs)
-    brief = {suite: {m: {"seen": r["final"]["seen_success"]["mean"], "unseen": r["final"]["unseen_success"]["mean"],
-                         "steps_to_90_eval": r["steps_to_90"]["eval"]["mean"]}
-                     for m, r in result["methods"].items()}
-             for suite, result in summary["results"].items()}
+    summary = run_study(
+        args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs
+    )
+    brief = {
+        suite: {
+            m: {
+                "seen": r["final"]["seen_success"]["mean"],
+                "unseen": r["final"]["unseen_success"]["mean"],
+                "steps_to_90_eval": r["steps_to_90"]["eval"]["mean"],
+            }
+            for m, r in result["methods"].items()
+        }
+        for suite, result in summary["results"].items()
+    }
     print(json.dumps({"out": args.out, "wall_seconds": round(summary["wall_seconds"], 1), "final": brief}, indent=1))
     return 0

@@ -41,9 +41,17 @@ class Rollout:
 
 
 @torch.no_grad()
-def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int], temperature: float,
-            generator: torch.Generator | None = None, film: set[int] = frozenset(), keep_states: bool = True,
-            active: int | None = None) -> Rollout:
+def collect(
+    policy: Policy,
+    env: VectorEnv,
+    tasks: list[str],
+    init_ids: list[int],
+    temperature: float,
+    generator: torch.Generator | None = None,
+    film: set[int] = frozenset(),
+    keep_states: bool = True,
+    active: int | None = None,
+) -> Rollout:
     """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`.
 
     `active`: only the first `active` episodes run (the rest pad an environment of fixed size). An episode ends at
@@ -85,12 +93,32 @@ def collect(policy: Policy, env: VectorEnv, tasks: list[str], init_ids: list[int
 def _assemble(kept, success, lengths, tasks, frames, keep_states) -> Rollout:
     if not keep_states or not kept["obs"]:
         empty = Observation(np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 5), np.float32), [])
-        return Rollout(empty, torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0), torch.zeros(0, 0, 0),
-                       np.zeros(0, np.int64), success, lengths, list(tasks), frames)
+        return Rollout(
+            empty,
+            torch.zeros(0, 0, dtype=torch.long),
+            torch.zeros(0, 0),
+            torch.zeros(0, 0, 0),
+            np.zeros(0, np.int64),
+            success,
+            lengths,
+            list(tasks),
+            frames,
+        )
     states = [o.state for o in kept["obs"]]  # kept so that a scripted teacher can label every visited state
-    obs = Observation(np.concatenate([o.image for o in kept["obs"]]),
-                      np.concatenate([o.proprio for o in kept["obs"]]),
-                      [text for o in kept["obs"] for text in o.instructions],
-                      None if any(s is None for s in states) else np.concatenate(states))
-    return Rollout(obs, torch.cat(kept["actions"]), torch.cat(kept["logp"]), torch.cat(kept["logits"]),
-                   np.concatenate(kept["traj"]), success, lengths, list(tasks), frames)
+    obs = Observation(
+        np.concatenate([o.image for o in kept["obs"]]),
+        np.concatenate([o.proprio for o in kept["obs"]]),
+        [text for o in kept["obs"] for text in o.instructions],
+        None if any(s is None for s in states) else np.concatenate(states),
+    )
+    return Rollout(
+        obs,
+        torch.cat(kept["actions"]),
+        torch.cat(kept["logp"]),
+        torch.cat(kept["logits"]),
+        np.concatenate(kept["traj"]),
+        success,
+        lengths,
+        list(tasks),
+        frames,
+    )

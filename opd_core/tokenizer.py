@@ -26,7 +26,7 @@ class ActionTokenizer:
     """OpenVLA's per-dimension normalisation mask: False leaves that dimension as is (e.g. the gripper)."""
 
     @classmethod
-    def fit(cls, actions: np.ndarray, num_bins: int = NUM_BINS) -> "ActionTokenizer":
+    def fit(cls, actions: np.ndarray, num_bins: int = NUM_BINS) -> ActionTokenizer:
         """Statistics from a [T, D] array of demonstration actions (1st and 99th percentiles per dimension)."""
         actions = np.asarray(actions, dtype=np.float64).reshape(-1, actions.shape[-1])
         q01 = np.quantile(actions, 0.01, axis=0)
@@ -34,7 +34,7 @@ class ActionTokenizer:
         return cls(tuple(float(v) for v in q01), tuple(float(v) for v in q99), num_bins)
 
     @classmethod
-    def identity(cls, dim: int = ACTION_DIM, num_bins: int = NUM_BINS) -> "ActionTokenizer":
+    def identity(cls, dim: int = ACTION_DIM, num_bins: int = NUM_BINS) -> ActionTokenizer:
         """Actions already in [-1, 1] (the built-in simulator's native range)."""
         return cls((-1.0,) * dim, (1.0,) * dim, num_bins)
 
@@ -80,22 +80,29 @@ class ActionTokenizer:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ActionTokenizer":
+    def from_dict(cls, data: dict) -> ActionTokenizer:
         mask = data.get("mask")
-        return cls(tuple(data["q01"]), tuple(data["q99"]), int(data.get("num_bins", NUM_BINS)),
-                   tuple(bool(m) for m in mask) if mask is not None else None)
+        return cls(
+            tuple(data["q01"]),
+            tuple(data["q99"]),
+            int(data.get("num_bins", NUM_BINS)),
+            tuple(bool(m) for m in mask) if mask is not None else None,
+        )
 
-    def check_compatible(self, other: "ActionTokenizer", what: str = "teacher") -> None:
+    def check_compatible(self, other: ActionTokenizer, what: str = "teacher") -> None:
         """Raise TokenizerMismatchError unless `other` bins actions exactly as this tokenizer does."""
         if self.num_bins != other.num_bins or self.dim != other.dim:
             raise TokenizerMismatchError(
                 f"{what} action tokenizer has {other.dim} dims x {other.num_bins} bins, "
-                f"the student has {self.dim} x {self.num_bins}")
+                f"the student has {self.dim} x {self.num_bins}"
+            )
         if (self.mask or (True,) * self.dim) != (other.mask or (True,) * other.dim):
-            raise TokenizerMismatchError(f"{what} normalises other action dimensions than the student "
-                                         f"(mask {other.mask} vs {self.mask})")
+            raise TokenizerMismatchError(
+                f"{what} normalises other action dimensions than the student (mask {other.mask} vs {self.mask})"
+            )
         for name, mine, theirs in (("q01", self.q01, other.q01), ("q99", self.q99, other.q99)):
             if not np.allclose(mine, theirs, rtol=1e-6, atol=1e-9):
                 raise TokenizerMismatchError(
                     f"{what} action statistics differ from the student's ({name}: student {list(mine)}, "
-                    f"{what} {list(theirs)}); distilling across different action bins corrupts the KL target")
+                    f"{what} {list(theirs)}); distilling across different action bins corrupts the KL target"
+                )

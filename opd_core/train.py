@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +23,13 @@ from safetensors import SafetensorError
 
 from opd_core import objectives
 from opd_core.checkpoint import (
-    load_policy, load_training_state, restore_rng, rng_state, run_checkpoints, save_checkpoint, verify_checkpoint,
+    load_policy,
+    load_training_state,
+    restore_rng,
+    rng_state,
+    run_checkpoints,
+    save_checkpoint,
+    verify_checkpoint,
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
@@ -90,8 +96,14 @@ class RunState:
 
 
 # ============================================================================================ entry point
-def train(config: RunConfig, sink: MetricsSink, *, stop_requested: Callable[[], bool] = lambda: False,
-          resume: bool = False, progress_bar: bool = False) -> TrainResult:
+def train(
+    config: RunConfig,
+    sink: MetricsSink,
+    *,
+    stop_requested: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+    progress_bar: bool = False,
+) -> TrainResult:
     """Run `config` to completion (or until `stop_requested()` is true after a step) writing to `sink`."""
     config.validate()
     state = _setup(config, sink, resume)
@@ -168,10 +180,25 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool) -> RunState:
     student = _build_student(config, demos)
     student.train()
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    teacher = _load_teacher(config, student.tokenizer, student.chunk_size) if config.pipeline in ("opd", "opd_then_grpo") else None
+    teacher = (
+        _load_teacher(config, student.tokenizer, student.chunk_size)
+        if config.pipeline in ("opd", "opd_then_grpo")
+        else None
+    )
     config.save(out_dir / "config.yaml")
-    return RunState(config, sink, out_dir, student, optimizer, seen, unseen, np.random.default_rng(config.seed),
-                    torch.Generator().manual_seed(config.seed), teacher, demos)
+    return RunState(
+        config,
+        sink,
+        out_dir,
+        student,
+        optimizer,
+        seen,
+        unseen,
+        np.random.default_rng(config.seed),
+        torch.Generator().manual_seed(config.seed),
+        teacher,
+        demos,
+    )
 
 
 def _resolve_tasks(config: RunConfig) -> tuple[list[str], list[str]]:
@@ -216,12 +243,15 @@ def _load_checkpoint_policy(path: str, device: str, role: str, config: RunConfig
 
 
 def _load_teacher(config: RunConfig, student_tokenizer: ActionTokenizer, student_chunk: int) -> Policy:
-    teacher = _load_checkpoint_policy(config.teacher_checkpoint, config.teacher_device or config.device, "teacher",
-                                      config)
+    teacher = _load_checkpoint_policy(
+        config.teacher_checkpoint, config.teacher_device or config.device, "teacher", config
+    )
     student_tokenizer.check_compatible(teacher.tokenizer, "teacher")
     if teacher.chunk_size != student_chunk:
-        raise CheckpointError(f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "
-                              "their token distributions cannot be compared")
+        raise CheckpointError(
+            f"the teacher emits {teacher.chunk_size} actions per query, the student {student_chunk}: "
+            "their token distributions cannot be compared"
+        )
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -244,8 +274,11 @@ def _resume(state: RunState) -> int | None:
         except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:
             reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
             failures.append(f"{checkpoint}: {reason}")
-            warnings.warn(f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
-                          CheckpointSkippedWarning, stacklevel=2)
+            warnings.warn(
+                f"resume: skipping checkpoint {checkpoint}, it does not load ({reason})",
+                CheckpointSkippedWarning,
+                stacklevel=2,
+            )
     else:
         raise CheckpointError(f"no checkpoint of {state.out_dir} loads: " + "; ".join(failures))
     restore_rng(saved.rng, state.rng)
@@ -269,8 +302,12 @@ def _sft_step(state: RunState) -> dict[str, float]:
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == targets).float().mean().item()
         entropy = objectives.entropy(logits).mean().item()
-    return {"train/loss": loss.item(), "train/entropy": entropy, "train/bin_accuracy": accuracy,
-            "train/grad_norm": grad_norm}
+    return {
+        "train/loss": loss.item(),
+        "train/entropy": entropy,
+        "train/bin_accuracy": accuracy,
+        "train/grad_norm": grad_norm,
+    }
 
 
 def _optimize(state: RunState, loss: torch.Tensor) -> tuple[float, bool]:
@@ -315,15 +352,20 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     try:
         rollout = collect(state.student, env, tasks, init_ids, config.temperature, state.generator)
     except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
-        raise DivergenceError(state.step, *state.last_update, state.optimizer.param_groups[0]["lr"],
-                              "the student's action logits are not finite in its rollout") from exc
+        raise DivergenceError(
+            state.step,
+            *state.last_update,
+            state.optimizer.param_groups[0]["lr"],
+            "the student's action logits are not finite in its rollout",
+        ) from exc
     state.env_steps += rollout.env_steps
     t1 = time.perf_counter()
     # ---- Phase 2: frozen teacher labels every visited state (distillation only)
     teacher_logits = None
     if state.teacher is not None and phase == "opd":
-        teacher_logits = label_states(state.teacher, rollout.obs, rollout.actions, config.label_batch_size,
-                                      state.student.device)
+        teacher_logits = label_states(
+            state.teacher, rollout.obs, rollout.actions, config.label_batch_size, state.student.device
+        )
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
     if phase == "opd":
@@ -333,9 +375,13 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     t3 = time.perf_counter()
     return {
         **_rollout_metrics(rollout, teacher_logits, state.student.tokenizer.dim),
-        "train/loss": loss, "train/grad_norm": grad_norm, "train/updated_state_fraction": used,
+        "train/loss": loss,
+        "train/grad_norm": grad_norm,
+        "train/updated_state_fraction": used,
         "train/phase_grpo": float(phase == "grpo"),
-        "time/rollout_seconds": t1 - t0, "time/label_seconds": t2 - t1, "time/update_seconds": t3 - t2,
+        "time/rollout_seconds": t1 - t0,
+        "time/label_seconds": t2 - t1,
+        "time/update_seconds": t3 - t2,
     }
 
 
@@ -363,8 +409,14 @@ class UpdateObjective:
 def _distillation_objective(config: RunConfig, rollout: Rollout, teacher_logits: torch.Tensor) -> UpdateObjective:
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         return objectives.distillation_loss(
-            config.objective, student_logits, rollout.actions[index].to(student_logits.device),
-            teacher_logits[index], rollout.behaviour_logp[index].to(student_logits.device), clip_eps=config.clip_eps)
+            config.objective,
+            student_logits,
+            rollout.actions[index].to(student_logits.device),
+            teacher_logits[index],
+            rollout.behaviour_logp[index].to(student_logits.device),
+            clip_eps=config.clip_eps,
+        )
+
     return UpdateObjective(loss_fn, np.arange(len(rollout.obs)))
 
 
@@ -375,9 +427,14 @@ def _grpo_objective(config: RunConfig, rollout: Rollout) -> UpdateObjective:
 
     def loss_fn(student_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
         device = student_logits.device
-        return objectives.grpo(student_logits, rollout.actions[index].to(device),
-                               rollout.behaviour_logp[index].to(device), advantages[index].to(device),
-                               clip_eps=config.clip_eps)
+        return objectives.grpo(
+            student_logits,
+            rollout.actions[index].to(device),
+            rollout.behaviour_logp[index].to(device),
+            advantages[index].to(device),
+            clip_eps=config.clip_eps,
+        )
+
     # states of all-success or all-failure groups have zero advantage: they carry no gradient
     return UpdateObjective(loss_fn, np.nonzero((advantages != 0).numpy())[0])
 
@@ -392,7 +449,7 @@ def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tu
     for _ in range(config.updates_per_step):
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
-            index = order[start:start + config.minibatch_size]
+            index = order[start : start + config.minibatch_size]
             loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
             grad_norm, applied = _optimize(state, loss)
             if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
@@ -407,8 +464,7 @@ def _mean(values: list[float]) -> float:
 
 def _rollout_metrics(rollout: Rollout, teacher_logits: torch.Tensor | None, action_dim: int) -> dict[str, float]:
     stats = objectives.distribution_stats(rollout.student_logits, teacher_logits, action_dim=action_dim)
-    metrics = {"train/success": float(rollout.success.mean()),
-               "train/episode_length": float(rollout.lengths.mean())}
+    metrics = {"train/success": float(rollout.success.mean()), "train/episode_length": float(rollout.lengths.mean())}
     metrics.update({f"train/{key}": value for key, value in stats.items()})
     return metrics
 
@@ -430,16 +486,37 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
     if env_spec(config.env).release_rollout_envs_before_eval:
         state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
-    return evaluate(state.student, config.env, state.seen, state.unseen, init_states=config.eval_init_states,
-                    temperature=config.eval_temperature, image_size=config.image_size,
-                    max_episode_steps=config.max_episode_steps, video_tasks=video_tasks,
-                    video_dir=state.out_dir / "videos" / f"step_{step}", run_dir=state.out_dir, seed=config.seed)
+    return evaluate(
+        state.student,
+        config.env,
+        state.seen,
+        state.unseen,
+        init_states=config.eval_init_states,
+        temperature=config.eval_temperature,
+        image_size=config.image_size,
+        max_episode_steps=config.max_episode_steps,
+        video_tasks=video_tasks,
+        video_dir=state.out_dir / "videos" / f"step_{step}",
+        run_dir=state.out_dir,
+        seed=config.seed,
+    )
 
 
 def _save(state: RunState, step: int) -> None:
     path = state.out_dir / "checkpoints" / f"step_{step}"
-    extra = {"env_steps": state.env_steps, "wall_seconds": state.wall_seconds(), "eval": state.last_eval,
-             "generator": state.generator.get_state().tolist()}
-    save_checkpoint(path, state.student, step=step, run_config=state.config.to_dict(), optimizer=state.optimizer,
-                    rng=rng_state(state.rng), extra=extra)
+    extra = {
+        "env_steps": state.env_steps,
+        "wall_seconds": state.wall_seconds(),
+        "eval": state.last_eval,
+        "generator": state.generator.get_state().tolist(),
+    }
+    save_checkpoint(
+        path,
+        state.student,
+        step=step,
+        run_config=state.config.to_dict(),
+        optimizer=state.optimizer,
+        rng=rng_state(state.rng),
+        extra=extra,
+    )
     state.sink.log_checkpoint(step, str(path.relative_to(state.out_dir)), state.last_eval)

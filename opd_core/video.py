@@ -37,5 +37,10 @@ def read_video_info(path: str | Path) -> dict:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = sum(1 for _ in container.decode(stream))
-        return {"codec": stream.codec_context.name, "pix_fmt": stream.codec_context.pix_fmt,
-                "width": stream.codec_context.width, "height": stream.codec_context.height, "frames": frames}
+        return {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "frames": frames,
+        }

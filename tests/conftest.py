@@ -52,8 +52,9 @@ def postgres_database_url():
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - any failure to get a database means: no server for these tests
         admin.dispose()
-        _unreachable("PostgreSQL", make_url(POSTGRES_URL).render_as_string(hide_password=True),
-                     str(exc).splitlines()[0])
+        _unreachable(
+            "PostgreSQL", make_url(POSTGRES_URL).render_as_string(hide_password=True), str(exc).splitlines()[0]
+        )
     yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -106,8 +107,7 @@ def _fast_settings(data_dir: Path, **urls):
     """Short intervals so that the tests wait seconds, not the production minute."""
     from worker.settings import Settings
 
-    return Settings(data_dir=data_dir, stale_after_seconds=4.0, heartbeat_seconds=0.5, cancel_poll_seconds=0.05,
-                    **urls)
+    return Settings(data_dir=data_dir, stale_after_seconds=4.0, heartbeat_seconds=0.5, cancel_poll_seconds=0.05, **urls)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
@@ -158,14 +158,37 @@ class WorkerProcess:
     """A real `opd worker` (Celery, prefork pool) in its own process group, logging to a file."""
 
     def __init__(self, settings, log_path: Path, queues: str = "cpu", name: str = "w"):
-        env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            **settings.to_env(),
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker", "-Q", queues, "--concurrency", "1",
-             "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

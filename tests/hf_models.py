@@ -32,35 +32,79 @@ def _text_tokenizer():
     vocab = {token: i for i, token in enumerate(SPECIALS + _words() + [f"<act_{i}>" for i in range(256)])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
 
 
-def build_tiny_llava(directory: str | Path, *, image_size: int = 64, patch_size: int = 16, hidden: int = 64,
-                     layers: int = 2, seed: int = 0, tokenizer: ActionTokenizer | None = None) -> Path:
+def build_tiny_llava(
+    directory: str | Path,
+    *,
+    image_size: int = 64,
+    patch_size: int = 16,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    tokenizer: ActionTokenizer | None = None,
+) -> Path:
     """Write a randomly initialised tiny VLA to `directory` and return the path."""
     from transformers import (
-        CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
         LlavaProcessor,
     )
 
     directory = Path(directory)
     text_tokenizer = _text_tokenizer()
     vocab_size = len(text_tokenizer)
-    vision = CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=2, image_size=image_size, patch_size=patch_size)
-    text = LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                       num_attention_heads=2, num_key_value_heads=2, vocab_size=vocab_size,
-                       max_position_embeddings=256, pad_token_id=0, bos_token_id=2, eos_token_id=3)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=SPECIALS.index("<image>"),
-                         vision_feature_select_strategy="full", vision_feature_layer=-1)
+    vision = CLIPVisionConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch_size,
+    )
+    text = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=SPECIALS.index("<image>"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+    )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
     model.save_pretrained(directory)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
-                                         crop_size={"height": image_size, "width": image_size})
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=text_tokenizer, patch_size=patch_size,
-                               vision_feature_select_strategy="full", num_additional_image_tokens=1)
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=text_tokenizer,
+        patch_size=patch_size,
+        vision_feature_select_strategy="full",
+        num_additional_image_tokens=1,
+    )
     processor.save_pretrained(directory)
     stats = (tokenizer or ActionTokenizer.identity()).to_dict()
     (directory / "dataset_statistics.json").write_text(json.dumps({"tabletop": {"action": stats}}))
@@ -77,8 +121,14 @@ PALIGEMMA_PROMPT = "<image>In: What action should the robot take to {instruction
 def _siglip(hidden: int, layers: int, image_size: int, patch_size: int):
     from transformers import SiglipVisionConfig
 
-    return SiglipVisionConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=max(1, hidden // 64), image_size=image_size, patch_size=patch_size)
+    return SiglipVisionConfig(
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        image_size=image_size,
+        patch_size=patch_size,
+    )
 
 
 def _siglip_processor(image_size: int):
@@ -93,9 +143,18 @@ def _write_conventions(directory: Path, tokenizer: ActionTokenizer | None, **con
     (directory / "opd_vla.json").write_text(json.dumps(conventions))
 
 
-def build_openvla_like(directory: str | Path, *, vision_hidden: int = 768, vision_layers: int = 12,
-                       hidden: int = 1024, layers: int = 12, image_size: int = 112, patch_size: int = 14,
-                       seed: int = 0, tokenizer: ActionTokenizer | None = None) -> Path:
+def build_openvla_like(
+    directory: str | Path,
+    *,
+    vision_hidden: int = 768,
+    vision_layers: int = 12,
+    hidden: int = 1024,
+    layers: int = 12,
+    image_size: int = 112,
+    patch_size: int = 14,
+    seed: int = 0,
+    tokenizer: ActionTokenizer | None = None,
+) -> Path:
     """OpenVLA's layout in transformers' own classes: a SigLIP ViT read at its second-to-last layer, a two-layer
     GELU MLP projector and a Llama decoder with OpenVLA's padded vocabulary (32,000 + 64 padding ids, the 256
     action tokens ending 64 ids before the end). Defaults: ~310M parameters (OpenVLA-7B: 0.4B + 0.3B + 6.7B)."""
@@ -103,23 +162,51 @@ def build_openvla_like(directory: str | Path, *, vision_hidden: int = 768, visio
 
     directory = Path(directory)
     text_tokenizer = _text_tokenizer()
-    text = LlamaConfig(hidden_size=hidden, intermediate_size=int(2.75 * hidden), num_hidden_layers=layers,
-                       num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 64),
-                       vocab_size=32064, max_position_embeddings=2048, pad_token_id=0, bos_token_id=2, eos_token_id=3)
-    config = LlavaConfig(vision_config=_siglip(vision_hidden, vision_layers, image_size, patch_size), text_config=text,
-                         image_token_id=SPECIALS.index("<image>"), vision_feature_select_strategy="full",
-                         vision_feature_layer=-2, projector_hidden_act="gelu")
+    text = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=int(2.75 * hidden),
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 64),
+        vocab_size=32064,
+        max_position_embeddings=2048,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    config = LlavaConfig(
+        vision_config=_siglip(vision_hidden, vision_layers, image_size, patch_size),
+        text_config=text,
+        image_token_id=SPECIALS.index("<image>"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-2,
+        projector_hidden_act="gelu",
+    )
     torch.manual_seed(seed)
     LlavaForConditionalGeneration(config).save_pretrained(directory)
-    LlavaProcessor(image_processor=_siglip_processor(image_size), tokenizer=text_tokenizer, patch_size=patch_size,
-                   vision_feature_select_strategy="full", num_additional_image_tokens=0).save_pretrained(directory)
+    LlavaProcessor(
+        image_processor=_siglip_processor(image_size),
+        tokenizer=text_tokenizer,
+        patch_size=patch_size,
+        vision_feature_select_strategy="full",
+        num_additional_image_tokens=0,
+    ).save_pretrained(directory)
     _write_conventions(directory, tokenizer, prompt_template=OPENVLA_PROMPT_IMAGE, action_vocab_offset=64)
     return directory
 
 
-def build_paligemma(directory: str | Path, *, vision_hidden: int = 768, vision_layers: int = 12, hidden: int = 1024,
-                    layers: int = 12, image_size: int = 112, patch_size: int = 14, seed: int = 0,
-                    tokenizer: ActionTokenizer | None = None) -> Path:
+def build_paligemma(
+    directory: str | Path,
+    *,
+    vision_hidden: int = 768,
+    vision_layers: int = 12,
+    hidden: int = 1024,
+    layers: int = 12,
+    image_size: int = 112,
+    patch_size: int = 14,
+    seed: int = 0,
+    tokenizer: ActionTokenizer | None = None,
+) -> Path:
     """PaliGemma's layout: a SigLIP ViT, a linear projector and a Gemma decoder (multi-query attention, GeGLU,
     tied embeddings) that reads the image and prompt as a bidirectional prefix. The vocabulary is the word-level
     one plus PaliGemma's 1,152 location/segmentation tokens, then 256 action ids. Defaults: ~270M parameters."""
@@ -130,12 +217,25 @@ def build_paligemma(directory: str | Path, *, vision_hidden: int = 768, vision_l
     image_processor.image_seq_length = (image_size // patch_size) ** 2
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=_text_tokenizer())
     image_token_id = processor.tokenizer.convert_tokens_to_ids("<image>")
-    text = GemmaConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                       num_attention_heads=max(1, hidden // 128), num_key_value_heads=1, head_dim=128,
-                       vocab_size=len(processor.tokenizer) + 256, max_position_embeddings=2048, pad_token_id=0,
-                       bos_token_id=2, eos_token_id=3)
-    config = PaliGemmaConfig(vision_config=_siglip(vision_hidden, vision_layers, image_size, patch_size),
-                             text_config=text, image_token_id=image_token_id, projection_dim=hidden)
+    text = GemmaConfig(
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 128),
+        num_key_value_heads=1,
+        head_dim=128,
+        vocab_size=len(processor.tokenizer) + 256,
+        max_position_embeddings=2048,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    config = PaliGemmaConfig(
+        vision_config=_siglip(vision_hidden, vision_layers, image_size, patch_size),
+        text_config=text,
+        image_token_id=image_token_id,
+        projection_dim=hidden,
+    )
     config.vision_config.projection_dim = hidden
     torch.manual_seed(seed)
     PaliGemmaForConditionalGeneration(config).save_pretrained(directory)

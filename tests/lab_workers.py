@@ -13,19 +13,29 @@ from conftest import REPO_ROOT, WorkerProcess
 
 
 class LabWorker(WorkerProcess):
-    def __init__(self, settings, log_path: Path, *, concurrency: int | None = 1, queues: str = "cpu",
-                 name: str = "w"):
+    def __init__(self, settings, log_path: Path, *, concurrency: int | None = 1, queues: str = "cpu", name: str = "w"):
         env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         for pinned in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the worker itself must give each run one thread
             env.pop(pinned, None)
         self.log_path = log_path
         self._log = open(log_path, "w")
-        command = [sys.executable, "-m", "worker.cli", "worker", "-Q", queues, "--loglevel", "INFO",
-                   "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h"]
+        command = [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "worker",
+            "-Q",
+            queues,
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        ]
         if concurrency is not None:
             command += ["--concurrency", str(concurrency)]
-        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 class LabWorkers:
@@ -36,8 +46,9 @@ class LabWorkers:
         self.workers: list[LabWorker] = []
 
     def start(self, settings, *, wait: bool = True, **options) -> LabWorker:
-        worker = LabWorker(settings, self.folder / f"worker-{len(self.workers)}.log", name=f"w{len(self.workers)}",
-                           **options)
+        worker = LabWorker(
+            settings, self.folder / f"worker-{len(self.workers)}.log", name=f"w{len(self.workers)}", **options
+        )
         self.workers.append(worker)
         if wait:
             worker.wait_ready()

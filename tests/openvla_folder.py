@@ -21,10 +21,14 @@ from opd_core.tokenizer import ActionTokenizer
 
 REMOTE_CODE = Path(__file__).resolve().parent / "openvla_remote"
 MODULES = ("configuration_prismatic.py", "modeling_prismatic.py", "processing_prismatic.py")
-AUTO_MAP = {"AutoConfig": "configuration_prismatic.OpenVLAConfig",
-            "AutoModelForVision2Seq": "modeling_prismatic.OpenVLAForActionPrediction"}
-PROCESSOR_MAP = {"AutoImageProcessor": "processing_prismatic.PrismaticImageProcessor",
-                 "AutoProcessor": "processing_prismatic.PrismaticProcessor"}
+AUTO_MAP = {
+    "AutoConfig": "configuration_prismatic.OpenVLAConfig",
+    "AutoModelForVision2Seq": "modeling_prismatic.OpenVLAForActionPrediction",
+}
+PROCESSOR_MAP = {
+    "AutoImageProcessor": "processing_prismatic.PrismaticImageProcessor",
+    "AutoProcessor": "processing_prismatic.PrismaticProcessor",
+}
 UNNORM_KEY = "libero_object_no_noops"
 
 
@@ -32,18 +36,37 @@ def _statistics(tokenizer: ActionTokenizer) -> dict:
     """OpenVLA's dataset_statistics.json layout: several datasets, each with action and proprio statistics."""
     action = tokenizer.to_dict()
     q01, q99 = action["q01"], action["q99"]
-    entry = {"action": {"mean": [0.0] * 7, "std": [1.0] * 7, "min": q01, "max": q99, "q01": q01, "q99": q99,
-                        "mask": [True] * 6 + [False]},
-             "proprio": {"mean": [0.0] * 8, "std": [1.0] * 8, "q01": [-1.0] * 8, "q99": [1.0] * 8},
-             "num_transitions": 1000, "num_trajectories": 10}
+    entry = {
+        "action": {
+            "mean": [0.0] * 7,
+            "std": [1.0] * 7,
+            "min": q01,
+            "max": q99,
+            "q01": q01,
+            "q99": q99,
+            "mask": [True] * 6 + [False],
+        },
+        "proprio": {"mean": [0.0] * 8, "std": [1.0] * 8, "q01": [-1.0] * 8, "q99": [1.0] * 8},
+        "num_transitions": 1000,
+        "num_trajectories": 10,
+    }
     other = json.loads(json.dumps(entry))
     other["action"]["q01"], other["action"]["q99"] = [-2.0] * 7, [2.0] * 7
     return {UNNORM_KEY: entry, "bridge_orig": other}
 
 
-def build_openvla_folder(directory: str | Path, *, hidden: int = 64, layers: int = 2, vision_width: int = 32,
-                         vision_depth: int = 2, image_size: int = 28, patch_size: int = 14, seed: int = 0,
-                         tokenizer: ActionTokenizer | None = None) -> Path:
+def build_openvla_folder(
+    directory: str | Path,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    vision_width: int = 32,
+    vision_depth: int = 2,
+    image_size: int = 28,
+    patch_size: int = 14,
+    seed: int = 0,
+    tokenizer: ActionTokenizer | None = None,
+) -> Path:
     """A fused two-backbone (DINO + SigLIP style) OpenVLA with a Llama decoder of OpenVLA's vocabulary
     (32,000 + 64 padding ids); returns the folder."""
     from tokenizers.processors import TemplateProcessing
@@ -57,18 +80,34 @@ def build_openvla_folder(directory: str | Path, *, hidden: int = 64, layers: int
     text_tokenizer = _text_tokenizer()
     bos = text_tokenizer.convert_tokens_to_ids("<s>")
     text_tokenizer._tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
-    text = {"hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
-            "num_attention_heads": max(1, hidden // 32), "num_key_value_heads": max(1, hidden // 32),
-            "vocab_size": 32064, "max_position_embeddings": 2048, "pad_token_id": 32000, "bos_token_id": bos,
-            "eos_token_id": text_tokenizer.convert_tokens_to_ids("</s>")}
+    text = {
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": max(1, hidden // 32),
+        "num_key_value_heads": max(1, hidden // 32),
+        "vocab_size": 32064,
+        "max_position_embeddings": 2048,
+        "pad_token_id": 32000,
+        "bos_token_id": bos,
+        "eos_token_id": text_tokenizer.convert_tokens_to_ids("</s>"),
+    }
 
     config_class = get_class_from_dynamic_module(AUTO_MAP["AutoConfig"], str(directory), local_files_only=True)
-    model_class = get_class_from_dynamic_module(AUTO_MAP["AutoModelForVision2Seq"], str(directory),
-                                                local_files_only=True)
-    config = config_class(vision_backbone_id="dinosiglip-vit-so-224px", image_sizes=[image_size, image_size],
-                          text_config=text, norm_stats=stats, n_action_bins=256, vision_width=vision_width,
-                          vision_depth=vision_depth, patch_size=patch_size,
-                          architectures=["OpenVLAForActionPrediction"])
+    model_class = get_class_from_dynamic_module(
+        AUTO_MAP["AutoModelForVision2Seq"], str(directory), local_files_only=True
+    )
+    config = config_class(
+        vision_backbone_id="dinosiglip-vit-so-224px",
+        image_sizes=[image_size, image_size],
+        text_config=text,
+        norm_stats=stats,
+        n_action_bins=256,
+        vision_width=vision_width,
+        vision_depth=vision_depth,
+        patch_size=patch_size,
+        architectures=["OpenVLAForActionPrediction"],
+    )
     torch.manual_seed(seed)
     model_class(config).save_pretrained(directory)
     config_file = directory / "config.json"
@@ -79,13 +118,20 @@ def build_openvla_folder(directory: str | Path, *, hidden: int = 64, layers: int
     text_tokenizer.save_pretrained(directory)
     tokenizer_file = directory / "tokenizer_config.json"
     tokenizer_json = json.loads(tokenizer_file.read_text())
-    tokenizer_json.update({"auto_map": {"AutoProcessor": PROCESSOR_MAP["AutoProcessor"]},
-                           "processor_class": "PrismaticProcessor"})
+    tokenizer_json.update(
+        {"auto_map": {"AutoProcessor": PROCESSOR_MAP["AutoProcessor"]}, "processor_class": "PrismaticProcessor"}
+    )
     tokenizer_file.write_text(json.dumps(tokenizer_json, indent=1))
-    preprocessor = {"auto_map": PROCESSOR_MAP, "image_processor_type": "PrismaticImageProcessor",
-                    "processor_class": "PrismaticProcessor", "use_fused_vision_backbone": True,
-                    "image_resize_strategy": "resize-naive", "input_sizes": [[3, image_size, image_size]] * 2,
-                    "means": [[0.485, 0.456, 0.406], [0.5, 0.5, 0.5]], "stds": [[0.229, 0.224, 0.225], [0.5, 0.5, 0.5]]}
+    preprocessor = {
+        "auto_map": PROCESSOR_MAP,
+        "image_processor_type": "PrismaticImageProcessor",
+        "processor_class": "PrismaticProcessor",
+        "use_fused_vision_backbone": True,
+        "image_resize_strategy": "resize-naive",
+        "input_sizes": [[3, image_size, image_size]] * 2,
+        "means": [[0.485, 0.456, 0.406], [0.5, 0.5, 0.5]],
+        "stds": [[0.229, 0.224, 0.225], [0.5, 0.5, 0.5]],
+    }
     (directory / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=1))
     (directory / "dataset_statistics.json").write_text(json.dumps(stats, indent=1))
     return directory

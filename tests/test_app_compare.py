@@ -13,14 +13,17 @@ from test_app_fakes import Checkpoint, FakeApi, config, series, summary
 def _lab() -> FakeApi:
     lab = FakeApi(data_dir="/data")
     teacher = lab.add_run(config=config(pipeline="sft", suite="object", demos="/d"))
-    lab.checkpoint_rows[teacher.id] = [Checkpoint(teacher.id, 50, "runs/1/checkpoints/step_50",
-                                                  summary(0.9, {"object/a": 1.0, "object/b": 0.8}))]
+    lab.checkpoint_rows[teacher.id] = [
+        Checkpoint(teacher.id, 50, "runs/1/checkpoints/step_50", summary(0.9, {"object/a": 1.0, "object/b": 0.8}))
+    ]
     for seed in (0, 1):
         run = lab.add_run(config=config(seed=seed, teacher_checkpoint="/data/runs/1/checkpoints/step_50"))
         steps = np.arange(1, 11)
-        lab.series[run.id] = {"train/success": series(steps, steps / 10 + seed / 100),
-                              "train/entropy": series(steps, 3 - steps / 10),
-                              "time/wall_seconds": series(steps, steps * 2.0)}
+        lab.series[run.id] = {
+            "train/success": series(steps, steps / 10 + seed / 100),
+            "train/entropy": series(steps, 3 - steps / 10),
+            "time/wall_seconds": series(steps, steps * 2.0),
+        }
     lab.add_run(config=config(objective="hard_ce", teacher_checkpoint="/data/runs/1/checkpoints/step_50"))
     return lab
 

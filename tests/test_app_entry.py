@@ -29,7 +29,6 @@ def test_python_m_app_binds_to_localhost_and_lets_an_explicit_option_win(monkeyp
     assert explicit[-2:] == ["--server.address", "0.0.0.0"]
 
 
-
 def _routes_script(default: str) -> None:
     """Build the pages as app.main does and show how st.navigation would route them (st.Page needs a run)."""
     import json
@@ -40,9 +39,15 @@ def _routes_script(default: str) -> None:
     from app.main import PAGES
 
     pages = navigation.build(PAGES, default)
-    st.text(json.dumps({"paths": navigation.url_paths(pages),
-                        "visible": [page.title for page in pages if page.visibility == "visible"],
-                        "link": navigation.page(default).url_path}))
+    st.text(
+        json.dumps(
+            {
+                "paths": navigation.url_paths(pages),
+                "visible": [page.title for page in pages if page.visibility == "visible"],
+                "link": navigation.page(default).url_path,
+            }
+        )
+    )
 
 
 def test_every_page_has_its_own_url_the_default_page_too():

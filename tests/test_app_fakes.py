@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from opd_core.config import RunConfig
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,17 @@ class FakeApi:
         self._check("launch", config_or_dict)
         data = config_or_dict if isinstance(config_or_dict, dict) else config_or_dict.to_dict()
         RunConfig.from_dict(data).validate()
-        run = self.add_run(config=dict(data), status="queued", progress=0.0, started_at=None, finished_at=None,
-                           tags=list(tags), notes=notes, sweep_id=sweep_id, name=data.get("name", "run"))
+        run = self.add_run(
+            config=dict(data),
+            status="queued",
+            progress=0.0,
+            started_at=None,
+            finished_at=None,
+            tags=list(tags),
+            notes=notes,
+            sweep_id=sweep_id,
+            name=data.get("name", "run"),
+        )
         return run.id
 
     def launch_sweep(self, base_config, grid, name):
@@ -153,8 +162,10 @@ class FakeApi:
         sweep_id = next(self._sweep_ids)
         base = base_config if isinstance(base_config, dict) else base_config.to_dict()
         names = list(grid)
-        run_ids = [self.launch({**base, **dict(zip(names, values))}, sweep_id=sweep_id)
-                   for values in itertools.product(*(grid[n] for n in names))]
+        run_ids = [
+            self.launch({**base, **dict(zip(names, values))}, sweep_id=sweep_id)
+            for values in itertools.product(*(grid[n] for n in names))
+        ]
         self.sweeps[sweep_id] = Sweep(sweep_id, name, dict(grid), T0, run_ids, {"queued": len(run_ids)})
         return sweep_id, run_ids
 
@@ -166,11 +177,13 @@ class FakeApi:
     def resume(self, run_id):
         self._check("resume", run_id)
         if self.runs[run_id].status not in ("crashed", "cancelled", "failed"):
-            raise self.RunStateError(f"run {run_id} is {self.runs[run_id].status}: only crashed, cancelled or "
-                                     "failed runs can be resumed")
+            raise self.RunStateError(
+                f"run {run_id} is {self.runs[run_id].status}: only crashed, cancelled or failed runs can be resumed"
+            )
         self.runs[run_id] = replace(self.runs[run_id], status="queued", attempt=self.runs[run_id].attempt + 1)
-        self.events.setdefault(run_id, []).append(RunEvent(T0 + timedelta(hours=1), "resumed",
-                                                           f"resumed from step {self.runs[run_id].step}"))
+        self.events.setdefault(run_id, []).append(
+            RunEvent(T0 + timedelta(hours=1), "resumed", f"resumed from step {self.runs[run_id].step}")
+        )
 
     def delete(self, run_id):
         self._check("delete", run_id)
@@ -190,8 +203,13 @@ class FakeApi:
     def list_runs(self, status=None, sweep_id=None, tag=None):
         self._check("list_runs", status, sweep_id, tag)
         runs = sorted(self.runs.values(), key=lambda r: -r.id)
-        return [r for r in runs if (status is None or r.status == status)
-                and (sweep_id is None or r.sweep_id == sweep_id) and (tag is None or tag in r.tags)]
+        return [
+            r
+            for r in runs
+            if (status is None or r.status == status)
+            and (sweep_id is None or r.sweep_id == sweep_id)
+            and (tag is None or tag in r.tags)
+        ]
 
     def get_run(self, run_id):
         self._check("get_run", run_id)
@@ -209,14 +227,22 @@ class FakeApi:
             for key, found in self.series.get(run_id, {}).items():
                 keep = found.steps >= low
                 if key in keys and keep.any():
-                    result.setdefault(run_id, {})[key] = Series(found.steps[keep], found.values[keep],
-                                                                found.wall_times[keep])
+                    result.setdefault(run_id, {})[key] = Series(
+                        found.steps[keep], found.values[keep], found.wall_times[keep]
+                    )
         return result
 
     def latest_metrics(self, run_ids, keys):
         self._check("latest_metrics", run_ids, keys)
-        return {r: {k: (int(s.steps[-1]), float(s.values[-1])) for k, s in self.series.get(r, {}).items()
-                    if k in keys and len(s.steps)} for r in run_ids if r in self.series}
+        return {
+            r: {
+                k: (int(s.steps[-1]), float(s.values[-1]))
+                for k, s in self.series.get(r, {}).items()
+                if k in keys and len(s.steps)
+            }
+            for r in run_ids
+            if r in self.series
+        }
 
     def checkpoints(self, run_id):
         self._check("checkpoints", run_id)
@@ -247,7 +273,8 @@ class FakeApi:
         self._check("inspector_teachers", run_id)
         own = self.runs[run_id].config.get("teacher_checkpoint")
         return ([TeacherChoice(f"this run's teacher ({own})", own, "run")] if own else []) + [
-            TeacherChoice("shipped tabletop object teacher", "/repo/assets/tabletop/object/teacher", "shipped")]
+            TeacherChoice("shipped tabletop object teacher", "/repo/assets/tabletop/object/teacher", "shipped")
+        ]
 
     def inspect_actions(self, run_id, step, task, frame, teacher=None):
         """Two Gaussian bumps over the 256 bins per dimension, moving with the frame: the student sharp on one of
@@ -259,8 +286,9 @@ class FakeApi:
         if not any(v.step == step and v.task == task for v in self.video_rows.get(run_id, [])):
             raise ValueError(f"run {run_id} filmed no episode of task {task!r} at step {step}")
         if not 0 <= frame < self.inspection_frames:
-            raise ValueError(f"frame {frame} is out of range: the episode took actions at frames "
-                             f"0..{self.inspection_frames - 1}")
+            raise ValueError(
+                f"frame {frame} is out of range: the episode took actions at frames 0..{self.inspection_frames - 1}"
+            )
         bins = np.arange(256)
         centres = 60 + 20 * np.arange(7)[:, None] + 3 * frame
         bump = lambda centre, width: np.exp(-0.5 * ((bins - centre) / width) ** 2)  # noqa: E731
@@ -270,10 +298,38 @@ class FakeApi:
         kl = lambda p, q: (p * np.log(p / q)).sum(-1)  # noqa: E731
         h = lambda p: -(p * np.log(p)).sum(-1)  # noqa: E731
         chosen = student.argmax(-1)
-        shown = ActionDistributions(frame, frame, DIMENSION_NAMES, student, teacher_p, chosen, chosen,
-                                    teacher_p.argmax(-1), kl(student, teacher_p), kl(teacher_p, student), h(student),
-                                    h(teacher_p), np.tile(np.linspace(-1, 1, 256), (7, 1)))
+        shown = ActionDistributions(
+            frame,
+            frame,
+            DIMENSION_NAMES,
+            student,
+            teacher_p,
+            chosen,
+            chosen,
+            teacher_p.argmax(-1),
+            kl(student, teacher_p),
+            kl(teacher_p, student),
+            h(student),
+            h(teacher_p),
+            np.tile(np.linspace(-1, 1, 256), (7, 1)),
+        )
         choice = next((c for c in self.inspector_teachers(run_id) if teacher in (None, c.path)), None)
         image = np.full((64, 64, 3), 40 + 10 * frame, dtype=np.uint8)
-        return ActionInspection(run_id, step, task, frame, "tabletop", self.inspection_frames, choice, shown, image,
-                                True, self.inspection_frames + 1, True, self.inspection_frames, "solo", 0.0, 0.0)
+        return ActionInspection(
+            run_id,
+            step,
+            task,
+            frame,
+            "tabletop",
+            self.inspection_frames,
+            choice,
+            shown,
+            image,
+            True,
+            self.inspection_frames + 1,
+            True,
+            self.inspection_frames,
+            "solo",
+            0.0,
+            0.0,
+        )

@@ -4,8 +4,16 @@ import dataclasses
 
 import pytest
 
-from app.forms import (HIDDEN_FIELDS, field_sections, field_specs, float_step, parse_seeds, parse_tags,
-                       task_choices, validate)
+from app.forms import (
+    HIDDEN_FIELDS,
+    field_sections,
+    field_specs,
+    float_step,
+    parse_seeds,
+    parse_tags,
+    task_choices,
+    validate,
+)
 from opd_core.config import ConfigError, RunConfig
 
 
@@ -147,6 +155,8 @@ def test_a_preset_refused_on_a_cleared_teacher_says_so_in_a_sentence(tmp_path, u
     labels = [button.label for button in at.button]
     at.button[labels.index("Objective ablation")].click().run()
     messages = [e.value for e in at.error]
-    assert ("Not launched: Objective ablation, the run with objective reverse_kl: teacher checkpoint "
-            "(teacher_checkpoint): pipeline opd needs a teacher checkpoint") in messages
+    assert (
+        "Not launched: Objective ablation, the run with objective reverse_kl: teacher checkpoint "
+        "(teacher_checkpoint): pipeline opd needs a teacher checkpoint"
+    ) in messages
     assert not any("{" in m for m in messages) and not [c for c in lab.calls if c[0] == "launch_sweep"]

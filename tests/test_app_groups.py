@@ -12,8 +12,11 @@ def test_method_labels_follow_the_paper():
 
 
 def test_seeds_of_one_setting_form_one_group():
-    runs = [Run(1, config=config(seed=0, name="a")), Run(2, config=config(seed=1, name="b")),
-            Run(3, config=config(seed=0, objective="hard_ce"))]
+    runs = [
+        Run(1, config=config(seed=0, name="a")),
+        Run(2, config=config(seed=1, name="b")),
+        Run(3, config=config(seed=0, objective="hard_ce")),
+    ]
     groups = group_runs(runs)
     assert [g.run_ids for g in groups] == [(1, 2), (3,)]
     assert groups[0].label == "OPD (reverse KL)" and groups[0].legend == "OPD (reverse KL) (2 seeds)"
@@ -21,21 +24,28 @@ def test_seeds_of_one_setting_form_one_group():
 
 
 def test_labels_name_only_the_settings_that_differ():
-    runs = [Run(1, config=config(group_size=2)), Run(2, config=config(group_size=8)),
-            Run(3, config=config(group_size=8, seed=3))]
+    runs = [
+        Run(1, config=config(group_size=2)),
+        Run(2, config=config(group_size=8)),
+        Run(3, config=config(group_size=8, seed=3)),
+    ]
     labels = [g.label for g in group_runs(runs)]
     assert labels == ["OPD (reverse KL) · G=2", "OPD (reverse KL) · G=8"]
 
 
 def test_objective_is_ignored_for_pipelines_that_do_not_use_it():
-    runs = [Run(1, config=config(pipeline="grpo", objective="reverse_kl")),
-            Run(2, config=config(pipeline="grpo", objective="hard_ce", seed=1))]
+    runs = [
+        Run(1, config=config(pipeline="grpo", objective="reverse_kl")),
+        Run(2, config=config(pipeline="grpo", objective="hard_ce", seed=1)),
+    ]
     assert len(group_runs(runs)) == 1
 
 
 def test_per_suite_fields_can_be_ignored_for_the_results_table():
-    runs = [Run(1, config=config(suite="object", teacher_checkpoint="/t/object")),
-            Run(2, config=config(suite="goal", teacher_checkpoint="/t/goal"))]
+    runs = [
+        Run(1, config=config(suite="object", teacher_checkpoint="/t/object")),
+        Run(2, config=config(suite="goal", teacher_checkpoint="/t/goal")),
+    ]
     assert len(group_runs(runs)) == 2
     assert len(group_runs(runs, ignore=IDENTITY_FIELDS | PER_SUITE_FIELDS)) == 1
 

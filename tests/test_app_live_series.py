@@ -23,7 +23,7 @@ def test_a_running_run_is_topped_up_from_its_watermark():
     assert list(first[run.id]["train/success"].steps) == [1, 2, 3, 4, 5]
     assert _metric_calls(lab) == [("metrics", [run.id], ["train/success"])]
     # the worker went on, and rewrote step 5 (a retried flush)
-    lab.series[run.id] = {"train/success": series(np.arange(1, 9), [.1, .2, .3, .4, .55, .6, .7, .8])}
+    lab.series[run.id] = {"train/success": series(np.arange(1, 9), [0.1, 0.2, 0.3, 0.4, 0.55, 0.6, 0.7, 0.8])}
     run = replace(run, step=8)
     second = cache.fetch(lab, [run], ["train/success"])
     got = second[run.id]["train/success"]

@@ -45,33 +45,63 @@ def populated(fake: FakeApi) -> FakeApi:
     """A finished teacher, two seeds of reverse KL (one running), forward KL, and a failed GRPO run."""
     teacher = fake.add_run(config=config(pipeline="sft", name="teacher", num_demos=50, demos="/d"), name="teacher")
     fake.checkpoint_rows[teacher.id] = [
-        Checkpoint(teacher.id, 100, f"runs/{teacher.id}/checkpoints/step_100", summary(0.9))]
+        Checkpoint(teacher.id, 100, f"runs/{teacher.id}/checkpoints/step_100", summary(0.9))
+    ]
     teacher_path = fake.artifact_path(f"runs/{teacher.id}/checkpoints/step_100")
     unseen = ["unseen/put_red_block_behind_tray", "unseen/put_green_block_to_the_left_of_plate"]
-    for seed, objective, status in ((0, "reverse_kl", "finished"), (1, "reverse_kl", "running"),
-                                    (0, "forward_kl", "finished")):
-        run = fake.add_run(config=config(objective=objective, seed=seed, teacher_checkpoint=teacher_path,
-                                         unseen_tasks=unseen, name=f"{objective}-{seed}"),
-                           status=status, step=20, total_steps=30, progress=0.66, sweep_id=None)
+    for seed, objective, status in (
+        (0, "reverse_kl", "finished"),
+        (1, "reverse_kl", "running"),
+        (0, "forward_kl", "finished"),
+    ):
+        run = fake.add_run(
+            config=config(
+                objective=objective,
+                seed=seed,
+                teacher_checkpoint=teacher_path,
+                unseen_tasks=unseen,
+                name=f"{objective}-{seed}",
+            ),
+            status=status,
+            step=20,
+            total_steps=30,
+            progress=0.66,
+            sweep_id=None,
+        )
         steps = np.arange(1, 21)
-        fake.series[run.id] = {"train/success": series(steps, steps / 25),
-                               "train/entropy": series(steps, 2.5 - steps / 50),
-                               "time/env_steps": series(steps, steps * 64.0)}
+        fake.series[run.id] = {
+            "train/success": series(steps, steps / 25),
+            "train/entropy": series(steps, 2.5 - steps / 50),
+            "time/env_steps": series(steps, steps * 64.0),
+        }
         fake.checkpoint_rows[run.id] = [
-            Checkpoint(run.id, s, f"runs/{run.id}/checkpoints/step_{s}",
-                       summary(s / 25, {unseen[0]: 0.5 - s / 100, unseen[1]: 0.3}))
-            for s in (0, 10, 20)]
-        fake.video_rows[run.id] = [Video(run.id, s, "object/pick_red_block_into_basket", s > 0,
-                                         f"runs/{run.id}/videos/step_{s}/x.mp4") for s in (0, 10)]
-    fake.add_run(config=config(pipeline="grpo", name="grpo"), status="failed", error="boom: it broke",
-                 traceback="Traceback...\nValueError: boom")
+            Checkpoint(
+                run.id,
+                s,
+                f"runs/{run.id}/checkpoints/step_{s}",
+                summary(s / 25, {unseen[0]: 0.5 - s / 100, unseen[1]: 0.3}),
+            )
+            for s in (0, 10, 20)
+        ]
+        fake.video_rows[run.id] = [
+            Video(run.id, s, "object/pick_red_block_into_basket", s > 0, f"runs/{run.id}/videos/step_{s}/x.mp4")
+            for s in (0, 10)
+        ]
+    fake.add_run(
+        config=config(pipeline="grpo", name="grpo"),
+        status="failed",
+        error="boom: it broke",
+        traceback="Traceback...\nValueError: boom",
+    )
     return fake
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("title", "subheader", "markdown", "caption", "info", "success",
-                                                "warning", "error")
-                     for e in getattr(at, kind))
+    return "\n".join(
+        str(e.value)
+        for kind in ("title", "subheader", "markdown", "caption", "info", "success", "warning", "error")
+        for e in getattr(at, kind)
+    )
 
 
 # ============================================================================================ overview + demo
@@ -85,8 +115,11 @@ def test_overview_counts_runs_by_status(lab):
 
 def _shipped_checkpoint(folder, num_demos: int) -> None:
     folder.mkdir(parents=True)
-    (folder / "meta.json").write_text(json.dumps(
-        {"format": "opd-checkpoint-v1", "step": 50, "run_config": config(pipeline="sft", num_demos=num_demos)}))
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {"format": "opd-checkpoint-v1", "step": 50, "run_config": config(pipeline="sft", num_demos=num_demos)}
+        )
+    )
 
 
 def test_empty_store_offers_the_quick_reproduction(lab, tmp_path, monkeypatch):
@@ -320,7 +353,9 @@ def test_videos_grid_one_step_slider_drives_every_player(lab, tmp_path):
     assert not at.exception
     assert at.multiselect(key="videos_runs").value == [2, 4, 3]
     assert at.select_slider(key="videos_step").value == 10 and at.select_slider(key="videos_step").options == [
-        "0", "10"]
+        "0",
+        "10",
+    ]
     assert at.multiselect(key="videos_tasks").value == ["object/pick_red_block_into_basket", "object/other_task"]
     text = texts(at)
     assert text.count(":green-badge[✓ success]") == 2 and text.count(":red-badge[✗ failure]") == 1
@@ -346,8 +381,13 @@ def test_results_page_tabulates_and_exports(lab):
     at = open_page("results")
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["Teacher (reference)", "Student init", "Offline SFT", "OPD (reverse KL)",
-                                     "OPD (forward KL)"]
+    assert list(table["method"]) == [
+        "Teacher (reference)",
+        "Student init",
+        "Offline SFT",
+        "OPD (reverse KL)",
+        "OPD (forward KL)",
+    ]
     assert table["object"].iloc[0] == "90.0" and table["object"].iloc[1] == "0.0"
     assert table["object"].iloc[3] == "80.0"  # seed 1 is still running: only seed 0 counts
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Markdown", "Download LaTeX"]

@@ -51,9 +51,11 @@ def shipped_base() -> dict:
 
     choices = shipped_checkpoints()
     base = RunConfig().to_dict()
-    return {**base, "demos": expert_demos.GENERATE,
-            **{name: default_for(choices, name, base["suite"]) for name in ("teacher_checkpoint",
-                                                                            "student_checkpoint")}}
+    return {
+        **base,
+        "demos": expert_demos.GENERATE,
+        **{name: default_for(choices, name, base["suite"]) for name in ("teacher_checkpoint", "student_checkpoint")},
+    }
 
 
 def test_every_preset_validates_on_the_forms_defaults_with_the_shipped_checkpoints():
@@ -71,8 +73,10 @@ def test_a_refusal_is_a_sentence_naming_the_preset_arm_and_field():
     base, grid = preset.build({**BASE, "teacher_checkpoint": ""})
     arm, error = validate_sweep(base, grid)
     message = refusal_sentence(preset, arm, error)
-    assert message == ("Objective ablation, the run with objective reverse_kl: teacher checkpoint "
-                       "(teacher_checkpoint): pipeline opd needs a teacher checkpoint")
+    assert message == (
+        "Objective ablation, the run with objective reverse_kl: teacher checkpoint "
+        "(teacher_checkpoint): pipeline opd needs a teacher checkpoint"
+    )
     assert not any(mark in message for mark in "{}'\"")
 
 
@@ -81,8 +85,12 @@ def test_expert_demos_are_made_only_for_sft_arms(tmp_path):
 
     made = []
     base, grid = PRESETS_BY_KEY["forgetting"].build({**shipped_base(), "num_demos": 2})
-    resolved, note = expert_demos.resolve(base, expand(base, grid), lambda rel: tmp_path / rel,
-                                          make=lambda tasks, n, folder: made.append((len(tasks), n, folder)))
+    resolved, note = expert_demos.resolve(
+        base,
+        expand(base, grid),
+        lambda rel: tmp_path / rel,
+        make=lambda tasks, n, folder: made.append((len(tasks), n, folder)),
+    )
     assert resolved["demos"] == "demos/object" and made == [(10, 2, tmp_path / "demos/object")]
     assert "10 object tasks" in note
     base, grid = PRESETS_BY_KEY["objective_ablation"].build(shipped_base())
@@ -98,8 +106,9 @@ def test_expert_demos_are_written_once_and_reused(tmp_path):
     resolved, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel)
     demos = load_demos(tmp_path / resolved["demos"], 1)
     assert len(demos.actions) > 0 and note is not None
-    again, note = expert_demos.resolve(base, [base], lambda rel: tmp_path / rel,
-                                       make=lambda *args: pytest.fail("made twice"))
+    again, note = expert_demos.resolve(
+        base, [base], lambda rel: tmp_path / rel, make=lambda *args: pytest.fail("made twice")
+    )
     assert again["demos"] == resolved["demos"] and note is None
 
 

@@ -25,7 +25,7 @@ def test_ema_matches_the_textbook_recurrence():
     running, expected = 0.0, []
     for t, v in enumerate(values, start=1):
         running = weight * running + (1 - weight) * v
-        expected.append(running / (1 - weight ** t))
+        expected.append(running / (1 - weight**t))
     assert np.allclose(ema(values, weight), expected)
 
 
@@ -57,8 +57,10 @@ def test_ema_rejects_a_weight_of_one():
 
 
 def test_x_axis_by_step_env_steps_and_wall_time():
-    run_metrics = {"time/env_steps": series([1, 2, 3], [64, 128, 192]),
-                   "time/wall_seconds": series([1, 2, 3], [0.5, 1.0, 1.5])}
+    run_metrics = {
+        "time/env_steps": series([1, 2, 3], [64, 128, 192]),
+        "time/wall_seconds": series([1, 2, 3], [0.5, 1.0, 1.5]),
+    }
     steps = np.array([0, 1, 2, 3])
     assert list(x_values(steps, "step", run_metrics)) == [0, 1, 2, 3]
     # the step-0 evaluation happens before any environment step

@@ -51,15 +51,23 @@ def write_like_a_worker(settings, run_id: int, steps: int, objective_bias: float
     sink = SqlSink(store, run_id, claim.attempt, run_dir=claim.config["out_dir"], heartbeat_seconds=0.2)
     for step in range(0, steps + 1):
         if step:
-            sink.log({"train/success": min(1.0, step / steps + objective_bias), "train/entropy": 2.5 - step / 100,
-                      "time/env_steps": 64.0 * step, "time/wall_seconds": 0.5 * step}, step)
+            sink.log(
+                {
+                    "train/success": min(1.0, step / steps + objective_bias),
+                    "train/entropy": 2.5 - step / 100,
+                    "time/env_steps": 64.0 * step,
+                    "time/wall_seconds": 0.5 * step,
+                },
+                step,
+            )
             sink.progress(step, steps)
         if step % 5 == 0:
             seen = min(1.0, step / steps + objective_bias)
             per_task = {UNSEEN[0]: 0.5 - step / 100, UNSEEN[1]: 0.3}
             sink.log({"eval/seen_success": seen, "eval/unseen_success": 0.4}, step)
-            sink.log_checkpoint(step, f"checkpoints/step_{step}",
-                                {"seen_success": seen, "unseen_success": 0.4, "per_task": per_task})
+            sink.log_checkpoint(
+                step, f"checkpoints/step_{step}", {"seen_success": seen, "unseen_success": 0.4, "per_task": per_task}
+            )
             video = settings.data_dir / claim.config["out_dir"] / f"videos/step_{step}/task.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
             video.write_bytes(b"\x00\x00\x00\x18ftypmp42")  # a stand-in: AppTest does not decode videos
@@ -74,8 +82,9 @@ def test_every_page_on_a_real_store(real_lab):
     for name in ("teacher", "student"):  # launch refuses checkpoints that are not there
         (settings.data_dir / name).mkdir(parents=True, exist_ok=True)
         (settings.data_dir / name / "meta.json").write_text("{}")
-    base = RunConfig(teacher_checkpoint="teacher", student_checkpoint="student", unseen_tasks=UNSEEN,
-                     steps=20).to_dict()
+    base = RunConfig(
+        teacher_checkpoint="teacher", student_checkpoint="student", unseen_tasks=UNSEEN, steps=20
+    ).to_dict()
     sweep_id, run_ids = api.launch_sweep(base, {"objective": ["reverse_kl", "hard_ce"]}, "ablation")
     for run_id, bias in zip(run_ids, (0.2, 0.0)):
         write_like_a_worker(settings, run_id, steps=20, objective_bias=bias)

@@ -11,10 +11,22 @@ from test_app_fakes import T0, Checkpoint, Run, config, summary
 
 
 def test_run_rows_show_status_method_settings_latest_numbers_and_duration():
-    runs = [Run(1, name="a", status="running", step=5, total_steps=20, progress=0.25, finished_at=None,
-                config=config(group_size=4), sweep_id=3, tags=["x", "y"]),
-            Run(2, name="b", status="failed", error="config field 'lr': bad\nmore", config=config(pipeline="grpo")),
-            Run(3, name="c", status="queued", started_at=None, finished_at=None, config=config())]
+    runs = [
+        Run(
+            1,
+            name="a",
+            status="running",
+            step=5,
+            total_steps=20,
+            progress=0.25,
+            finished_at=None,
+            config=config(group_size=4),
+            sweep_id=3,
+            tags=["x", "y"],
+        ),
+        Run(2, name="b", status="failed", error="config field 'lr': bad\nmore", config=config(pipeline="grpo")),
+        Run(3, name="c", status="queued", started_at=None, finished_at=None, config=config()),
+    ]
     latest = {1: {"train/success": (5, 0.5), "train/entropy": (5, 2.5)}}
     rows = run_rows(runs, latest, {3: "ablation"}, now=T0 + timedelta(seconds=75))
     assert rows[0]["status"] == "running 5/20" and rows[0]["progress"] == 0.25
@@ -37,13 +49,31 @@ def test_format_duration():
 def _table_fixture():
     teacher_run = Run(10, config=config(pipeline="sft", suite="object"), out_dir="runs/10")
     runs = []
-    checkpoints = {10: [Checkpoint(10, 100, "runs/10/checkpoints/step_100",
-                                   summary(0.9, {"object/a": 1.0, "object/b": 0.9, "pretrain/x": 0.2}))]}
+    checkpoints = {
+        10: [
+            Checkpoint(
+                10,
+                100,
+                "runs/10/checkpoints/step_100",
+                summary(0.9, {"object/a": 1.0, "object/b": 0.9, "pretrain/x": 0.2}),
+            )
+        ]
+    }
     for run_id, (objective, seed, final) in enumerate(
-            [("reverse_kl", 0, 0.9), ("reverse_kl", 1, 0.8), ("forward_kl", 0, 0.6)], start=1):
-        runs.append(Run(run_id, config=config(objective=objective, seed=seed, suite="object",
-                                              tasks=["object/a", "object/b"],
-                                              teacher_checkpoint="/data/runs/10/checkpoints/step_100")))
+        [("reverse_kl", 0, 0.9), ("reverse_kl", 1, 0.8), ("forward_kl", 0, 0.6)], start=1
+    ):
+        runs.append(
+            Run(
+                run_id,
+                config=config(
+                    objective=objective,
+                    seed=seed,
+                    suite="object",
+                    tasks=["object/a", "object/b"],
+                    teacher_checkpoint="/data/runs/10/checkpoints/step_100",
+                ),
+            )
+        )
         checkpoints[run_id] = [Checkpoint(run_id, 0, "c0", summary(0.4)), Checkpoint(run_id, 30, "c", summary(final))]
     runs.append(Run(4, config=config(objective="reverse_kl", suite="goal", teacher_checkpoint="/elsewhere")))
     checkpoints[4] = [Checkpoint(4, 30, "c", summary(0.7))]
@@ -102,16 +132,19 @@ def test_the_shipped_teacher_is_a_reference_from_its_recorded_evaluation():
 
     teacher = str(shipped_root() / "object" / "teacher")
     lab = FakeApi()
-    run = lab.add_run(config=config(suite="object", tasks=["object/pick_red_block_into_basket"],
-                                    teacher_checkpoint=teacher))
+    run = lab.add_run(
+        config=config(suite="object", tasks=["object/pick_red_block_into_basket"], teacher_checkpoint=teacher)
+    )
     lab.checkpoint_rows[run.id] = [Checkpoint(run.id, 20, "c", summary(0.7))]
     other = lab.add_run(config=config(suite="object", teacher_checkpoint="/nowhere/teacher"))
     summaries = reference_summaries(lab, [run, other], [run, other])
     assert list(summaries) == [teacher] and summaries[teacher][0] == "teacher (teacher-object)"
     assert teacher_references(lab, [run, other], [run, other]) == [("teacher (teacher-object)", 1.0)]
     table = results_table([run], lab.checkpoint_rows, {path: s for path, (_, s) in summaries.items()})
-    assert [(row.label, row.cells["object"].mean) for row in table.rows] == [("Teacher (reference)", 1.0),
-                                                                              ("OPD (reverse KL)", 0.7)]
+    assert [(row.label, row.cells["object"].mean) for row in table.rows] == [
+        ("Teacher (reference)", 1.0),
+        ("OPD (reverse KL)", 0.7),
+    ]
 
 
 def test_a_teacher_without_a_recorded_evaluation_has_no_reference(tmp_path):

@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from test_app_fakes import T0, Checkpoint, RunEvent, config, series, summary
-from test_app_pages import lab, open_page, populated, texts  # noqa: F401 - lab is a fixture
 
 from app import exports
 from app.runs_table import differing_settings, filter_runs, retry_reasons, run_rows, settings_table
 from app.views import run as run_view
 from app.views import sweep as sweep_view
 from app.views.forgetting import fit_panel_titles, short_title
+from test_app_fakes import T0, Checkpoint, RunEvent, config, series, summary
+from test_app_pages import lab, open_page, populated, texts  # noqa: F401 - lab is a fixture
 
 
 def frame(at, column: str):
@@ -40,9 +40,12 @@ def test_run_page_shows_a_failed_runs_error_traceback_and_history(lab):
 
 def test_run_page_uses_the_apis_events_and_lists_checkpoints(lab):
     populated(lab)
-    lab.events[2] = [RunEvent(T0, "queued", "queued on cpu"), RunEvent(T0 + timedelta(minutes=1), "started", "a1"),
-                     RunEvent(T0 + timedelta(minutes=5), "requeued", "re-queued: the worker was lost"),
-                     RunEvent(T0 + timedelta(minutes=6), "resumed", "resumed from step 10")]
+    lab.events[2] = [
+        RunEvent(T0, "queued", "queued on cpu"),
+        RunEvent(T0 + timedelta(minutes=1), "started", "a1"),
+        RunEvent(T0 + timedelta(minutes=5), "requeued", "re-queued: the worker was lost"),
+        RunEvent(T0 + timedelta(minutes=6), "resumed", "resumed from step 10"),
+    ]
     at = open_page("run", {"id": "2"})
     assert not at.exception and not at.error
     assert list(frame(at, "event")["event"]) == ["queued", "started", "requeued", "resumed"]
@@ -67,17 +70,24 @@ def test_run_page_config_is_grouped_and_the_log_is_the_run_folders_tail(lab, tmp
     lab.data_dir = str(tmp_path)
     folder = tmp_path / "runs/2"
     folder.mkdir(parents=True)
-    (folder / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "train/loss": s / 10}) + "\n"
-                                                  for s in range(100)))
+    (folder / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "train/loss": s / 10}) + "\n" for s in range(100))
+    )
     (folder / "checkpoints").mkdir()
     at = open_page("run", {"id": "2"})
     assert not at.exception
     sections = [e.label for e in at.expander]
-    assert sections[0] == "What to run" and {"Environment", "Policies", "Optimisation", "Transformers checkpoints",
-                                             "Evaluation, checkpoints, videos"} <= set(sections)
+    assert sections[0] == "What to run" and {
+        "Environment",
+        "Policies",
+        "Optimisation",
+        "Transformers checkpoints",
+        "Evaluation, checkpoints, videos",
+    } <= set(sections)
     environment = next(t.value for t in at.table if "unseen_tasks" in t.value.index)
-    assert environment.loc["unseen_tasks", "value"] == ("unseen/put_red_block_behind_tray, "
-                                                        "unseen/put_green_block_to_the_left_of_plate")
+    assert environment.loc["unseen_tasks", "value"] == (
+        "unseen/put_red_block_behind_tray, unseen/put_green_block_to_the_left_of_plate"
+    )
     assert environment.loc["tasks", "value"] == "(none)"
     codes = "\n".join(c.value for c in at.code)
     assert '"step": 99' in codes and '"step": 59' not in codes and '"step": 60' in codes  # the last 40 lines
@@ -112,16 +122,19 @@ def sweep_lab(fake):
     """Two seeds x three group sizes, the final success rising with G."""
     for seed in (0, 1):
         for group_size in (2, 4, 8):
-            run = fake.add_run(config=config(group_size=group_size, seed=seed, name=f"G{group_size}-s{seed}"),
-                               sweep_id=1)
+            run = fake.add_run(
+                config=config(group_size=group_size, seed=seed, name=f"G{group_size}-s{seed}"), sweep_id=1
+            )
             steps = np.arange(1, 11)
-            fake.series[run.id] = {"eval/seen_success": series(steps, np.minimum(1, steps * group_size / 100)
-                                                               + seed / 100),
-                                   "train/loss": series(steps, 1 / steps)}
+            fake.series[run.id] = {
+                "eval/seen_success": series(steps, np.minimum(1, steps * group_size / 100) + seed / 100),
+                "train/loss": series(steps, 1 / steps),
+            }
     from test_app_fakes import Sweep
 
-    fake.sweeps[1] = Sweep(1, "group size", {"group_size": [2, 4, 8], "seed": [0, 1]}, T0,
-                           sorted(fake.runs), {"finished": 6})
+    fake.sweeps[1] = Sweep(
+        1, "group size", {"group_size": [2, 4, 8], "seed": [0, 1]}, T0, sorted(fake.runs), {"finished": 6}
+    )
     return fake
 
 
@@ -137,8 +150,7 @@ def test_sweep_page_plots_the_metric_against_the_swept_field(lab):
     assert table["eval/seen_success"].tolist() == pytest.approx([0.2, 0.4, 0.8, 0.21, 0.41, 0.81])
     assert list(table["run"]) == [f"run?id={i}" for i in range(1, 7)]
     at.radio(key="sweep_how").set_value("min").run()
-    assert frame(at, "name")["eval/seen_success"].tolist() == pytest.approx(
-        [0.02, 0.04, 0.08, 0.03, 0.05, 0.09])
+    assert frame(at, "name")["eval/seen_success"].tolist() == pytest.approx([0.02, 0.04, 0.08, 0.03, 0.05, 0.09])
     assert [b.label for b in at.get("download_button")] == ["PNG", "SVG", "PNG", "SVG"]  # scatter + parallel
 
 
@@ -156,8 +168,9 @@ def test_sweep_scatter_marks_the_mean_per_value_and_a_trace_per_seed(lab):
     runs = sorted(lab.runs.values(), key=lambda r: r.id)
     fields = sweep_view.varying_fields([r.config for r in runs])
     assert fields == ["seed", "group_size"]
-    points = sweep_view.sweep_points(runs, lab.metrics([r.id for r in runs], ["eval/seen_success"]),
-                                     "eval/seen_success", "final", fields)
+    points = sweep_view.sweep_points(
+        runs, lab.metrics([r.id for r in runs], ["eval/seen_success"]), "eval/seen_success", "final", fields
+    )
     figure = sweep_view.scatter_figure(points, "group_size", "eval/seen_success", "final")
     by_name = {trace.name: trace for trace in figure.data}
     assert set(by_name) == {"seed 0", "seed 1", "mean"}
@@ -211,8 +224,10 @@ def test_runs_table_links_each_run_to_its_page_and_shows_what_differs(lab):
 def test_runs_table_shows_the_attempt_and_why_it_was_queued_again(lab):
     populated(lab)
     lab.runs[2] = replace(lab.runs[2], attempt=2)
-    lab.events[2] = [RunEvent(T0, "requeued", "re-queued: worker lost"),
-                     RunEvent(T0 + timedelta(minutes=2), "resumed", "resumed from step 10")]
+    lab.events[2] = [
+        RunEvent(T0, "requeued", "re-queued: worker lost"),
+        RunEvent(T0 + timedelta(minutes=2), "resumed", "resumed from step 10"),
+    ]
     at = open_page("runs")
     table = at.dataframe[0].value
     row = table[table["id"] == 2].iloc[0]
@@ -282,11 +297,14 @@ def test_export_says_why_it_is_unavailable(monkeypatch):
     assert "kaleido is not installed" in exports.exporter_problem()
 
 
-@pytest.mark.skipif(exports.exporter_problem() is not None, reason=f"no server-side export here: "
-                                                                   f"{exports.exporter_problem()}")
+@pytest.mark.skipif(
+    exports.exporter_problem() is not None, reason=f"no server-side export here: {exports.exporter_problem()}"
+)
 def test_export_renders_png_and_svg_on_the_server():
-    figure = run_view.checkpoint_figure(run_view.checkpoint_rows(
-        [Checkpoint(1, s, "p", summary(s / 10, unseen=0.2)) for s in (0, 5, 10)]), "evaluations")
+    figure = run_view.checkpoint_figure(
+        run_view.checkpoint_rows([Checkpoint(1, s, "p", summary(s / 10, unseen=0.2)) for s in (0, 5, 10)]),
+        "evaluations",
+    )
     png = exports.figure_bytes(figure, "png")
     svg = exports.figure_bytes(figure, "svg")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == exports.EXPORT_WIDTH * 2

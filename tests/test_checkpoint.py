@@ -3,7 +3,12 @@ import pytest
 import torch
 
 from opd_core.checkpoint import (
-    latest_checkpoint, load_policy, load_training_state, restore_rng, rng_state, save_checkpoint,
+    latest_checkpoint,
+    load_policy,
+    load_training_state,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
 )
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.errors import CheckpointError
@@ -13,8 +18,11 @@ from tinyrun import TASKS
 
 
 def _policy():
-    return build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16},
-                        ActionTokenizer.fit(np.random.default_rng(0).normal(size=(64, 7))))
+    return build_policy(
+        "small_vla",
+        {"width": 4, "hidden": 32, "input_size": 16},
+        ActionTokenizer.fit(np.random.default_rng(0).normal(size=(64, 7))),
+    )
 
 
 def test_round_trip_reproduces_logits_optimizer_and_rng(tmp_path):
@@ -24,8 +32,15 @@ def test_round_trip_reproduces_logits_optimizer_and_rng(tmp_path):
     policy(obs).logsumexp(-1).mean().backward()
     optimizer.step()
     rng = np.random.default_rng(5)
-    save_checkpoint(tmp_path / "step_3", policy, step=3, run_config={"name": "x"}, optimizer=optimizer,
-                    rng=rng_state(rng), extra={"env_steps": 12})
+    save_checkpoint(
+        tmp_path / "step_3",
+        policy,
+        step=3,
+        run_config={"name": "x"},
+        optimizer=optimizer,
+        rng=rng_state(rng),
+        extra={"env_steps": 12},
+    )
     expected_draw = rng.random()
 
     loaded = load_policy(tmp_path / "step_3")

@@ -10,15 +10,18 @@ def test_yaml_round_trip(tmp_path):
     assert RunConfig.load(path) == config
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"group_size": 0}, "group_size"),
-    ({"objective": "kl"}, "objective"),
-    ({"lr": -1.0}, "lr"),
-    ({"pipeline": "opd", "teacher_checkpoint": ""}, "teacher_checkpoint"),
-    ({"pipeline": "sft", "demos": ""}, "demos"),
-    ({"pipeline": "grpo", "group_size": 1}, "group_size"),
-    ({"pipeline": "opd_then_grpo", "grpo_steps": 0, "teacher_checkpoint": "t"}, "grpo_steps"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"group_size": 0}, "group_size"),
+        ({"objective": "kl"}, "objective"),
+        ({"lr": -1.0}, "lr"),
+        ({"pipeline": "opd", "teacher_checkpoint": ""}, "teacher_checkpoint"),
+        ({"pipeline": "sft", "demos": ""}, "demos"),
+        ({"pipeline": "grpo", "group_size": 1}, "group_size"),
+        ({"pipeline": "opd_then_grpo", "grpo_steps": 0, "teacher_checkpoint": "t"}, "grpo_steps"),
+    ],
+)
 def test_validation_names_the_field(changes, field):
     data = {"teacher_checkpoint": "t", **changes}
     with pytest.raises(ConfigError) as info:
@@ -26,8 +29,10 @@ def test_validation_names_the_field(changes, field):
     assert info.value.field == field and field in str(info.value)
 
 
-@pytest.mark.parametrize("data, field", [({"nope": 1}, "nope"), ({"steps": "many"}, "steps"),
-                                         ({"lr": True}, "lr"), ({"tasks": [1]}, "tasks")])
+@pytest.mark.parametrize(
+    "data, field",
+    [({"nope": 1}, "nope"), ({"steps": "many"}, "steps"), ({"lr": True}, "lr"), ({"tasks": [1]}, "tasks")],
+)
 def test_unknown_fields_and_wrong_types_are_refused(data, field):
     with pytest.raises(ConfigError) as info:
         RunConfig.from_dict(data)

@@ -16,8 +16,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_dashboard_script(**env) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "scripts/dashboard.sh"], cwd=REPO_ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "scripts/dashboard.sh"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.timeout(90)
@@ -47,6 +53,12 @@ def test_under_honcho_the_dashboard_gets_the_chosen_port_not_the_one_honcho_sets
     honcho = shutil.which("honcho") or str(Path(sys.executable).parent / "honcho")
     web = next(line for line in (REPO_ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     (tmp_path / "Procfile").write_text(web.replace("streamlit run", "echo streamlit run", 1) + "\n")
-    result = subprocess.run([honcho, "-f", str(tmp_path / "Procfile"), "start", "web"], cwd=REPO_ROOT,
-                            env={**os.environ, "OPD_PORT": "8600"}, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [honcho, "-f", str(tmp_path / "Procfile"), "start", "web"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "OPD_PORT": "8600"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert "--server.port 8600 " in result.stdout, result.stdout + result.stderr

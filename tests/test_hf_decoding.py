@@ -104,11 +104,26 @@ def _run(config):
 def test_realistic_layouts_go_through_rollout_labeling_and_a_lora_update(tmp_path):
     student = build_paligemma(tmp_path / "paligemma", **REDUCED)
     teacher = build_openvla_like(tmp_path / "openvla_like", **REDUCED)
-    before = {n: p.detach().clone() for n, p in load_policy(student, hf_settings={"lora_rank": 2}).named_parameters()
-              if "lora_B" in n}
-    config = tiny_config(tmp_path / "run", pipeline="opd", objective="reverse_kl_exact", hf_lora_rank=2,
-                         student_checkpoint=str(student), teacher_checkpoint=str(teacher), steps=1, lr=1e-2,
-                         batch_tasks=1, group_size=2, eval_every=0, save_every=1, max_episode_steps=2)
+    before = {
+        n: p.detach().clone()
+        for n, p in load_policy(student, hf_settings={"lora_rank": 2}).named_parameters()
+        if "lora_B" in n
+    }
+    config = tiny_config(
+        tmp_path / "run",
+        pipeline="opd",
+        objective="reverse_kl_exact",
+        hf_lora_rank=2,
+        student_checkpoint=str(student),
+        teacher_checkpoint=str(teacher),
+        steps=1,
+        lr=1e-2,
+        batch_tasks=1,
+        group_size=2,
+        eval_every=0,
+        save_every=1,
+        max_episode_steps=2,
+    )
     assert _run(config).status == "finished"
     trained = load_policy(tmp_path / "run/checkpoints/step_1")
     after = dict(trained.named_parameters())

@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from openvla_folder import UNNORM_KEY, build_openvla_folder
 from opd_core.checkpoint import load_policy
 from opd_core.envs.tabletop.sim import TabletopVecEnv
 from opd_core.envs.tabletop.tasks import CATALOG
 from opd_core.errors import CheckpointError
 from opd_core.sinks import LocalDirSink
 from opd_core.train import train
+from openvla_folder import UNNORM_KEY, build_openvla_folder
 from tinyrun import TASKS, tiny_config
 
 USER_SETTINGS = {"trust_remote_code": True, "unnorm_key": UNNORM_KEY, "action_vocab_offset": 64}
@@ -68,10 +68,17 @@ def test_a_fresh_offline_process_loads_the_folder(folders, tmp_path):
     """As a user's process would: HF_HUB_OFFLINE=1 set before anything imports huggingface_hub, a module cache
     of its own (the folder's code is copied there by trust_remote_code), nothing else."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
-    code = ("import sys, json; from opd_core.checkpoint import load_policy; "
-            "p = load_policy(sys.argv[1], hf_settings=json.loads(sys.argv[2])); print(type(p.model).__name__)")
-    done = subprocess.run([sys.executable, "-c", code, str(folders[0]), json.dumps(USER_SETTINGS)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, json; from opd_core.checkpoint import load_policy; "
+        "p = load_policy(sys.argv[1], hf_settings=json.loads(sys.argv[2])); print(type(p.model).__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folders[0]), json.dumps(USER_SETTINGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "OpenVLAForActionPrediction"
     assert list((tmp_path / "hf_home").rglob("modeling_prismatic.py")), "loaded through the dynamic-module cache"
@@ -95,8 +102,8 @@ def test_batches_of_mixed_prompt_lengths_score_as_single_queries(folders):
     batched = policy(obs, bins)
     assert torch.allclose(batched, logits, atol=1e-5), "scoring must see what sampling saw"
     for i in range(3):  # OpenVLA's forward takes no position_ids: the batch must not be left-padded
-        alone = policy(obs.take([i]), bins[i: i + 1])
-        assert torch.allclose(batched[i: i + 1], alone, atol=1e-5)
+        alone = policy(obs.take([i]), bins[i : i + 1])
+        assert torch.allclose(batched[i : i + 1], alone, atol=1e-5)
 
 
 def _run(config):
@@ -110,10 +117,21 @@ def _run(config):
 def test_opd_with_an_openvla_folder_as_student_and_as_teacher(folders, tmp_path):
     student, teacher = folders
     before = {n: p.detach().clone() for n, p in load_policy(student, hf_settings=USER_SETTINGS).named_parameters()}
-    config = tiny_config(tmp_path / "run", pipeline="opd", objective="reverse_kl_exact",
-                         student_checkpoint=str(student), teacher_checkpoint=str(teacher), steps=2, lr=1e-2,
-                         eval_every=0, save_every=2, max_episode_steps=3, hf_trust_remote_code=True,
-                         hf_unnorm_key=UNNORM_KEY, hf_action_vocab_offset=64)
+    config = tiny_config(
+        tmp_path / "run",
+        pipeline="opd",
+        objective="reverse_kl_exact",
+        student_checkpoint=str(student),
+        teacher_checkpoint=str(teacher),
+        steps=2,
+        lr=1e-2,
+        eval_every=0,
+        save_every=2,
+        max_episode_steps=3,
+        hf_trust_remote_code=True,
+        hf_unnorm_key=UNNORM_KEY,
+        hf_action_vocab_offset=64,
+    )
     assert _run(config).status == "finished"
     trained = load_policy(tmp_path / "run/checkpoints/step_2")
     assert type(trained.model).__name__ == "OpenVLAForActionPrediction"

@@ -8,14 +8,14 @@ import sys
 import pytest
 import torch
 
+from hf_models import build_tiny_llava
 from opd_core.checkpoint import load_policy, save_checkpoint
-from opd_core.errors import CheckpointError, TokenizerMismatchError
 from opd_core.envs.tabletop.sim import TabletopVecEnv
+from opd_core.errors import CheckpointError, TokenizerMismatchError
 from opd_core.policies import build_policy
 from opd_core.sinks import LocalDirSink
 from opd_core.tokenizer import ActionTokenizer
 from opd_core.train import train
-from hf_models import build_tiny_llava
 from tinyrun import TASKS, TINY_POLICY, tiny_config
 
 
@@ -27,8 +27,11 @@ def tiny_vla(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("small") / "small"
-    arch = {"width": TINY_POLICY["policy_width"], "hidden": TINY_POLICY["policy_hidden"],
-            "input_size": TINY_POLICY["policy_input_size"]}
+    arch = {
+        "width": TINY_POLICY["policy_width"],
+        "hidden": TINY_POLICY["policy_hidden"],
+        "input_size": TINY_POLICY["policy_input_size"],
+    }
     save_checkpoint(path, build_policy("small_vla", arch, ActionTokenizer.identity()), step=0)
     return path
 
@@ -65,11 +68,22 @@ def test_two_opd_steps_as_student_train_every_parameter(tiny_vla, small_checkpoi
     initial = load_policy(tiny_vla)
     used = _parameters_in_graph(initial)
     assert {n for n, _ in initial.named_parameters()} - used <= {
-        "model.model.vision_tower.post_layernorm.weight", "model.model.vision_tower.post_layernorm.bias"}
+        "model.model.vision_tower.post_layernorm.weight",
+        "model.model.vision_tower.post_layernorm.bias",
+    }
     before = {n: p.detach().clone() for n, p in initial.named_parameters() if n in used}
-    config = tiny_config(tmp_path / "run", pipeline="opd", objective="reverse_kl_exact",
-                         student_checkpoint=str(tiny_vla), teacher_checkpoint=str(small_checkpoint), steps=2,
-                         lr=1e-2, eval_every=0, save_every=0, max_episode_steps=3)
+    config = tiny_config(
+        tmp_path / "run",
+        pipeline="opd",
+        objective="reverse_kl_exact",
+        student_checkpoint=str(tiny_vla),
+        teacher_checkpoint=str(small_checkpoint),
+        steps=2,
+        lr=1e-2,
+        eval_every=0,
+        save_every=0,
+        max_episode_steps=3,
+    )
     assert _run(config).status == "finished"
     trained = load_policy(tmp_path / "run/checkpoints/step_2")
     after = dict(trained.named_parameters())
@@ -120,18 +134,37 @@ def test_transformers_teacher_distils_into_small_student(sharp_teacher, small_ch
     teacher, student = load_policy(sharp_teacher), load_policy(small_checkpoint)
     obs = TabletopVecEnv(4).reset((TASKS * 2)[:4], [10, 11, 12, 13])  # fixed states the run never starts from
     before = _kl_to_teacher(student, teacher, obs)
-    config = tiny_config(tmp_path / "run", pipeline="opd", objective="forward_kl",
-                         student_checkpoint=str(small_checkpoint), teacher_checkpoint=str(sharp_teacher), steps=4,
-                         lr=3e-2, eval_every=0, save_every=4, max_episode_steps=3)
+    config = tiny_config(
+        tmp_path / "run",
+        pipeline="opd",
+        objective="forward_kl",
+        student_checkpoint=str(small_checkpoint),
+        teacher_checkpoint=str(sharp_teacher),
+        steps=4,
+        lr=3e-2,
+        eval_every=0,
+        save_every=4,
+        max_episode_steps=3,
+    )
     assert _run(config).status == "finished"
     after = _kl_to_teacher(load_policy(tmp_path / "run/checkpoints/step_4"), teacher, obs)
     assert after < 0.8 * before, f"the student did not move toward the teacher: KL {before:.3f} -> {after:.3f}"
 
 
 def test_lora_trains_only_adapters(tiny_vla, small_checkpoint, tmp_path):
-    config = tiny_config(tmp_path / "run", pipeline="opd", objective="reverse_kl_exact", hf_lora_rank=2,
-                         student_checkpoint=str(tiny_vla), teacher_checkpoint=str(small_checkpoint), steps=1,
-                         lr=1e-2, eval_every=0, save_every=0, max_episode_steps=3)
+    config = tiny_config(
+        tmp_path / "run",
+        pipeline="opd",
+        objective="reverse_kl_exact",
+        hf_lora_rank=2,
+        student_checkpoint=str(tiny_vla),
+        teacher_checkpoint=str(small_checkpoint),
+        steps=1,
+        lr=1e-2,
+        eval_every=0,
+        save_every=0,
+        max_episode_steps=3,
+    )
     assert _run(config).status == "finished"
     policy = load_policy(tmp_path / "run/checkpoints/step_1")
     trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
@@ -145,10 +178,12 @@ def test_bad_directories_and_statistics_are_clear_errors(tiny_vla, small_checkpo
     (tmp_path / "notamodel").mkdir()
     with pytest.raises(CheckpointError):
         load_policy(tmp_path / "notamodel")
-    other = build_tiny_llava(tmp_path / "other", hidden=32, layers=1,
-                             tokenizer=ActionTokenizer((-2.0,) * 7, (2.0,) * 7))
-    config = tiny_config(tmp_path / "run", pipeline="opd", student_checkpoint=str(small_checkpoint),
-                         teacher_checkpoint=str(other))
+    other = build_tiny_llava(
+        tmp_path / "other", hidden=32, layers=1, tokenizer=ActionTokenizer((-2.0,) * 7, (2.0,) * 7)
+    )
+    config = tiny_config(
+        tmp_path / "run", pipeline="opd", student_checkpoint=str(small_checkpoint), teacher_checkpoint=str(other)
+    )
     with pytest.raises(TokenizerMismatchError):
         _run(config)
     stats = json.loads((other / "dataset_statistics.json").read_text())
@@ -158,8 +193,10 @@ def test_bad_directories_and_statistics_are_clear_errors(tiny_vla, small_checkpo
 
 
 def test_importing_the_adapter_leaves_the_environment_alone():
-    code = ("import os; before = dict(os.environ); import opd_core.policies.hf_vla; "
-            "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; "
-            "assert not changed, changed")
+    code = (
+        "import os; before = dict(os.environ); import opd_core.policies.hf_vla; "
+        "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; "
+        "assert not changed, changed"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

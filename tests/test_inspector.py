@@ -58,8 +58,18 @@ def greedy_state_at(policy, task: str, frame: int):
 @pytest.mark.parametrize("frame", [0, 7])
 def test_the_distributions_shown_are_the_policies_own_softmax_at_that_state(student, teacher, frame):
     task = SEEN[1]
-    episode = inspector.replay_evaluation_episode(student, "tabletop", SEEN, UNSEEN, task, init_states=2,
-                                                  temperature=0.0, seed=0, image_size=64, max_episode_steps=STEPS)
+    episode = inspector.replay_evaluation_episode(
+        student,
+        "tabletop",
+        SEEN,
+        UNSEEN,
+        task,
+        init_states=2,
+        temperature=0.0,
+        seed=0,
+        image_size=64,
+        max_episode_steps=STEPS,
+    )
     assert episode.batch == inspector.BATCH_SOLO and episode.length > frame
     shown = inspector.inspect_frame(student, teacher, episode, frame)
 
@@ -87,14 +97,34 @@ def test_the_distributions_shown_are_the_policies_own_softmax_at_that_state(stud
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_the_replay_reproduces_the_filmed_episode(student, tmp_path, temperature):
     """Greedy: the episode replayed alone; sampled: inside the evaluation's whole batch (one shared generator)."""
-    result = evaluate(student, "tabletop", SEEN, UNSEEN, init_states=2, temperature=temperature, image_size=64,
-                      max_episode_steps=STEPS, video_tasks=[SEEN[0], SEEN[1], UNSEEN[0]], video_dir=tmp_path,
-                      run_dir=tmp_path, seed=3)
+    result = evaluate(
+        student,
+        "tabletop",
+        SEEN,
+        UNSEEN,
+        init_states=2,
+        temperature=temperature,
+        image_size=64,
+        max_episode_steps=STEPS,
+        video_tasks=[SEEN[0], SEEN[1], UNSEEN[0]],
+        video_dir=tmp_path,
+        run_dir=tmp_path,
+        seed=3,
+    )
     assert len(result.videos) == 3
     for video in result.videos:
-        episode = inspector.replay_evaluation_episode(student, "tabletop", SEEN, UNSEEN, video["task"],
-                                                      init_states=2, temperature=temperature, seed=3,
-                                                      image_size=64, max_episode_steps=STEPS)
+        episode = inspector.replay_evaluation_episode(
+            student,
+            "tabletop",
+            SEEN,
+            UNSEEN,
+            video["task"],
+            init_states=2,
+            temperature=temperature,
+            seed=3,
+            image_size=64,
+            max_episode_steps=STEPS,
+        )
         assert episode.batch == (inspector.BATCH_SOLO if temperature == 0 else inspector.BATCH_EVALUATION)
         assert read_video_info(tmp_path / video["path"])["frames"] == episode.length + 1 == len(episode.frames)
         assert episode.success == video["success"]
@@ -102,17 +132,29 @@ def test_the_replay_reproduces_the_filmed_episode(student, tmp_path, temperature
 
 
 def test_bad_frames_and_incomparable_teachers_are_refused_by_name(student):
-    episode = inspector.replay_evaluation_episode(student, "tabletop", SEEN, UNSEEN, SEEN[0], init_states=1,
-                                                  temperature=0.0, seed=0, image_size=64, max_episode_steps=5)
+    episode = inspector.replay_evaluation_episode(
+        student,
+        "tabletop",
+        SEEN,
+        UNSEEN,
+        SEEN[0],
+        init_states=1,
+        temperature=0.0,
+        seed=0,
+        image_size=64,
+        max_episode_steps=5,
+    )
     with pytest.raises(inspector.InspectionError, match="frame 5 is out of range"):
         episode.query_of(episode.length)
     with pytest.raises(inspector.InspectionError, match="not among the evaluated tasks"):
-        inspector.replay_evaluation_episode(student, "tabletop", SEEN, [], UNSEEN[0], init_states=1,
-                                            temperature=0.0, seed=0, image_size=64)
+        inspector.replay_evaluation_episode(
+            student, "tabletop", SEEN, [], UNSEEN[0], init_states=1, temperature=0.0, seed=0, image_size=64
+        )
     from opd_core.policies.base import build_policy
     from opd_core.tokenizer import ActionTokenizer
 
-    other = build_policy("small_vla", {"width": 4, "hidden": 16, "input_size": 16},
-                         ActionTokenizer((-2.0,) * 7, (2.0,) * 7))
+    other = build_policy(
+        "small_vla", {"width": 4, "hidden": 16, "input_size": 16}, ActionTokenizer((-2.0,) * 7, (2.0,) * 7)
+    )
     with pytest.raises(inspector.InspectionError, match="action statistics differ"):
         inspector.inspect_frame(student, other, episode, 0)

@@ -24,15 +24,31 @@ UNSEEN = CATALOG.suite_tasks("unseen")[:1]
 def tiny_run(lab, **changes) -> int:
     """Launch a one-step run from the shipped student, evaluate at steps 0 and 1 (filming SEEN[0] and UNSEEN[0]),
     and run it here, as a worker would."""
-    from worker.tasks import execute_run
     from worker.inspection import clear_caches
+    from worker.tasks import execute_run
 
     clear_caches()
-    config = {"name": "inspected", "pipeline": "opd", "objective": "reverse_kl", "suite": "object", "tasks": SEEN,
-              "unseen_tasks": UNSEEN, "student_checkpoint": str(SHIPPED / "student"),
-              "teacher_checkpoint": str(SHIPPED / "teacher"), "steps": 1, "batch_tasks": 2, "group_size": 2,
-              "max_episode_steps": 20, "eval_every": 1, "eval_init_states": 2, "videos_per_eval": 1,
-              "save_every": 1, "minibatch_size": 64, "updates_per_step": 1, **changes}
+    config = {
+        "name": "inspected",
+        "pipeline": "opd",
+        "objective": "reverse_kl",
+        "suite": "object",
+        "tasks": SEEN,
+        "unseen_tasks": UNSEEN,
+        "student_checkpoint": str(SHIPPED / "student"),
+        "teacher_checkpoint": str(SHIPPED / "teacher"),
+        "steps": 1,
+        "batch_tasks": 2,
+        "group_size": 2,
+        "max_episode_steps": 20,
+        "eval_every": 1,
+        "eval_init_states": 2,
+        "videos_per_eval": 1,
+        "save_every": 1,
+        "minibatch_size": 64,
+        "updates_per_step": 1,
+        **changes,
+    }
     run_id = lab.launch(config)
     outcome = execute_run(lab._current().store, lab.settings(), run_id, 1, "test")
     assert outcome["status"] == "finished", lab.get_run(run_id).error
@@ -48,8 +64,7 @@ def test_inspect_actions_replays_the_filmed_episode_and_shows_the_policies_softm
     assert {v.task for v in videos} == {SEEN[0], UNSEEN[0]}
     for video in videos:
         shown = lab.inspect_actions(run_id, 1, video.task, 0)
-        assert shown.reproduced, (shown.filmed_frames, shown.replay_length, shown.filmed_success,
-                                  shown.replay_success)
+        assert shown.reproduced, (shown.filmed_frames, shown.replay_length, shown.filmed_success, shown.replay_success)
         assert shown.replay == inspector.BATCH_EVALUATION and shown.filmed_success == video.success
         assert shown.teacher.source == "run" and shown.image.ndim == 3
     assert len(replays) == 2
@@ -61,14 +76,26 @@ def test_inspect_actions_replays_the_filmed_episode_and_shows_the_policies_softm
 
     student = load_policy(lab.artifact_path(lab.checkpoints(run_id)[-1].path))
     teacher = load_policy(SHIPPED / "teacher")
-    episode = inspector.replay_evaluation_episode(student, "tabletop", SEEN, UNSEEN, task, init_states=2,
-                                                  temperature=1.0, seed=0, image_size=64, max_episode_steps=20)
+    episode = inspector.replay_evaluation_episode(
+        student,
+        "tabletop",
+        SEEN,
+        UNSEEN,
+        task,
+        init_states=2,
+        temperature=1.0,
+        seed=0,
+        image_size=64,
+        max_episode_steps=20,
+    )
     obs = episode.queries.take(np.array([last]))
     with torch.no_grad():
-        np.testing.assert_allclose(shown.distributions.student_probs,
-                                   torch.softmax(student(obs).double(), -1)[0].numpy(), atol=1e-6)
-        np.testing.assert_allclose(shown.distributions.teacher_probs,
-                                   torch.softmax(teacher(obs).double(), -1)[0].numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            shown.distributions.student_probs, torch.softmax(student(obs).double(), -1)[0].numpy(), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            shown.distributions.teacher_probs, torch.softmax(teacher(obs).double(), -1)[0].numpy(), atol=1e-6
+        )
     assert np.array_equal(shown.distributions.chosen_bins, episode.bins[last].numpy())
 
 
@@ -105,8 +132,10 @@ def test_what_cannot_be_inspected_is_named(lab):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(not libero_available(),
-                    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)")
+@pytest.mark.skipif(
+    not libero_available(),
+    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)",
+)
 @pytest.mark.parametrize("lab_settings", ["embedded"], indirect=True)
 def test_a_libero_rollout_is_replayed_through_the_env_registry(lab, lab_settings):
     """The LIBERO smoke run (tiny policies, one task, three steps per episode) inspected like any other."""
@@ -119,9 +148,19 @@ def test_a_libero_rollout_is_replayed_through_the_env_registry(lab, lab_settings
         policy = build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16}, ActionTokenizer.identity())
         save_checkpoint(lab_settings.data_dir / "models" / name, policy, step=0)
     task = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
-    run_id = tiny_run(lab, env="libero", suite="libero_object", tasks=[task], unseen_tasks=[],
-                      student_checkpoint="models/student", teacher_checkpoint="models/teacher",
-                      max_episode_steps=3, image_size=32, eval_init_states=1, save_every=0)
+    run_id = tiny_run(
+        lab,
+        env="libero",
+        suite="libero_object",
+        tasks=[task],
+        unseen_tasks=[],
+        student_checkpoint="models/student",
+        teacher_checkpoint="models/teacher",
+        max_episode_steps=3,
+        image_size=32,
+        eval_init_states=1,
+        save_every=0,
+    )
     shown = lab.inspect_actions(run_id, 1, task, 2)
     assert shown.env == "libero" and shown.replay == inspector.BATCH_SOLO
     assert shown.reproduced, (shown.filmed_frames, shown.replay_length, shown.filmed_success, shown.replay_success)

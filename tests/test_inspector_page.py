@@ -25,8 +25,11 @@ def lab():
 def with_rollouts(fake: FakeApi):
     run = fake.add_run(config=config(name="reverse kl"), step=20, total_steps=20)
     fake.checkpoint_rows[run.id] = [Checkpoint(run.id, s, f"runs/{run.id}/checkpoints/step_{s}", {}) for s in (0, 20)]
-    fake.video_rows[run.id] = [Video(run.id, s, task, True, f"runs/{run.id}/videos/step_{s}/{i}.mp4")
-                               for s in (0, 20) for i, task in enumerate((TASK, "unseen/put_red_block_behind_tray"))]
+    fake.video_rows[run.id] = [
+        Video(run.id, s, task, True, f"runs/{run.id}/videos/step_{s}/{i}.mp4")
+        for s in (0, 20)
+        for i, task in enumerate((TASK, "unseen/put_red_block_behind_tray"))
+    ]
     grpo = fake.add_run(config=config(name="grpo", pipeline="grpo", teacher_checkpoint=""), step=20)
     fake.checkpoint_rows[grpo.id] = [Checkpoint(grpo.id, 20, f"runs/{grpo.id}/checkpoints/step_20", {})]
     fake.video_rows[grpo.id] = [Video(grpo.id, 20, TASK, False, f"runs/{grpo.id}/videos/step_20/0.mp4")]

@@ -21,7 +21,8 @@ from opd_core.envs.libero import INSTALL_HINT, libero_available
 
 needs_libero = pytest.mark.skipif(
     not libero_available(),
-    reason="LIBERO is an optional extra and is not installed here (pip install -r requirements-libero.txt)")
+    reason="LIBERO is an optional extra and is not installed here (pip install -r requirements-libero.txt)",
+)
 
 OBJECT_TASK = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
 OBJECT_INSTRUCTION = "pick up the alphabet soup and place it in the basket"
@@ -47,11 +48,20 @@ def _write_original_layout(path, num_demos: int, steps: int, size: int = 16) -> 
     actions, frames = [], []
     with h5py.File(path, "w") as handle:
         data = handle.create_group("data")
-        data.attrs["problem_info"] = json.dumps({"problem_name": "libero_floor_manipulation",
-                                                 "domain_name": "robosuite",
-                                                 "language_instruction": OBJECT_INSTRUCTION})
-        data.attrs["env_args"] = json.dumps({"type": 1, "env_name": "Libero_Floor_Manipulation",
-                                             "env_kwargs": {"camera_heights": size, "camera_widths": size}})
+        data.attrs["problem_info"] = json.dumps(
+            {
+                "problem_name": "libero_floor_manipulation",
+                "domain_name": "robosuite",
+                "language_instruction": OBJECT_INSTRUCTION,
+            }
+        )
+        data.attrs["env_args"] = json.dumps(
+            {
+                "type": 1,
+                "env_name": "Libero_Floor_Manipulation",
+                "env_kwargs": {"camera_heights": size, "camera_widths": size},
+            }
+        )
         data.attrs["bddl_file_name"] = f"libero/libero/bddl_files/libero_object/{OBJECT_TASK}.bddl"
         data.attrs["num_demos"] = num_demos
         data.attrs["total"] = num_demos * steps
@@ -120,9 +130,9 @@ def _expert_state(eef=(0.0, 0.0, 0.25), target=(0.1, -0.1, 0.02), grasped=False,
 
 
 def test_expert_phases_and_calibrated_logits_without_a_simulator():
+    from opd_core.envs.base import Observation
     from opd_core.envs.libero.expert import expert_actions, expert_logits
     from opd_core.envs.libero.policy import LiberoExpertPolicy
-    from opd_core.envs.base import Observation
     from opd_core.tokenizer import ActionTokenizer
 
     far = _expert_state()
@@ -216,24 +226,41 @@ def test_crashed_or_hung_worker_is_restarted_and_its_episode_retried_or_marked()
 def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_path):
     from opd_core.checkpoint import save_checkpoint
     from opd_core.config import RunConfig
+    from opd_core.envs.libero.policy import save_expert_checkpoint
     from opd_core.policies import build_policy
     from opd_core.sinks import LocalDirSink, read_metrics
     from opd_core.tokenizer import ActionTokenizer
     from opd_core.train import train
     from opd_core.video import read_video_info
 
-    from opd_core.envs.libero.policy import save_expert_checkpoint
-
     torch.manual_seed(0)
     tiny = {"width": 4, "hidden": 32, "input_size": 16}
     save_checkpoint(tmp_path / "student", build_policy("small_vla", tiny, ActionTokenizer.identity()), step=0)
     save_expert_checkpoint(tmp_path / "teacher")  # labels from the privileged state the rollout keeps per state
-    config = RunConfig.from_dict(dict(
-        name="libero-smoke", env="libero", suite="libero_object", tasks=[OBJECT_TASK], pipeline="opd",
-        objective="reverse_kl", student_checkpoint=str(tmp_path / "student"),
-        teacher_checkpoint=str(tmp_path / "teacher"), steps=2, batch_tasks=1, group_size=2, max_episode_steps=3,
-        image_size=32, eval_every=2, eval_init_states=1, videos_per_eval=1, save_every=0, minibatch_size=64,
-        updates_per_step=1, out_dir=str(tmp_path / "run"))).validate()
+    config = RunConfig.from_dict(
+        dict(
+            name="libero-smoke",
+            env="libero",
+            suite="libero_object",
+            tasks=[OBJECT_TASK],
+            pipeline="opd",
+            objective="reverse_kl",
+            student_checkpoint=str(tmp_path / "student"),
+            teacher_checkpoint=str(tmp_path / "teacher"),
+            steps=2,
+            batch_tasks=1,
+            group_size=2,
+            max_episode_steps=3,
+            image_size=32,
+            eval_every=2,
+            eval_init_states=1,
+            videos_per_eval=1,
+            save_every=0,
+            minibatch_size=64,
+            updates_per_step=1,
+            out_dir=str(tmp_path / "run"),
+        )
+    ).validate()
     sink = LocalDirSink(config.out_dir)
     try:
         result = train(config, sink)
@@ -286,15 +313,29 @@ def test_sft_from_an_original_demo_file_and_grpo_run_on_libero_too(tmp_path):
     folder.mkdir()
     _write_original_layout(folder / f"{OBJECT_TASK}_demo.hdf5", num_demos=1, steps=6, size=32)
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "student", build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16},
-                                                       ActionTokenizer.identity()), step=0)
-    common = dict(env="libero", suite="libero_object", tasks=[OBJECT_TASK], image_size=32, steps=1,
-                  eval_init_states=0, save_every=0, student_checkpoint=str(tmp_path / "student"))
-    runs = {"sft": dict(demos=str(folder), num_demos=1, sft_batch_size=4),
-            "grpo": dict(batch_tasks=1, group_size=2, max_episode_steps=3, minibatch_size=64, updates_per_step=1)}
+    save_checkpoint(
+        tmp_path / "student",
+        build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16}, ActionTokenizer.identity()),
+        step=0,
+    )
+    common = dict(
+        env="libero",
+        suite="libero_object",
+        tasks=[OBJECT_TASK],
+        image_size=32,
+        steps=1,
+        eval_init_states=0,
+        save_every=0,
+        student_checkpoint=str(tmp_path / "student"),
+    )
+    runs = {
+        "sft": dict(demos=str(folder), num_demos=1, sft_batch_size=4),
+        "grpo": dict(batch_tasks=1, group_size=2, max_episode_steps=3, minibatch_size=64, updates_per_step=1),
+    }
     for pipeline, extra in runs.items():
-        config = RunConfig.from_dict(dict(name=f"libero-{pipeline}", pipeline=pipeline, **common, **extra,
-                                          out_dir=str(tmp_path / pipeline))).validate()
+        config = RunConfig.from_dict(
+            dict(name=f"libero-{pipeline}", pipeline=pipeline, **common, **extra, out_dir=str(tmp_path / pipeline))
+        ).validate()
         sink = LocalDirSink(config.out_dir)
         try:
             result = train(config, sink)

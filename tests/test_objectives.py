@@ -352,8 +352,13 @@ def test_distribution_stats_known_distributions():
     student2[0, :, 0] = 1.0  # state 0: argmax bin 0, agrees with the teacher
     student2[1:, :, 1] = 1.0  # states 1, 2: argmax bin 1, disagree
     stats = obj.distribution_stats(student2, teacher)
-    assert {key for key in stats if "/" not in key} == {"entropy", "teacher_entropy", "reverse_kl", "forward_kl",
-                                                        "teacher_agreement"}
+    assert {key for key in stats if "/" not in key} == {
+        "entropy",
+        "teacher_entropy",
+        "reverse_kl",
+        "forward_kl",
+        "teacher_agreement",
+    }
     assert all(isinstance(v, float) for v in stats.values())
     assert stats["teacher_agreement"] == pytest.approx(1 / 3)
     assert stats["teacher_entropy"] == pytest.approx(obj.entropy(teacher).mean().item())

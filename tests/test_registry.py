@@ -79,8 +79,9 @@ class _BrokenEnv:
         self.closed = False
 
     def reset(self, tasks, init_ids):
-        return Observation(np.zeros((len(tasks), 8, 8, 3), np.uint8), np.zeros((len(tasks), 5), np.float32),
-                           list(tasks))
+        return Observation(
+            np.zeros((len(tasks), 8, 8, 3), np.uint8), np.zeros((len(tasks), 5), np.float32), list(tasks)
+        )
 
     def step(self, actions):
         raise RuntimeError("simulator crashed")
@@ -91,8 +92,15 @@ class _BrokenEnv:
 
 @pytest.fixture
 def broken_env():
-    catalog = type("Catalog", (), {"suite_tasks": lambda self, s: ["t"], "instruction": lambda self, t: t,
-                                   "max_episode_steps": lambda self, s: 5})()
+    catalog = type(
+        "Catalog",
+        (),
+        {
+            "suite_tasks": lambda self, s: ["t"],
+            "instruction": lambda self, t: t,
+            "max_episode_steps": lambda self, s: 5,
+        },
+    )()
     registry.ENVS.register("broken", EnvSpec(make=_BrokenEnv, catalog=lambda: catalog))
     yield "broken"
     registry.ENVS.unregister("broken")

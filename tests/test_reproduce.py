@@ -18,16 +18,41 @@ from opd_core.study.jobs import StudyError, check_same_settings, execute_all
 from opd_core.study.plan import plan_runs, seen_tasks
 from tinyrun import TINY_POLICY
 
-TINY = {**TINY_POLICY, "videos_per_eval": 0, "minibatch_size": 64, "updates_per_step": 1, "sft_batch_size": 32,
-        "eval_init_states": 1, "max_episode_steps": 8}
+TINY = {
+    **TINY_POLICY,
+    "videos_per_eval": 0,
+    "minibatch_size": 64,
+    "updates_per_step": 1,
+    "sft_batch_size": 32,
+    "eval_init_states": 1,
+    "max_episode_steps": 8,
+}
 TINY_ASSET = {"steps": 3, "eval_every": 0, "save_every": 0, "unseen_tasks": []}
 
 MINI = StudyPreset(
-    name="mini", seeds=1, steps=2, batch_tasks=2, group_size=2, eval_every=1, eval_init_states=1,
-    distill_steps_before_grpo=1, sft_steps=2, sft_eval_every=1, ablation_trajectories=4, ablation_group_sizes=(2, 4),
-    held_out_tasks=2, retention_tasks=1, seen_tasks=2, pretrain_tasks=2, max_episode_steps=8, common_overrides=TINY,
-    asset_overrides={"base": {**TINY_ASSET, "num_demos": 2, "lr": 3e-3}, "teacher": {**TINY_ASSET, "num_demos": 2},
-                     "student": {**TINY_ASSET, "steps": 2}},
+    name="mini",
+    seeds=1,
+    steps=2,
+    batch_tasks=2,
+    group_size=2,
+    eval_every=1,
+    eval_init_states=1,
+    distill_steps_before_grpo=1,
+    sft_steps=2,
+    sft_eval_every=1,
+    ablation_trajectories=4,
+    ablation_group_sizes=(2, 4),
+    held_out_tasks=2,
+    retention_tasks=1,
+    seen_tasks=2,
+    pretrain_tasks=2,
+    max_episode_steps=8,
+    common_overrides=TINY,
+    asset_overrides={
+        "base": {**TINY_ASSET, "num_demos": 2, "lr": 3e-3},
+        "teacher": {**TINY_ASSET, "num_demos": 2},
+        "student": {**TINY_ASSET, "steps": 2},
+    },
 )
 
 
@@ -80,26 +105,39 @@ def test_summary_structure(study):
     assert all(c["verdict"] in verdicts for c in result["claims"])
 
 
-@pytest.mark.parametrize("rkl_steps, grpo_steps, verdict", [
-    ([10, 15, 15], [None, None, None], "holds"),          # 15 <= 50/3 even with GRPO's bound
-    ([25, 35, 20], [None, None, None], "undetermined"),   # GRPO never reached in 50: its number is only >= 50
-    ([25, 35, 20], [60, 90, None], "undetermined"),
-    ([25, 35, 20], [60, 90, 100], "does not hold"),       # every GRPO seed reached: 35 > 83.3/3
-    ([10, None, 15], [60, 90, 100], "does not hold"),     # a reverse-KL seed never reached
-])
+@pytest.mark.parametrize(
+    "rkl_steps, grpo_steps, verdict",
+    [
+        ([10, 15, 15], [None, None, None], "holds"),  # 15 <= 50/3 even with GRPO's bound
+        ([25, 35, 20], [None, None, None], "undetermined"),  # GRPO never reached in 50: its number is only >= 50
+        ([25, 35, 20], [60, 90, None], "undetermined"),
+        ([25, 35, 20], [60, 90, 100], "does not hold"),  # every GRPO seed reached: 35 > 83.3/3
+        ([10, None, 15], [60, 90, 100], "does not hold"),  # a reverse-KL seed never reached
+    ],
+)
 def test_the_steps_claim_is_open_while_grpo_is_censored(rkl_steps, grpo_steps, verdict):
     from opd_core.study.analysis import claims
 
     def reach(values, censored_at):
         reached = [v for v in values if v is not None]
-        summary = {"values": values, "reached": len(reached), "of": len(values), "max": max(reached, default=None),
-                   "mean": sum(reached) / len(reached) if reached else None, "defined": True}
+        summary = {
+            "values": values,
+            "reached": len(reached),
+            "of": len(values),
+            "max": max(reached, default=None),
+            "mean": sum(reached) / len(reached) if reached else None,
+            "defined": True,
+        }
         return {"eval": summary, "train": summary, "censored_at": censored_at}
 
-    result = {"reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.6}},
-              "methods": {"reverse_kl": {"steps_to_90": reach(rkl_steps, 50), "final": {}},
-                          "grpo": {"steps_to_90": reach(grpo_steps, 50 if None in grpo_steps else 120)}},
-              "ablation": {"group_sizes": {}}}
+    result = {
+        "reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.6}},
+        "methods": {
+            "reverse_kl": {"steps_to_90": reach(rkl_steps, 50), "final": {}},
+            "grpo": {"steps_to_90": reach(grpo_steps, 50 if None in grpo_steps else 120)},
+        },
+        "ablation": {"group_sizes": {}},
+    }
     found = [c for c in claims(result) if "third of GRPO" in c["claim"]]
     assert [c["verdict"] for c in found] == [verdict, verdict]
 

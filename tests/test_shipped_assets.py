@@ -14,15 +14,21 @@ from opd_core.envs.tabletop.tasks import CATALOG
 from opd_core.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = {"base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),
-           "teacher": ("assets/tabletop/object/teacher", "configs/teacher_object.yaml"),
-           "student": ("assets/tabletop/object/student", "configs/student_object_1demo.yaml")}
+SHIPPED = {
+    "base": ("assets/tabletop/base", "configs/pretrain_base.yaml"),
+    "teacher": ("assets/tabletop/object/teacher", "configs/teacher_object.yaml"),
+    "student": ("assets/tabletop/object/student", "configs/student_object_1demo.yaml"),
+}
 SUITES = ("object", "spatial", "goal", "long")
 """Suites with a shipped teacher and 1-demo student (object first: the quick preset's)."""
-SUITE_SHIPPED = {(suite, role): (f"assets/tabletop/{suite}/{role}", config)
-                 for suite in SUITES
-                 for role, config in (("teacher", f"configs/teacher_{suite}.yaml"),
-                                      ("student", f"configs/student_{suite}_1demo.yaml"))}
+SUITE_SHIPPED = {
+    (suite, role): (f"assets/tabletop/{suite}/{role}", config)
+    for suite in SUITES
+    for role, config in (
+        ("teacher", f"configs/teacher_{suite}.yaml"),
+        ("student", f"configs/student_{suite}_1demo.yaml"),
+    )
+}
 
 
 @pytest.mark.parametrize("role", sorted(SHIPPED))
@@ -42,8 +48,12 @@ def _loads_and_matches(folder: str, config_file: str) -> dict:
     meta = read_meta(ROOT / folder)
     recipe = RunConfig.load(ROOT / config_file)
     assert meta["step"] == recipe.steps
-    assert {k: meta["run_config"][k] for k in ("pipeline", "suite", "num_demos", "lr")} == \
-        {"pipeline": recipe.pipeline, "suite": recipe.suite, "num_demos": recipe.num_demos, "lr": recipe.lr}
+    assert {k: meta["run_config"][k] for k in ("pipeline", "suite", "num_demos", "lr")} == {
+        "pipeline": recipe.pipeline,
+        "suite": recipe.suite,
+        "num_demos": recipe.num_demos,
+        "lr": recipe.lr,
+    }
     policy = load_policy(ROOT / folder)
     obs = TabletopVecEnv(2).reset(CATALOG.suite_tasks("object")[:2], [0, 1])
     logits = policy(obs)
@@ -69,9 +79,12 @@ def object_success():
     """Greedy success of each shipped checkpoint over the object suite's first EVAL_INIT_STATES initial states.
     Measured (3 states; 10 states in brackets): teacher 1.00 (1.00), student 0.63 (0.62), base 0.03 (0.02)."""
     tasks = CATALOG.suite_tasks("object")
-    return {role: evaluate(load_policy(ROOT / folder), "tabletop", tasks, [], init_states=EVAL_INIT_STATES,
-                           temperature=0.0).seen_success
-            for role, (folder, _) in SHIPPED.items()}
+    return {
+        role: evaluate(
+            load_policy(ROOT / folder), "tabletop", tasks, [], init_states=EVAL_INIT_STATES, temperature=0.0
+        ).seen_success
+        for role, (folder, _) in SHIPPED.items()
+    }
 
 
 def test_shipped_teacher_solves_the_object_suite_far_better_than_the_1demo_student(object_success):
@@ -93,10 +106,18 @@ def suite_success():
     initial states. Measured (3 states; 10 states, from the training runs' last evaluation, in brackets):
     spatial teacher 0.57 (0.51), student 0.27 (0.19); goal teacher 1.00 (1.00), student 0.90 (0.84), a small gap:
     the base already solves 0.74 of goal; long teacher 0.80 (0.76), student 0.00 (0.00)."""
-    return {(suite, role): evaluate(load_policy(ROOT / f"assets/tabletop/{suite}/{role}"), "tabletop",
-                                    CATALOG.suite_tasks(suite), [], init_states=EVAL_INIT_STATES,
-                                    temperature=0.0).seen_success
-            for suite in SUITE_BOUNDS for role in ("teacher", "student")}
+    return {
+        (suite, role): evaluate(
+            load_policy(ROOT / f"assets/tabletop/{suite}/{role}"),
+            "tabletop",
+            CATALOG.suite_tasks(suite),
+            [],
+            init_states=EVAL_INIT_STATES,
+            temperature=0.0,
+        ).seen_success
+        for suite in SUITE_BOUNDS
+        for role in ("teacher", "student")
+    }
 
 
 @pytest.mark.parametrize("suite", sorted(SUITE_BOUNDS))

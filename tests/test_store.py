@@ -18,8 +18,7 @@ from worker.store import Store, StoreUnavailable
 
 pytestmark = pytest.mark.timeout(60)
 
-SPECIAL_VALUES = [0.0, 1.0, -2.5, math.pi, 1e-308, 5e-324, 1.7976931348623157e308, math.nan, math.inf,
-                  -math.inf]
+SPECIAL_VALUES = [0.0, 1.0, -2.5, math.pi, 1e-308, 5e-324, 1.7976931348623157e308, math.nan, math.inf, -math.inf]
 
 
 def new_run(store, **kwargs) -> int:
@@ -70,8 +69,9 @@ def test_series_are_grouped_per_run_and_key_and_can_start_at_a_step(store):
 
 def test_checkpoint_summaries_keep_non_finite_values(store):
     run_id = new_run(store)
-    lifecycle.record_checkpoint(store, run_id, 5, "runs/1/checkpoints/step_5", {"eval/success": math.nan,
-                                                                                "loss": math.inf, "n": 3})
+    lifecycle.record_checkpoint(
+        store, run_id, 5, "runs/1/checkpoints/step_5", {"eval/success": math.nan, "loss": math.inf, "n": 3}
+    )
     lifecycle.record_checkpoint(store, run_id, 5, "runs/1/checkpoints/step_5", {"eval/success": 0.5})
     (checkpoint,) = queries.checkpoints(store, run_id)
     assert checkpoint.step == 5 and checkpoint.summary == {"eval/success": 0.5}

@@ -23,14 +23,34 @@ from opd_core.study.plan import plan_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "assets/tabletop"
-SMALL = {"videos_per_eval": 0, "minibatch_size": 64, "updates_per_step": 1, "sft_batch_size": 32,
-         "label_batch_size": 64}
+SMALL = {
+    "videos_per_eval": 0,
+    "minibatch_size": 64,
+    "updates_per_step": 1,
+    "sft_batch_size": 32,
+    "label_batch_size": 64,
+}
 
 MINI = StudyPreset(
-    name="mini-suites", seeds=1, steps=2, batch_tasks=2, group_size=2, eval_every=2, eval_init_states=1,
-    distill_steps_before_grpo=1, sft_steps=2, sft_eval_every=2, ablation_trajectories=4, ablation_group_sizes=(2, 4),
-    held_out_tasks=1, retention_tasks=1, seen_tasks=2, common_overrides=SMALL,
-    asset_overrides={"teacher": {"num_demos": 2}}, extend_methods=("grpo",), reach_fractions=(0.8, 0.9),
+    name="mini-suites",
+    seeds=1,
+    steps=2,
+    batch_tasks=2,
+    group_size=2,
+    eval_every=2,
+    eval_init_states=1,
+    distill_steps_before_grpo=1,
+    sft_steps=2,
+    sft_eval_every=2,
+    ablation_trajectories=4,
+    ablation_group_sizes=(2, 4),
+    held_out_tasks=1,
+    retention_tasks=1,
+    seen_tasks=2,
+    common_overrides=SMALL,
+    asset_overrides={"teacher": {"num_demos": 2}},
+    extend_methods=("grpo",),
+    reach_fractions=(0.8, 0.9),
 )
 
 
@@ -49,8 +69,9 @@ def study(tmp_path_factory):
         pytest.skip("no shipped long-suite teacher")
     root = tmp_path_factory.mktemp("suites")
     out = root / "study"
-    summary = run_study(out, MINI, suites=["object", "long"], assets=_assets(root / "assets"), progress=False,
-                        log=lambda *_: None)
+    summary = run_study(
+        out, MINI, suites=["object", "long"], assets=_assets(root / "assets"), progress=False, log=lambda *_: None
+    )
     return out, summary
 
 
@@ -70,11 +91,23 @@ def test_report_lays_table_2_out_with_a_column_per_suite_and_avg(study):
     table = report.split("## Table 2")[1].split("\n\n")[2].splitlines()
     assert table[0] == "| Method | Object | Long | Avg |"
     labels = [row.split(" | ")[0].lstrip("| ") for row in table[2:]]
-    assert labels[:6] == ["Teacher", "Student init (1 demo/task)", "Distill (reverse KL)", "Distill then GRPO",
-                          "GRPO (sparse reward)", "offline SFT (2 demos/task)"]
+    assert labels[:6] == [
+        "Teacher",
+        "Student init (1 demo/task)",
+        "Distill (reverse KL)",
+        "Distill then GRPO",
+        "GRPO (sparse reward)",
+        "offline SFT (2 demos/task)",
+    ]
     teacher = summary["results"]
-    avg = 100 * (teacher["object"]["reference"]["teacher"]["seen_success"]
-                 + teacher["long"]["reference"]["teacher"]["seen_success"]) / 2
+    avg = (
+        100
+        * (
+            teacher["object"]["reference"]["teacher"]["seen_success"]
+            + teacher["long"]["reference"]["teacher"]["seen_success"]
+        )
+        / 2
+    )
     assert table[2].endswith(f"| {avg:.1f} |")
 
 
@@ -100,24 +133,28 @@ def test_a_threshold_never_reached_is_censored_at_the_cap(study):
     grpo = result["methods"]["grpo"]
     assert grpo["steps_to"]["90"]["eval"]["values"] == [None]
     assert grpo["steps_to"]["90"]["censored_at"] == cap and grpo["eval_curves"]["step"][-1] == cap
-    assert grpo["final"]["seen_success"]["values"] == [grpo["eval_curves"]["seen_success"]["mean"][1]], \
+    assert grpo["final"]["seen_success"]["values"] == [grpo["eval_curves"]["seen_success"]["mean"][1]], (
         "Table 2's GRPO row is the checkpoint at the nominal step, not the extended end"
+    )
     report = (out / "report.md").read_text().split("### `long`")[1]
     assert f"censored at {cap}" in report
 
 
 def test_running_it_again_extends_nothing(study):
     out, summary = study
-    again = run_study(out, MINI, suites=["object", "long"], progress=False, log=lambda *_: None,
-                      assets=out.parent / "assets")
+    again = run_study(
+        out, MINI, suites=["object", "long"], progress=False, log=lambda *_: None, assets=out.parent / "assets"
+    )
     assert again["runs_run_now"] == 0 and again["extension_rounds_run_now"] == 0
     assert again["results"]["long"]["methods"]["grpo"]["steps_to"]["90"]["censored_at"] == 3 * MINI.steps
 
 
 def _method(values: list[int | None], censored_at: int) -> dict:
     reached = [v for v in values if v is not None]
-    row = {"eval": {"values": values, "defined": True, "reached": len(reached), "of": len(values)},
-           "censored_at": censored_at}
+    row = {
+        "eval": {"values": values, "defined": True, "reached": len(reached), "of": len(values)},
+        "censored_at": censored_at,
+    }
     return {"steps_to": {"90": row}, "eval_curves": {"step": [0, 10, 30], "seen_success": {"mean": [0.1, 0.8, 0.9]}}}
 
 
@@ -128,8 +165,15 @@ def test_speedup_is_paired_over_seeds_with_a_bootstrap_interval():
     assert row["lower_bound"] and row["reached"] == 4
     low, high = row["interval"]
     assert low <= row["ratio"] <= high and low < high
-    assert at_steps == {"fraction": None, "method": "grpo", "distill": "reverse_kl", "step": 10, "other_step": 30,
-                        "distill_success": 0.8, "other_success": 0.9}
+    assert at_steps == {
+        "fraction": None,
+        "method": "grpo",
+        "distill": "reverse_kl",
+        "step": 10,
+        "other_step": 30,
+        "distill_success": 0.8,
+        "other_success": 0.9,
+    }
     undefined = speedups({**methods, "reverse_kl": _method([10, None, 20, 10, 10], 50)}, (0.9,), 10)[0]
     assert undefined["ratio"] is None and not undefined["defined"]
 
@@ -141,21 +185,36 @@ def test_the_cap_is_three_times_distillations_slowest_seed_on_the_eval_cadence()
     assert extension_cap(preset, [0, 5]) == 50
 
 
-@pytest.mark.parametrize("interval, lower_bound, seeds, verdict", [
-    ((3.1, 4.0), False, 5, "holds"),
-    ((2.0, 2.5), False, 5, "does not hold"),
-    ((2.0, 2.5), True, 5, "undetermined"),   # censored GRPO seeds: the true ratio may be higher
-    ((2.5, 3.5), False, 5, "undetermined"),  # the interval straddles 3
-    ((3.1, 4.0), False, 3, "undetermined"),  # fewer than 5 seeds
-])
+@pytest.mark.parametrize(
+    "interval, lower_bound, seeds, verdict",
+    [
+        ((3.1, 4.0), False, 5, "holds"),
+        ((2.0, 2.5), False, 5, "does not hold"),
+        ((2.0, 2.5), True, 5, "undetermined"),  # censored GRPO seeds: the true ratio may be higher
+        ((2.5, 3.5), False, 5, "undetermined"),  # the interval straddles 3
+        ((3.1, 4.0), False, 3, "undetermined"),  # fewer than 5 seeds
+    ],
+)
 def test_the_speedup_claim_is_decided_by_its_interval_on_five_seeds(interval, lower_bound, seeds, verdict):
     from opd_core.study.analysis import claims
 
-    row = {"fraction": 0.8, "method": "grpo", "distill": "reverse_kl", "ratio": sum(interval) / 2,
-           "interval": list(interval), "lower_bound": lower_bound, "steps": [30] * seeds,
-           "distill_steps": [10] * seeds, "censored_at": 150}
-    result = {"reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.2}},
-              "methods": {}, "ablation": {"group_sizes": {}}, "speedup": [row]}
+    row = {
+        "fraction": 0.8,
+        "method": "grpo",
+        "distill": "reverse_kl",
+        "ratio": sum(interval) / 2,
+        "interval": list(interval),
+        "lower_bound": lower_bound,
+        "steps": [30] * seeds,
+        "distill_steps": [10] * seeds,
+        "censored_at": 150,
+    }
+    result = {
+        "reference": {"teacher": {"seen_success": 1.0}, "student_init": {"seen_success": 0.2}},
+        "methods": {},
+        "ablation": {"group_sizes": {}},
+        "speedup": [row],
+    }
     found = [c for c in claims(result) if "distillation's steps to reach 80%" in c["claim"]]
     assert [c["verdict"] for c in found] == [verdict]
 

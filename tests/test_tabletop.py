@@ -161,8 +161,9 @@ def test_rollout_runs_only_active_episodes_and_ends_the_ones_the_simulator_lost(
     torch.manual_seed(0)
     policy = build_policy("small_vla", {"width": 4, "hidden": 32, "input_size": 16}, ActionTokenizer.identity())
     env = LosesEpisodeOne(4, max_episode_steps=5)
-    rollout = collect(policy, env, [TASKS[0]] * 4, [0, 1, 2, 3], 1.0, torch.Generator().manual_seed(0),
-                      film={0, 3}, active=3)
+    rollout = collect(
+        policy, env, [TASKS[0]] * 4, [0, 1, 2, 3], 1.0, torch.Generator().manual_seed(0), film={0, 3}, active=3
+    )
     assert rollout.lengths.tolist() == [5, 1, 5, 0]
     assert len(rollout.frames[0]) == 6 and len(rollout.frames[3]) == 1  # the first frame, then one per step
     assert rollout.frames[0][0].shape == (64, 64, 3)

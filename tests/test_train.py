@@ -34,8 +34,7 @@ def _run(config, **kwargs):
 def sft_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     demos = make_demos(root / "demos", num=2)
-    config = tiny_config(root / "run", pipeline="sft", demos=str(demos), num_demos=2, steps=4, eval_every=4,
-                         lr=3e-3)
+    config = tiny_config(root / "run", pipeline="sft", demos=str(demos), num_demos=2, steps=4, eval_every=4, lr=3e-3)
     result = _run(config)
     return root / "run", result
 
@@ -60,17 +59,37 @@ def test_sft_trains_every_parameter_and_writes_artifacts(sft_run):
 def test_distillation_objectives_move_every_parameter(sft_run, tmp_path, objective):
     run_dir, _ = sft_run
     student = run_dir / "checkpoints/step_0"
-    config = tiny_config(tmp_path / "opd", pipeline="opd", objective=objective, student_checkpoint=str(student),
-                         teacher_checkpoint=str(run_dir / "checkpoints/step_4"), steps=1, lr=1e-2, eval_every=1)
+    config = tiny_config(
+        tmp_path / "opd",
+        pipeline="opd",
+        objective=objective,
+        student_checkpoint=str(student),
+        teacher_checkpoint=str(run_dir / "checkpoints/step_4"),
+        steps=1,
+        lr=1e-2,
+        eval_every=1,
+    )
     result = _run(config)
     assert result.status == "finished"
     before, after = _parameters(student), _parameters(tmp_path / "opd/checkpoints/step_1")
     unchanged = [name for name in before if torch.equal(before[name], after[name])]
     assert not unchanged, f"parameters that did not train: {unchanged}"
     keys = set().union(*read_metrics(tmp_path / "opd"))
-    expected = {"train/success", "train/entropy", "train/reverse_kl", "train/forward_kl", "train/loss",
-                "eval/seen_success", "eval/unseen_success", f"eval/success/{TASKS[0]}", f"eval/success/{UNSEEN[0]}",
-                "time/env_steps", "time/step_seconds", "time/rollout_seconds", "time/label_seconds"}
+    expected = {
+        "train/success",
+        "train/entropy",
+        "train/reverse_kl",
+        "train/forward_kl",
+        "train/loss",
+        "eval/seen_success",
+        "eval/unseen_success",
+        f"eval/success/{TASKS[0]}",
+        f"eval/success/{UNSEEN[0]}",
+        "time/env_steps",
+        "time/step_seconds",
+        "time/rollout_seconds",
+        "time/label_seconds",
+    }
     assert expected <= keys, expected - keys
 
 
@@ -94,10 +113,25 @@ def test_grpo_step_raises_the_likelihood_of_successful_actions(tmp_path, monkeyp
 
     monkeypatch.setattr(opd_core.train, "collect", recording_collect)
     group_size = 6
-    config = tiny_config(tmp_path / "grpo", pipeline="grpo", tasks=TASKS, student_checkpoint=str(SHIPPED_STUDENT),
-                         steps=1, batch_tasks=2, group_size=group_size, max_episode_steps=0, eval_every=0,
-                         eval_init_states=0, save_every=1, updates_per_step=1, minibatch_size=4096, lr=1e-5,
-                         policy_width=16, policy_hidden=256, policy_input_size=32)
+    config = tiny_config(
+        tmp_path / "grpo",
+        pipeline="grpo",
+        tasks=TASKS,
+        student_checkpoint=str(SHIPPED_STUDENT),
+        steps=1,
+        batch_tasks=2,
+        group_size=group_size,
+        max_episode_steps=0,
+        eval_every=0,
+        eval_init_states=0,
+        save_every=1,
+        updates_per_step=1,
+        minibatch_size=4096,
+        lr=1e-5,
+        policy_width=16,
+        policy_hidden=256,
+        policy_input_size=32,
+    )
     result = _run(config)
     assert result.status == "finished"
     (rollout,) = rollouts
@@ -122,8 +156,16 @@ def test_grpo_and_distill_then_grpo_run(sft_run, tmp_path):
     run_dir, _ = sft_run
     common = dict(student_checkpoint=str(run_dir / "checkpoints/step_4"), eval_every=0, eval_init_states=1)
     grpo = _run(tiny_config(tmp_path / "grpo", pipeline="grpo", **common))
-    both = _run(tiny_config(tmp_path / "both", pipeline="opd_then_grpo", steps=1, grpo_steps=1,
-                            teacher_checkpoint=str(run_dir / "checkpoints/step_4"), **common))
+    both = _run(
+        tiny_config(
+            tmp_path / "both",
+            pipeline="opd_then_grpo",
+            steps=1,
+            grpo_steps=1,
+            teacher_checkpoint=str(run_dir / "checkpoints/step_4"),
+            **common,
+        )
+    )
     assert grpo.status == both.status == "finished"
     phases = [row["train/phase_grpo"] for row in read_metrics(tmp_path / "both") if "train/phase_grpo" in row]
     assert phases == [0.0, 1.0]
@@ -131,9 +173,15 @@ def test_grpo_and_distill_then_grpo_run(sft_run, tmp_path):
 
 def test_resume_continues_exactly_where_a_cancelled_run_stopped(sft_run, tmp_path):
     run_dir, _ = sft_run
-    common = dict(pipeline="opd", student_checkpoint=str(run_dir / "checkpoints/step_0"),
-                  teacher_checkpoint=str(run_dir / "checkpoints/step_4"), steps=4, eval_every=2, lr=1e-2,
-                  save_every=0)
+    common = dict(
+        pipeline="opd",
+        student_checkpoint=str(run_dir / "checkpoints/step_0"),
+        teacher_checkpoint=str(run_dir / "checkpoints/step_4"),
+        steps=4,
+        eval_every=2,
+        lr=1e-2,
+        save_every=0,
+    )
     straight = _run(tiny_config(tmp_path / "straight", **common))
     assert straight.status == "finished"
 
@@ -157,8 +205,12 @@ def test_resume_continues_exactly_where_a_cancelled_run_stopped(sft_run, tmp_pat
 
 def test_missing_teacher_is_a_clear_error(sft_run, tmp_path):
     run_dir, _ = sft_run
-    config = tiny_config(tmp_path / "x", pipeline="opd", student_checkpoint=str(run_dir / "checkpoints/step_0"),
-                         teacher_checkpoint=str(tmp_path / "no-such-teacher"))
+    config = tiny_config(
+        tmp_path / "x",
+        pipeline="opd",
+        student_checkpoint=str(run_dir / "checkpoints/step_0"),
+        teacher_checkpoint=str(tmp_path / "no-such-teacher"),
+    )
     with pytest.raises(CheckpointError, match="teacher checkpoint not found"):
         _run(config)
 
@@ -168,7 +220,11 @@ def test_teacher_with_other_action_statistics_is_refused(sft_run, tmp_path):
     teacher = load_policy(run_dir / "checkpoints/step_4")
     teacher.tokenizer = ActionTokenizer.fit(np.random.default_rng(0).normal(size=(100, 7)))
     save_checkpoint(tmp_path / "teacher", teacher, step=0)
-    config = tiny_config(tmp_path / "x", pipeline="opd", student_checkpoint=str(run_dir / "checkpoints/step_0"),
-                         teacher_checkpoint=str(tmp_path / "teacher"))
+    config = tiny_config(
+        tmp_path / "x",
+        pipeline="opd",
+        student_checkpoint=str(run_dir / "checkpoints/step_0"),
+        teacher_checkpoint=str(tmp_path / "teacher"),
+    )
     with pytest.raises(TokenizerMismatchError):
         _run(config)

@@ -30,8 +30,15 @@ def policies(tmp_path_factory):
 
 
 def _config(out_dir, policies, **changes):
-    base = dict(pipeline="opd", student_checkpoint=str(policies / "student"),
-                teacher_checkpoint=str(policies / "teacher"), steps=4, eval_every=0, save_every=1, lr=1e-2)
+    base = dict(
+        pipeline="opd",
+        student_checkpoint=str(policies / "student"),
+        teacher_checkpoint=str(policies / "teacher"),
+        steps=4,
+        eval_every=0,
+        save_every=1,
+        lr=1e-2,
+    )
     return tiny_config(out_dir, **{**base, **changes})
 
 
@@ -76,8 +83,14 @@ def test_rollout_metrics_per_action_dimension(straight):
     assert row["train/reverse_kl/gripper"] >= 0 and row["train/entropy/dx"] > 0
 
 
-@pytest.mark.parametrize("damage, file", [(_truncate, "model.safetensors"), (_bad_json, "meta.json"),
-                                          (lambda path: path.unlink(), "training_state.safetensors")])
+@pytest.mark.parametrize(
+    "damage, file",
+    [
+        (_truncate, "model.safetensors"),
+        (_bad_json, "meta.json"),
+        (lambda path: path.unlink(), "training_state.safetensors"),
+    ],
+)
 def test_resume_skips_a_damaged_newest_checkpoint(policies, straight, tmp_path, damage, file):
     run_dir = tmp_path / "run"
     stops = iter([False, False, True])
@@ -131,8 +144,11 @@ def test_a_huge_learning_rate_stops_the_run_naming_the_step_and_values(policies,
     """One finite update at lr=1e6 makes the logits overflow: step 2's rollout meets them (torch used to fail there
     with 'probability tensor contains either inf, nan or element < 0')."""
     run_dir = tmp_path / "run"
-    with pytest.raises(DivergenceError, match=r"diverged at step 2: the student's action logits are not finite"
-                                              r".*last update: loss=.*, grad norm=.*, lr=1e\+06") as caught:
+    with pytest.raises(
+        DivergenceError,
+        match=r"diverged at step 2: the student's action logits are not finite"
+        r".*last update: loss=.*, grad norm=.*, lr=1e\+06",
+    ) as caught:
         _run(_config(run_dir, policies, lr=1e6))
     assert caught.value.step == 2
     assert _checkpoint_steps(run_dir) == [0, 1], "nothing newer than the last checkpoint"

@@ -20,8 +20,7 @@ from polling import wait_for
 from tinyrun import tiny_config
 
 # A few tenths of a second per step on this machine, no evaluation: long enough to act on a run mid-way.
-SLOW_STEPS = dict(pipeline="grpo", max_episode_steps=16, batch_tasks=2, group_size=4, eval_every=0,
-                  videos_per_eval=0)
+SLOW_STEPS = dict(pipeline="grpo", max_episode_steps=16, batch_tasks=2, group_size=4, eval_every=0, videos_per_eval=0)
 
 
 def config(**changes) -> dict:
@@ -29,8 +28,11 @@ def config(**changes) -> dict:
 
 
 def wait_until_ended(lab, run_id: int, timeout: float):
-    return wait_for(lambda: (run := lab.get_run(run_id)).status not in ("queued", "running") and run, timeout,
-                    f"run {run_id} to end")
+    return wait_for(
+        lambda: (run := lab.get_run(run_id)).status not in ("queued", "running") and run,
+        timeout,
+        f"run {run_id} to end",
+    )
 
 
 def steps_of(lab, run_id: int, key: str) -> list[int]:
@@ -82,8 +84,9 @@ def queued_messages(lab_settings) -> dict[str, int]:
 
 
 @pytest.mark.timeout(180)
-def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that_message(lab, lab_settings,
-                                                                                       start_worker):
+def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that_message(
+    lab, lab_settings, start_worker
+):
     start_worker(lab_settings)
     with pytest.raises(ConfigError) as refused:
         lab.launch(config(pipeline="opd", teacher_checkpoint="missing/teacher"))
@@ -119,8 +122,7 @@ def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_once(lab, lab_settings,
-                                                                                  start_worker):
+def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_once(lab, lab_settings, start_worker):
     total = 20
     first = start_worker(lab_settings)
     run_id = lab.launch(config(steps=total, save_every=3, **SLOW_STEPS))
@@ -152,8 +154,9 @@ def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_on
 def test_cancel_stops_a_run_within_one_step_and_its_checkpoint_loads(lab, lab_settings, start_worker):
     start_worker(lab_settings)
     run_id = lab.launch(config(steps=500, save_every=100, **SLOW_STEPS))
-    out_dir = wait_for(lambda: (run := lab.get_run(run_id)).step >= 2 and lab.artifact_path(run.out_dir), 120,
-                       "two steps")
+    out_dir = wait_for(
+        lambda: (run := lab.get_run(run_id)).step >= 2 and lab.artifact_path(run.out_dir), 120, "two steps"
+    )
 
     with pytest.raises(lab.RunStateError, match="running: cancel it first"):
         lab.delete(run_id)
@@ -174,8 +177,11 @@ def test_cancel_stops_a_run_within_one_step_and_its_checkpoint_loads(lab, lab_se
     trained = dict(load_policy(newest_path).named_parameters())
     initial = dict(load_policy(lab.artifact_path(first.path)).named_parameters())
     assert trained.keys() == initial.keys()
-    updated = [row["train/updated_state_fraction"] for row in read_metrics(out_dir)
-               if "train/updated_state_fraction" in row and row["step"] <= run.step]
+    updated = [
+        row["train/updated_state_fraction"]
+        for row in read_metrics(out_dir)
+        if "train/updated_state_fraction" in row and row["step"] <= run.step
+    ]
     unchanged = all(torch.equal(trained[name], initial[name]) for name in initial)
     assert unchanged == (max(updated) == 0), f"updated state fractions {updated}, weights unchanged: {unchanged}"
     assert lab.cancel(run_id) == "cancelled"  # idempotent
@@ -187,12 +193,12 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
     for worker in workers:  # started together: each takes seconds to import the training code
         worker.wait_ready()
     quick = dict(steps=2, save_every=2, eval_init_states=0, videos_per_eval=0)  # no evaluation at all
-    sweep_id, run_ids = lab.launch_sweep(config(**quick),
-                                         {"seed": [0, 1, 2], "group_size": [2, 4]}, "seeds x G")
+    sweep_id, run_ids = lab.launch_sweep(config(**quick), {"seed": [0, 1, 2], "group_size": [2, 4]}, "seeds x G")
     assert len(run_ids) == 6
 
-    wait_for(lambda: all(lab.get_run(r).status not in ("queued", "running") for r in run_ids), 240,
-             "all six runs to end")
+    wait_for(
+        lambda: all(lab.get_run(r).status not in ("queued", "running") for r in run_ids), 240, "all six runs to end"
+    )
     runs = [lab.get_run(r) for r in run_ids]
     assert [(r.status, r.attempt) for r in runs] == [("finished", 1)] * 6
     assert {(r.config["seed"], r.config["group_size"]) for r in runs} == {(s, g) for s in (0, 1, 2) for g in (2, 4)}
@@ -207,25 +213,38 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
 
 @pytest.mark.timeout(240)
 def test_a_transformers_student_runs_like_any_other_run(lab, lab_settings, start_worker):
+    from hf_models import build_tiny_llava
     from opd_core.checkpoint import save_checkpoint
     from opd_core.policies import build_policy
-    from hf_models import build_tiny_llava
     from opd_core.tokenizer import ActionTokenizer
     from tinyrun import TINY_POLICY
 
     student = build_tiny_llava(lab_settings.data_dir / "models/tiny-vla", hidden=32, layers=1)
-    arch = {"width": TINY_POLICY["policy_width"], "hidden": TINY_POLICY["policy_hidden"],
-            "input_size": TINY_POLICY["policy_input_size"]}
-    save_checkpoint(lab_settings.data_dir / "models/teacher", build_policy("small_vla", arch,
-                                                                           ActionTokenizer.identity()), step=0)
+    arch = {
+        "width": TINY_POLICY["policy_width"],
+        "hidden": TINY_POLICY["policy_hidden"],
+        "input_size": TINY_POLICY["policy_input_size"],
+    }
+    save_checkpoint(
+        lab_settings.data_dir / "models/teacher", build_policy("small_vla", arch, ActionTokenizer.identity()), step=0
+    )
     with pytest.raises(ConfigError) as refused:  # a folder that is no model at all
         (lab_settings.data_dir / "models/empty").mkdir()
         lab.launch(config(pipeline="opd", student_checkpoint="models/empty", teacher_checkpoint="models/teacher"))
     assert refused.value.field == "student_checkpoint"
     start_worker(lab_settings)
-    run_id = lab.launch(config(pipeline="opd", objective="reverse_kl", student_checkpoint="models/tiny-vla",
-                               teacher_checkpoint="models/teacher", steps=2, max_episode_steps=3, eval_every=2,
-                               save_every=2))
+    run_id = lab.launch(
+        config(
+            pipeline="opd",
+            objective="reverse_kl",
+            student_checkpoint="models/tiny-vla",
+            teacher_checkpoint="models/teacher",
+            steps=2,
+            max_episode_steps=3,
+            eval_every=2,
+            save_every=2,
+        )
+    )
     run = wait_until_ended(lab, run_id, 200)
     assert (run.status, run.error) == ("finished", None)
     assert steps_of(lab, run_id, "train/reverse_kl") == [1, 2]

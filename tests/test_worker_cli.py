@@ -17,10 +17,16 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def opd(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPD_DATA_DIR": str(data_dir), "OPD_DATABASE_URL": "", "OPD_BROKER_URL": "",
-           "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=100)
+    env = {
+        **os.environ,
+        "OPD_DATA_DIR": str(data_dir),
+        "OPD_DATABASE_URL": "",
+        "OPD_BROKER_URL": "",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=100
+    )
 
 
 def test_launch_runs_cancel_and_a_refused_config(tmp_path):

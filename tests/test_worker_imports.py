@@ -40,16 +40,35 @@ print(json.dumps({"celery": "celery" in sys.modules, "kombu": "kombu" in sys.mod
                   "opd_env_read": sorted({key for key in RecordingEnviron.read if key.startswith("OPD_")})}))
 """
 
-DASHBOARD_SIDE = ["worker.api", "worker.queries", "worker.lifecycle", "worker.sql_sink", "worker.tasks",
-                  "worker.reconciler", "worker.run_end", "worker.broker", "worker.settings", "worker.store",
-                  "worker.models", "worker.migrate", "worker.metric_rows", "worker.cli", "app.views.runs"]
+DASHBOARD_SIDE = [
+    "worker.api",
+    "worker.queries",
+    "worker.lifecycle",
+    "worker.sql_sink",
+    "worker.tasks",
+    "worker.reconciler",
+    "worker.run_end",
+    "worker.broker",
+    "worker.settings",
+    "worker.store",
+    "worker.models",
+    "worker.migrate",
+    "worker.metric_rows",
+    "worker.cli",
+    "app.views.runs",
+]
 
 
 def probe(*modules: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPD_DATA_DIR": "/nonexistent/must-not-be-read",
-           "OPD_BROKER_URL": "redis://127.0.0.1:1/0"}
-    result = subprocess.run([sys.executable, "-c", PROBE, *modules], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OPD_DATA_DIR": "/nonexistent/must-not-be-read",
+        "OPD_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *modules], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

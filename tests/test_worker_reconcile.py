@@ -63,8 +63,11 @@ def drop_waiting_messages(settings) -> None:
 
 def age(lab, run_id: int, **columns_seconds_ago: float) -> None:
     with store_of(lab).session() as session:
-        session.execute(update(Run).where(Run.id == run_id).values(
-            **{column: utcnow() - timedelta(seconds=ago) for column, ago in columns_seconds_ago.items()}))
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(**{column: utcnow() - timedelta(seconds=ago) for column, ago in columns_seconds_ago.items()})
+        )
 
 
 def test_the_status_history_records_every_change_with_why(lab):
@@ -112,8 +115,11 @@ def test_a_crashed_run_resumes_by_itself_while_it_has_attempts_left(lab, lab_set
     tick = reconciler.reconcile(store, lab_settings, send)
     assert (tick.crashed, tick.auto_resumed, send.sent) == ([auto, manual], [auto], [(auto, 2, "cpu")])
     assert [(e.kind, re.split("[:;]", e.message)[0]) for e in lab.run_events(auto)] == [
-        ("queued", "queued on cpu as attempt 1"), ("running", "attempt 1 started on lost-host"),
-        ("crashed", "worker lost"), ("resume", "queued as attempt 2 to resume (auto-resume")]
+        ("queued", "queued on cpu as attempt 1"),
+        ("running", "attempt 1 started on lost-host"),
+        ("crashed", "worker lost"),
+        ("resume", "queued as attempt 2 to resume (auto-resume"),
+    ]
     run = lab.get_run(auto)
     assert (run.status, run.attempt, run.error) == ("queued", 2, None)
     left = lab.get_run(manual)
@@ -135,8 +141,15 @@ def test_a_run_end_kept_on_disk_is_recorded_exactly_once(lab, lab_settings):
         local.log({"train/loss": 0.5 / step}, step)
     local.log_checkpoint(3, "checkpoints/step_3", {"train/loss": 0.1})
     local.close()
-    end = run_end.RunEnd(run_id=run_id, attempt=1, run_dir=run_dir, status="finished", step=3,
-                         ended_at=utcnow().isoformat(), worker_host="host-a")
+    end = run_end.RunEnd(
+        run_id=run_id,
+        attempt=1,
+        run_dir=run_dir,
+        status="finished",
+        step=3,
+        ended_at=utcnow().isoformat(),
+        worker_host="host-a",
+    )
     run_end.write_pending(lab_settings.data_dir, end)
 
     assert run_end.replay_pending_ends(store) == [run_id]
@@ -175,16 +188,28 @@ def test_a_launch_while_the_broker_is_down_leaves_no_run_and_says_so(tmp_path):
 
 
 def opd_shell(command: str, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPD_DATA_DIR": str(data_dir), "OPD_DATABASE_URL": "", "OPD_BROKER_URL": "",
-           "PYTHONPATH": str(REPO_ROOT), "OPD": f"{sys.executable} -m worker.cli"}
-    return subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=100)
+    env = {
+        **os.environ,
+        "OPD_DATA_DIR": str(data_dir),
+        "OPD_DATABASE_URL": "",
+        "OPD_BROKER_URL": "",
+        "PYTHONPATH": str(REPO_ROOT),
+        "OPD": f"{sys.executable} -m worker.cli",
+    }
+    return subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
 
 
 def test_opd_runs_into_head_stops_quietly_and_launch_refuses_an_out_dir_override(tmp_path):
+    from worker.migrate import upgrade_to_head
     from worker.settings import Settings
     from worker.store import Store
-    from worker.migrate import upgrade_to_head
 
     data_dir = tmp_path / "data"
     store = Store(Settings(data_dir=data_dir))
@@ -218,15 +243,19 @@ def test_an_existing_store_migrates_to_the_status_history(tmp_path):
         alembic = alembic_config()
         alembic.attributes["connection"] = connection
         command.upgrade(alembic, "0001")
-        connection.execute(text(
-            "INSERT INTO runs (name, config, status, queue, attempt, resume, cancel_requested, step, total_steps, "
-            "progress, created_at, tags, notes) VALUES ('old', '{}', 'queued', 'cpu', 1, 0, 0, 0, 2, 0, "
-            "'2026-11-30 10:00:00', '[]', '')"))
+        connection.execute(
+            text(
+                "INSERT INTO runs (name, config, status, queue, attempt, resume, cancel_requested, step, total_steps, "
+                "progress, created_at, tags, notes) VALUES ('old', '{}', 'queued', 'cpu', 1, 0, 0, 0, 2, 0, "
+                "'2026-11-30 10:00:00', '[]', '')"
+            )
+        )
     upgrade_to_head(engine)
     assert "run_events" in inspect(engine).get_table_names()
     with engine.connect() as connection:
         created_at, queued_at, resumed_from_step = connection.execute(
-            text("SELECT created_at, queued_at, resumed_from_step FROM runs")).one()
+            text("SELECT created_at, queued_at, resumed_from_step FROM runs")
+        ).one()
     assert (queued_at, resumed_from_step) == (created_at, None)
     engine.dispose()
 

@@ -14,9 +14,25 @@ TINY_POLICY = {"policy_width": 4, "policy_hidden": 32, "policy_input_size": 16}
 
 
 def tiny_config(out_dir: Path, **changes) -> RunConfig:
-    base = dict(name="tiny", suite="object", tasks=TASKS, unseen_tasks=UNSEEN, steps=2, batch_tasks=2, group_size=2,
-                max_episode_steps=8, eval_every=2, eval_init_states=1, videos_per_eval=1, save_every=1,
-                minibatch_size=64, updates_per_step=1, sft_batch_size=32, out_dir=str(out_dir), **TINY_POLICY)
+    base = dict(
+        name="tiny",
+        suite="object",
+        tasks=TASKS,
+        unseen_tasks=UNSEEN,
+        steps=2,
+        batch_tasks=2,
+        group_size=2,
+        max_episode_steps=8,
+        eval_every=2,
+        eval_init_states=1,
+        videos_per_eval=1,
+        save_every=1,
+        minibatch_size=64,
+        updates_per_step=1,
+        sft_batch_size=32,
+        out_dir=str(out_dir),
+        **TINY_POLICY,
+    )
     base.update(changes)
     return RunConfig.from_dict(base).validate()
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import itertools
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update
@@ -41,11 +42,41 @@ from worker.settings import INPUT_PATH_FIELDS, Settings
 from worker.store import Store, StoreUnavailable, describe_url, utcnow
 
 __all__ = [
-    "launch", "launch_sweep", "cancel", "resume", "delete", "set_tags", "set_notes", "list_runs", "get_run",
-    "metric_keys", "metrics", "latest_metrics", "checkpoints", "videos", "list_sweeps", "artifact_path",
-    "reap_stale", "configure", "settings", "ConfigError", "StoreUnavailable", "QueueUnavailable", "RunNotFound",
-    "RunStateError", "RunInfo", "CheckpointInfo", "VideoInfo", "SweepInfo", "MetricSeries", "run_events", "RunEvent",
-    "inspect_actions", "inspector_teachers", "ActionInspection", "TeacherChoice",
+    "launch",
+    "launch_sweep",
+    "cancel",
+    "resume",
+    "delete",
+    "set_tags",
+    "set_notes",
+    "list_runs",
+    "get_run",
+    "metric_keys",
+    "metrics",
+    "latest_metrics",
+    "checkpoints",
+    "videos",
+    "list_sweeps",
+    "artifact_path",
+    "reap_stale",
+    "configure",
+    "settings",
+    "ConfigError",
+    "StoreUnavailable",
+    "QueueUnavailable",
+    "RunNotFound",
+    "RunStateError",
+    "RunInfo",
+    "CheckpointInfo",
+    "VideoInfo",
+    "SweepInfo",
+    "MetricSeries",
+    "run_events",
+    "RunEvent",
+    "inspect_actions",
+    "inspector_teachers",
+    "ActionInspection",
+    "TeacherChoice",
 ]
 
 
@@ -74,7 +105,7 @@ class _Lab:
         self._celery: Celery | None = None
 
     @property
-    def celery(self) -> "Celery":
+    def celery(self) -> Celery:
         if self._celery is None:
             from worker.celery_app import make_celery  # Celery is imported by the first send, not by the app
 
@@ -112,8 +143,13 @@ def settings() -> Settings:
 
 
 # ---- actions ----------------------------------------------------------------------------------------------
-def launch(config_or_dict: RunConfig | dict[str, Any], tags: Sequence[str] = (), notes: str = "",
-           sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+def launch(
+    config_or_dict: RunConfig | dict[str, Any],
+    tags: Sequence[str] = (),
+    notes: str = "",
+    sweep_id: int | None = None,
+    parent_run_id: int | None = None,
+) -> int:
     """Validate and queue a run; returns its id. A bad config raises ConfigError naming the field, before
     anything is written. The run's out_dir is always `runs/<id>` under the data directory (the lab keeps every
     run in its own folder, which workers on other machines share): a config's own out_dir is replaced, and the
@@ -122,9 +158,17 @@ def launch(config_or_dict: RunConfig | dict[str, Any], tags: Sequence[str] = (),
     left behind."""
     config = _validated(config_or_dict)
     lab = _current()
-    run_id = lifecycle.create_run(lab.store, config.to_dict(), name=config.name, queue=queue_for(config.device),
-                                  total_steps=config.total_steps, tags=tags, notes=notes, sweep_id=sweep_id,
-                                  parent_run_id=parent_run_id)
+    run_id = lifecycle.create_run(
+        lab.store,
+        config.to_dict(),
+        name=config.name,
+        queue=queue_for(config.device),
+        total_steps=config.total_steps,
+        tags=tags,
+        notes=notes,
+        sweep_id=sweep_id,
+        parent_run_id=parent_run_id,
+    )
     try:
         _send(lab, run_id, attempt=1, queue=queue_for(config.device))
     except QueueUnavailable as exc:
@@ -149,17 +193,30 @@ def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list],
         session.add(sweep)
         session.flush()
         sweep_id = sweep.id
-        run_ids = [lifecycle.add_run(session, lab.store, config.to_dict(), name=config.name,
-                                     queue=queue_for(config.device), total_steps=config.total_steps,
-                                     sweep_id=sweep_id) for config in configs]
+        run_ids = [
+            lifecycle.add_run(
+                session,
+                lab.store,
+                config.to_dict(),
+                name=config.name,
+                queue=queue_for(config.device),
+                total_steps=config.total_steps,
+                sweep_id=sweep_id,
+            )
+            for config in configs
+        ]
     for index, (run_id, config) in enumerate(zip(run_ids, configs)):
         try:
             _send(lab, run_id, attempt=1, queue=queue_for(config.device))
         except QueueUnavailable as exc:
             sent = run_ids[:index]
             _forget_unsent(lab, run_ids[index:], sweep_id=None if sent else sweep_id)
-            what = (f"runs {', '.join(map(str, sent))} of sweep {sweep_id} are queued, the other "
-                    f"{len(run_ids) - index} were not launched" if sent else "nothing was launched")
+            what = (
+                f"runs {', '.join(map(str, sent))} of sweep {sweep_id} are queued, the other "
+                f"{len(run_ids) - index} were not launched"
+                if sent
+                else "nothing was launched"
+            )
             raise QueueUnavailable(f"{exc}; {what}") from exc.__cause__
     return sweep_id, run_ids
 
@@ -232,8 +289,9 @@ def metric_keys(run_ids: Sequence[int]) -> list[str]:
     return queries.metric_keys(_current().store, run_ids)
 
 
-def metrics(run_ids: Sequence[int], keys: Sequence[str], min_step: int | None = None,
-            with_wall_time: bool = False) -> dict[int, dict[str, MetricSeries]]:
+def metrics(
+    run_ids: Sequence[int], keys: Sequence[str], min_step: int | None = None, with_wall_time: bool = False
+) -> dict[int, dict[str, MetricSeries]]:
     """run_id -> key -> MetricSeries(steps, values[, wall_times]) as numpy arrays in step order. Pass
     `min_step` to fetch only points a live chart does not have; wall times only when asked (they cost a third
     more to read)."""
@@ -287,8 +345,10 @@ def _check_inputs_exist(config: RunConfig, data_dir: Path) -> None:
         if not path.exists():
             raise ConfigError(field_name, f"not found: {path} (relative paths are read from the data directory)")
         if field_name != "demos" and not ((path / "meta.json").is_file() or (path / "config.json").is_file()):
-            raise ConfigError(field_name, f"{path} is neither an OPD checkpoint (meta.json) nor a transformers "
-                                          "model directory (config.json)")
+            raise ConfigError(
+                field_name,
+                f"{path} is neither an OPD checkpoint (meta.json) nor a transformers model directory (config.json)",
+            )
 
 
 def _check_grid(grid: dict[str, list]) -> list[str]:
@@ -322,8 +382,10 @@ def _send(lab: _Lab, run_id: int, attempt: int, queue: str) -> None:
     try:
         lab.celery.send_task(RUN_TASK, args=[run_id, attempt], queue=queue, routing_key=queue)
     except Exception as exc:  # noqa: BLE001 - kombu raises many types for "the broker is not there"
-        reason = (f"could not queue run {run_id}: broker unavailable "
-                  f"({describe_url(lab.settings.broker_url) if lab.settings.broker_url else 'filesystem'}): {exc}")
+        reason = (
+            f"could not queue run {run_id}: broker unavailable "
+            f"({describe_url(lab.settings.broker_url) if lab.settings.broker_url else 'filesystem'}): {exc}"
+        )
         if attempt > 1:
             lifecycle.mark_unqueued(lab.store, run_id, attempt, reason)
         raise QueueUnavailable(reason) from exc
@@ -338,6 +400,7 @@ def _forget_unsent(lab: _Lab, run_ids: list[int], sweep_id: int | None = None) -
 
 
 # ---- the action-distribution inspector (worker.inspection) ---------------------------------------------------
+
 
 def inspector_teachers(run_id: int) -> list[TeacherChoice]:
     """The teachers a run's rollouts can be inspected against: the run's own teacher (if it has one), the shipped
@@ -378,7 +441,14 @@ def inspect_actions(run_id: int, step: int, task: str, frame: int, teacher: str 
     if not (teacher_path / "meta.json").is_file() and not (teacher_path / "config.json").is_file():
         raise ValueError(f"teacher {chosen.path} is not a checkpoint folder ({teacher_path})")
     try:
-        return inspection.inspect_rollout(run, artifact_path(saved[step].path), filmed[0],
-                                          artifact_path(filmed[0].path), int(frame), chosen, teacher_path)
+        return inspection.inspect_rollout(
+            run,
+            artifact_path(saved[step].path),
+            filmed[0],
+            artifact_path(filmed[0].path),
+            int(frame),
+            chosen,
+            teacher_path,
+        )
     except OpdError as exc:  # an incompatible teacher, a frame out of range, a checkpoint that does not load
         raise ValueError(str(exc)) from exc

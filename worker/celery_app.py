@@ -49,8 +49,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
-from worker.broker import (FIFO_FILESYSTEM_TRANSPORT, RUN_TASK, broker_folders, ensure_broker_folders,
-                           queue_for)
+from worker.broker import FIFO_FILESYSTEM_TRANSPORT, RUN_TASK, broker_folders, ensure_broker_folders, queue_for
 from worker.settings import QUEUES, Settings
 from worker.store import Store
 
@@ -61,8 +60,7 @@ log = logging.getLogger(__name__)
 
 def broker_options(settings: Settings) -> dict:
     if settings.broker_url:
-        return {"broker_url": settings.broker_url,
-                "broker_transport_options": {"visibility_timeout": 3600}}
+        return {"broker_url": settings.broker_url, "broker_transport_options": {"visibility_timeout": 3600}}
     folders = broker_folders(settings)
     return {
         "broker_url": "filesystem://localhost//",  # the host is ignored; naming it silences a kombu warning
@@ -167,8 +165,12 @@ def _start_reconciler(**_) -> None:
     context = worker_context()
     # Its own engine: pool processes forked while this thread works must not inherit a connection in use.
     store = Store(context.settings)
-    thread = threading.Thread(target=run_forever, name="opd-reconciler", daemon=True,
-                              args=(store, context.settings, context.app, context._reconciler_stop))
+    thread = threading.Thread(
+        target=run_forever,
+        name="opd-reconciler",
+        daemon=True,
+        args=(store, context.settings, context.app, context._reconciler_stop),
+    )
     thread.start()
 
 
@@ -193,9 +195,10 @@ def _prune_processed_messages(settings: Settings, older_than_seconds: float = 7 
 
 
 def _preload_training_code() -> None:
-    import opd_core.train  # noqa: F401 - imported once here, inherited by every forked child
     # torch.optim's first optimizer imports torch._dynamo lazily: about 5 s that every fresh child would pay.
     import torch._dynamo  # noqa: F401
+
+    import opd_core.train  # noqa: F401 - imported once here, inherited by every forked child
 
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():  # is_initialized() itself never initialises CUDA

@@ -12,7 +12,6 @@ from pathlib import Path
 from opd_core.cli import build_parser, load_config_with_overrides
 from opd_core.config import ConfigError
 from opd_core.errors import OpdError
-
 from worker.settings import INPUT_PATH_FIELDS, QUEUES
 
 
@@ -35,11 +34,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="start a worker that runs queued runs (Celery)")
-    worker.add_argument("-Q", "--queues", default=["cpu"], type=_queue_list,
-                        help=f"comma-separated queues to consume ({', '.join(QUEUES)}; default cpu)")
-    worker.add_argument("-c", "--concurrency", type=_positive_int, default=None,
-                        help="runs at the same time, one process and one torch thread each "
-                             "(default: the machine's cores)")
+    worker.add_argument(
+        "-Q",
+        "--queues",
+        default=["cpu"],
+        type=_queue_list,
+        help=f"comma-separated queues to consume ({', '.join(QUEUES)}; default cpu)",
+    )
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="runs at the same time, one process and one torch thread each (default: the machine's cores)",
+    )
     worker.add_argument("--hostname", default=None, help="Celery node name (default: opd-<pid>@<host>)")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_cmd_worker)
@@ -54,8 +62,13 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser("sweep", help="queue a grid of runs over config fields; prints their ids")
     sweep.add_argument("config", help="YAML base config")
     sweep.add_argument("name", help="sweep name")
-    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
-                       help="a field and its values (YAML each), repeatable; runs = the cartesian product")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="a field and its values (YAML each), repeatable; runs = the cartesian product",
+    )
     _add_overrides(sweep)
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -66,8 +79,10 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
     runs.set_defaults(handler=_cmd_runs)
 
-    for name, help_text, handler in (("cancel", "stop a run after its current step", _cmd_cancel),
-                                     ("resume", "continue a crashed, cancelled or failed run", _cmd_resume)):
+    for name, help_text, handler in (
+        ("cancel", "stop a run after its current step", _cmd_cancel),
+        ("resume", "continue a crashed, cancelled or failed run", _cmd_resume),
+    ):
         command = subparsers.add_parser(name, help=help_text)
         command.add_argument("run_id", type=int)
         command.set_defaults(handler=handler)
@@ -77,7 +92,9 @@ def _queue_list(text: str) -> list[str]:
     queues = [queue.strip() for queue in text.split(",") if queue.strip()]
     unknown = [queue for queue in queues if queue not in QUEUES]
     if unknown or not queues:
-        raise argparse.ArgumentTypeError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; known: {', '.join(QUEUES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown queue(s) {', '.join(unknown) or '(none)'}; known: {', '.join(QUEUES)}"
+        )
     return queues
 
 
@@ -92,8 +109,13 @@ def _positive_int(text: str) -> int:
 
 
 def _add_overrides(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                         help="override a config field (YAML value), repeatable")
+    command.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field (YAML value), repeatable",
+    )
 
 
 # ---- handlers -------------------------------------------------------------------------------------------
@@ -105,8 +127,23 @@ def _cmd_worker(args) -> int:
     concurrency = args.concurrency or os.cpu_count() or 1
     # Several workers may share a host: give each its own node name unless told otherwise.
     hostname = args.hostname or f"opd-{os.getpid()}@%h"
-    app.worker_main(["worker", "--pool", "prefork", "-Q", ",".join(args.queues), "--concurrency", str(concurrency),
-                     "--hostname", hostname, "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "-Q",
+            ",".join(args.queues),
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            hostname,
+            "--loglevel",
+            args.loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
     return 0
 
 
@@ -119,8 +156,11 @@ def _cmd_launch(args) -> int:
     run_id = api.launch(config, tags=args.tag, notes=args.notes)
     print(run_id)
     if config.out_dir not in ("", DEFAULT_OUT_DIR, api.settings().run_dir(run_id)):
-        print(f"opd: note: out_dir {config.out_dir!r} from {args.config} is replaced by the run folder "
-              f"{api.settings().run_dir(run_id)} under the data directory", file=sys.stderr)
+        print(
+            f"opd: note: out_dir {config.out_dir!r} from {args.config} is replaced by the run folder "
+            f"{api.settings().run_dir(run_id)} under the data directory",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -148,9 +188,21 @@ def _cmd_runs(args) -> int:
     runs = api.list_runs(status=args.status, sweep_id=args.sweep, tag=args.tag)
     if args.json:
         for run in runs:
-            print(json.dumps({"id": run.id, "name": run.name, "status": run.status, "step": run.step,
-                              "total_steps": run.total_steps, "progress": run.progress, "queue": run.queue,
-                              "error": run.error, "tags": run.tags}))
+            print(
+                json.dumps(
+                    {
+                        "id": run.id,
+                        "name": run.name,
+                        "status": run.status,
+                        "step": run.step,
+                        "total_steps": run.total_steps,
+                        "progress": run.progress,
+                        "queue": run.queue,
+                        "error": run.error,
+                        "tags": run.tags,
+                    }
+                )
+            )
         return 0
     print(f"{'id':>5}  {'status':<10} {'progress':>9}  {'queue':<5} name")
     for run in runs:
@@ -180,9 +232,12 @@ def _refuse_out_dir_override(overrides: list[str]) -> None:
     rather than silently ignored (an out_dir inside the YAML file, shared with `opd train`, is replaced; the
     run's history says so)."""
     if any(item.split("=", 1)[0].strip() == "out_dir" for item in overrides):
-        raise ConfigError("out_dir", "a launched run always writes to runs/<id> under the data directory "
-                                     "(OPD_DATA_DIR); drop --set out_dir=..., or use `opd train` for a folder of "
-                                     "your choice")
+        raise ConfigError(
+            "out_dir",
+            "a launched run always writes to runs/<id> under the data directory "
+            "(OPD_DATA_DIR); drop --set out_dir=..., or use `opd train` for a folder of "
+            "your choice",
+        )
 
 
 def _absolute_inputs(config):

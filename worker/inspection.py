@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -107,8 +108,11 @@ def shipped_teachers(env: str) -> list[TeacherChoice]:
     root = SHIPPED_ROOT / env
     if not root.is_dir():
         return []
-    return [TeacherChoice(f"shipped {env} {folder.parent.name} teacher", str(folder), "shipped")
-            for folder in sorted(root.glob("*/teacher")) if (folder / "meta.json").is_file()]
+    return [
+        TeacherChoice(f"shipped {env} {folder.parent.name} teacher", str(folder), "shipped")
+        for folder in sorted(root.glob("*/teacher"))
+        if (folder / "meta.json").is_file()
+    ]
 
 
 def teacher_choices(run: Any, finished: list[Any], final_checkpoint: Callable[[int], Any]) -> list[TeacherChoice]:
@@ -126,8 +130,9 @@ def teacher_choices(run: Any, finished: list[Any], final_checkpoint: Callable[[i
             continue
         checkpoint = final_checkpoint(other.id)
         if checkpoint is not None:
-            choices.append(TeacherChoice(f"#{other.id} {other.name} · step {checkpoint.step}", checkpoint.path,
-                                         "checkpoint"))
+            choices.append(
+                TeacherChoice(f"#{other.id} {other.name} · step {checkpoint.step}", checkpoint.path, "checkpoint")
+            )
     unique: dict[str, TeacherChoice] = {}
     for choice in choices:
         unique.setdefault(choice.path, choice)
@@ -139,15 +144,23 @@ def default_teacher(run: Any, choices: list[TeacherChoice]) -> TeacherChoice | N
     suite = (run.config or {}).get("suite", "")
     for wanted in ("run", f"shipped:{suite}", "shipped"):
         for choice in choices:
-            if choice.source == wanted or (wanted.startswith("shipped:") and choice.source == "shipped"
-                                           and Path(choice.path).parent.name == suite):
+            if choice.source == wanted or (
+                wanted.startswith("shipped:") and choice.source == "shipped" and Path(choice.path).parent.name == suite
+            ):
                 return choice
     return choices[0] if choices else None
 
 
 # ============================================================================================ inspection
-def inspect_rollout(run: Any, checkpoint_path: Path, video: Any, video_path: Path, frame: int,
-                    teacher: TeacherChoice, teacher_path: Path) -> ActionInspection:
+def inspect_rollout(
+    run: Any,
+    checkpoint_path: Path,
+    video: Any,
+    video_path: Path,
+    frame: int,
+    teacher: TeacherChoice,
+    teacher_path: Path,
+) -> ActionInspection:
     """The inspection of `frame` of the episode filmed in `video` (a VideoInfo) at the checkpoint's step."""
     from opd_core import action_inspector as inspector
 
@@ -161,14 +174,30 @@ def inspect_rollout(run: Any, checkpoint_path: Path, video: Any, video_path: Pat
     episode = _replays.get(replay_key, lambda: _replay(student, config, video.task, filmed, video.success))
     seconds = time.perf_counter() - started
     query, _ = episode.query_of(frame)
-    labels = _labels.get(("labels", replay_key, str(teacher_path), query),
-                         lambda: inspector.teacher_logits_at(episode, teacher_policy, query))
+    labels = _labels.get(
+        ("labels", replay_key, str(teacher_path), query),
+        lambda: inspector.teacher_logits_at(episode, teacher_policy, query),
+    )
     distributions = inspector.frame_distributions(episode, labels, frame, inspector.bin_values(student))
     image = filmed[frame] if filmed is not None and frame < len(filmed) else episode.frames[frame]
-    return ActionInspection(run.id, video.step, video.task, frame, config.env, episode.length, teacher,
-                            distributions, image, bool(video.success), None if filmed is None else len(filmed),
-                            episode.success, episode.length, episode.batch, episode.temperature,
-                            seconds if seconds > 0.05 else 0.0)
+    return ActionInspection(
+        run.id,
+        video.step,
+        video.task,
+        frame,
+        config.env,
+        episode.length,
+        teacher,
+        distributions,
+        image,
+        bool(video.success),
+        None if filmed is None else len(filmed),
+        episode.success,
+        episode.length,
+        episode.batch,
+        episode.temperature,
+        seconds if seconds > 0.05 else 0.0,
+    )
 
 
 def _replay(student, config: RunConfig, task: str, filmed: list[np.ndarray] | None, filmed_success: bool):
@@ -182,14 +211,26 @@ def _replay(student, config: RunConfig, task: str, filmed: list[np.ndarray] | No
     seen = list(config.tasks) or task_catalog(config.env).suite_tasks(config.suite)  # as the training loop does
     unseen = list(config.unseen_tasks)
     replay = lambda batch: inspector.replay_evaluation_episode(  # noqa: E731
-        student, config.env, seen, unseen, task, init_states=config.eval_init_states,
-        temperature=config.eval_temperature, seed=config.seed, image_size=config.image_size,
-        max_episode_steps=config.max_episode_steps, batch=batch)
+        student,
+        config.env,
+        seen,
+        unseen,
+        task,
+        init_states=config.eval_init_states,
+        temperature=config.eval_temperature,
+        seed=config.seed,
+        image_size=config.image_size,
+        max_episode_steps=config.max_episode_steps,
+        batch=batch,
+    )
     if config.env == "libero":
         return replay(inspector.BATCH_SOLO)
     episode = replay(None)
-    if episode.batch == inspector.BATCH_SOLO and filmed is not None and \
-            (len(filmed) != episode.length + 1 or episode.success != filmed_success):
+    if (
+        episode.batch == inspector.BATCH_SOLO
+        and filmed is not None
+        and (len(filmed) != episode.length + 1 or episode.success != filmed_success)
+    ):
         episode = replay(inspector.BATCH_EVALUATION)
     return episode
 

@@ -50,20 +50,66 @@ def is_stale_running(stale_after_seconds: float):
     return and_(Run.status == "running", Run.heartbeat_at < stale_cutoff(stale_after_seconds))
 
 
-def create_run(store: Store, config: dict[str, Any], *, name: str, queue: str, total_steps: int,
-               tags=(), notes: str = "", sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+def create_run(
+    store: Store,
+    config: dict[str, Any],
+    *,
+    name: str,
+    queue: str,
+    total_steps: int,
+    tags=(),
+    notes: str = "",
+    sweep_id: int | None = None,
+    parent_run_id: int | None = None,
+) -> int:
     """Insert a queued run; its config's out_dir becomes the run folder `runs/<id>` (data-dir relative)."""
     with store.session() as session:
-        return add_run(session, store, config, name=name, queue=queue, total_steps=total_steps, tags=tags,
-                       notes=notes, sweep_id=sweep_id, parent_run_id=parent_run_id)
+        return add_run(
+            session,
+            store,
+            config,
+            name=name,
+            queue=queue,
+            total_steps=total_steps,
+            tags=tags,
+            notes=notes,
+            sweep_id=sweep_id,
+            parent_run_id=parent_run_id,
+        )
 
 
-def add_run(session, store: Store, config: dict[str, Any], *, name: str, queue: str, total_steps: int,
-            tags=(), notes: str = "", sweep_id: int | None = None, parent_run_id: int | None = None) -> int:
+def add_run(
+    session,
+    store: Store,
+    config: dict[str, Any],
+    *,
+    name: str,
+    queue: str,
+    total_steps: int,
+    tags=(),
+    notes: str = "",
+    sweep_id: int | None = None,
+    parent_run_id: int | None = None,
+) -> int:
     now = utcnow()
-    run = Run(name=name, config={}, status="queued", queue=queue, attempt=1, resume=False,
-              cancel_requested=False, step=0, total_steps=total_steps, progress=0.0, created_at=now, queued_at=now,
-              tags=list(tags), notes=notes, sweep_id=sweep_id, parent_run_id=parent_run_id)
+    run = Run(
+        name=name,
+        config={},
+        status="queued",
+        queue=queue,
+        attempt=1,
+        resume=False,
+        cancel_requested=False,
+        step=0,
+        total_steps=total_steps,
+        progress=0.0,
+        created_at=now,
+        queued_at=now,
+        tags=list(tags),
+        notes=notes,
+        sweep_id=sweep_id,
+        parent_run_id=parent_run_id,
+    )
     session.add(run)
     session.flush()  # assigns the id, which names the run folder
     run_dir = store.settings.run_dir(run.id)
@@ -82,14 +128,25 @@ def claim(store: Store, run_id: int, attempt: int, worker_host: str) -> Claim | 
         claimed = session.execute(
             update(Run)
             .where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
-            .values(status="running", started_at=func.coalesce(Run.started_at, now), heartbeat_at=now,
-                    finished_at=None, worker_host=worker_host, error=None, traceback=None)
+            .values(
+                status="running",
+                started_at=func.coalesce(Run.started_at, now),
+                heartbeat_at=now,
+                finished_at=None,
+                worker_host=worker_host,
+                error=None,
+                traceback=None,
+            )
         ).rowcount
         if not claimed:
             return None
         config, resume = session.execute(select(Run.config, Run.resume).where(Run.id == run_id)).one()
-        add_event(session, run_id, "running", f"attempt {attempt} started on {worker_host}"
-                  + (", resuming from its newest checkpoint" if resume else ""))
+        add_event(
+            session,
+            run_id,
+            "running",
+            f"attempt {attempt} started on {worker_host}" + (", resuming from its newest checkpoint" if resume else ""),
+        )
         return Claim(run_id=run_id, attempt=attempt, config=config, resume=resume)
 
 
@@ -101,38 +158,53 @@ def touch(session, run_id: int, attempt: int, step: int | None = None, total: in
     if step is not None and total:
         values.update(step=step, total_steps=total, progress=min(1.0, step / total))
     revived = session.execute(
-        update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "crashed")
+        update(Run)
+        .where(Run.id == run_id, Run.attempt == attempt, Run.status == "crashed")
         .values(status="running", error=None, finished_at=None)
     ).rowcount
     if revived:
         add_event(session, run_id, "running", f"attempt {attempt} is alive again (it was marked crashed)")
-    return bool(session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
-        .values(**values)
-    ).rowcount)
+    return bool(
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
+            .values(**values)
+        ).rowcount
+    )
 
 
 def cancel_requested(store: Store, run_id: int, attempt: int) -> bool | None:
     """The cancel flag of our attempt; None when the attempt is no longer ours."""
     with store.session() as session:
-        row = session.execute(
-            select(Run.cancel_requested).where(Run.id == run_id, Run.attempt == attempt)
-        ).first()
+        row = session.execute(select(Run.cancel_requested).where(Run.id == run_id, Run.attempt == attempt)).first()
     return None if row is None else bool(row[0])
 
 
-def finish(store: Store, run_id: int, attempt: int, status: str, *, step: int | None = None,
-           error: str | None = None, traceback: str | None = None) -> bool:
+def finish(
+    store: Store,
+    run_id: int,
+    attempt: int,
+    status: str,
+    *,
+    step: int | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> bool:
     values = finish_values(status, step=step, error=error, traceback=traceback)
     with store.session() as session:
         return finish_in(session, run_id, attempt, status, values)
 
 
-def finish_values(status: str, *, step: int | None = None, error: str | None = None,
-                  traceback: str | None = None) -> dict[str, Any]:
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow(),
-                              "error": error, "traceback": traceback}
+def finish_values(
+    status: str, *, step: int | None = None, error: str | None = None, traceback: str | None = None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "heartbeat_at": utcnow(),
+        "error": error,
+        "traceback": traceback,
+    }
     if status == "finished":
         values["progress"] = 1.0
     if step is not None:
@@ -142,11 +214,13 @@ def finish_values(status: str, *, step: int | None = None, error: str | None = N
 
 def finish_in(session, run_id: int, attempt: int, status: str, values: dict[str, Any], note: str = "") -> bool:
     """The end of an attempt inside the caller's transaction; False when the attempt is no longer ours."""
-    ended = bool(session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
-        .values(**values)
-    ).rowcount)
+    ended = bool(
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status.in_(("running", "crashed")))
+            .values(**values)
+        ).rowcount
+    )
     if ended:
         detail = values.get("error") or (f"at step {values['step']}" if values.get("step") is not None else "")
         add_event(session, run_id, status, f"attempt {attempt} {status}" + (f": {detail}" if detail else "") + note)
@@ -157,18 +231,22 @@ def request_cancel(store: Store, run_id: int) -> str | None:
     """A queued run is cancelled at once (its message will be refused); a running one gets the flag that its
     worker polls every step. Returns the status after the request, None for an unknown run."""
     with store.session() as session:
-        if session.execute(update(Run).where(Run.id == run_id, Run.status == "queued")
-                           .values(status="cancelled", finished_at=utcnow())).rowcount:
+        if session.execute(
+            update(Run).where(Run.id == run_id, Run.status == "queued").values(status="cancelled", finished_at=utcnow())
+        ).rowcount:
             add_event(session, run_id, "cancelled", "cancelled while queued")
-        if session.execute(update(Run).where(Run.id == run_id, Run.status == "running",
-                                             Run.cancel_requested.is_(False))
-                           .values(cancel_requested=True)).rowcount:
+        if session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "running", Run.cancel_requested.is_(False))
+            .values(cancel_requested=True)
+        ).rowcount:
             add_event(session, run_id, "cancel", "cancel requested: the run stops after its current step")
         return session.scalar(select(Run.status).where(Run.id == run_id))
 
 
-def requeue_for_resume(store: Store, run_id: int, stale_after_seconds: float, *, why: str = "requested",
-                       only_attempt: int | None = None) -> tuple[int, str] | None:
+def requeue_for_resume(
+    store: Store, run_id: int, stale_after_seconds: float, *, why: str = "requested", only_attempt: int | None = None
+) -> tuple[int, str] | None:
     """crashed / cancelled / failed (or running with a stale heartbeat) -> queued with resume and a new
     attempt. Returns (attempt, queue), or None when the run is not resumable (or, with `only_attempt`, no
     longer at that attempt)."""
@@ -177,16 +255,30 @@ def requeue_for_resume(store: Store, run_id: int, stale_after_seconds: float, *,
         condition = [Run.id == run_id, resumable] + ([Run.attempt == only_attempt] if only_attempt else [])
         previous = session.execute(select(Run.status, Run.error).where(*condition)).first()
         updated = session.execute(
-            update(Run).where(*condition)
-            .values(status="queued", attempt=Run.attempt + 1, resume=True, cancel_requested=False,
-                    finished_at=None, error=None, traceback=None, queued_at=utcnow(), resumed_from_step=None)
+            update(Run)
+            .where(*condition)
+            .values(
+                status="queued",
+                attempt=Run.attempt + 1,
+                resume=True,
+                cancel_requested=False,
+                finished_at=None,
+                error=None,
+                traceback=None,
+                queued_at=utcnow(),
+                resumed_from_step=None,
+            )
         ).rowcount
         if not updated:
             return None
         attempt, queue = session.execute(select(Run.attempt, Run.queue).where(Run.id == run_id)).one()
         status, error = previous if previous is not None else ("?", None)
-        add_event(session, run_id, "resume", f"queued as attempt {attempt} to resume ({why}) after it was {status}"
-                  + (f": {error}" if error else ""))
+        add_event(
+            session,
+            run_id,
+            "resume",
+            f"queued as attempt {attempt} to resume ({why}) after it was {status}" + (f": {error}" if error else ""),
+        )
         return attempt, queue
 
 
@@ -196,11 +288,18 @@ def mark_resent(store: Store, run_id: int, attempt: int, reason: str, older_than
     sent)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with store.session() as session:
-        resent = bool(session.execute(
-            update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued",
-                              func.coalesce(Run.queued_at, Run.created_at) < cutoff)
-            .values(queued_at=utcnow())
-        ).rowcount)
+        resent = bool(
+            session.execute(
+                update(Run)
+                .where(
+                    Run.id == run_id,
+                    Run.attempt == attempt,
+                    Run.status == "queued",
+                    func.coalesce(Run.queued_at, Run.created_at) < cutoff,
+                )
+                .values(queued_at=utcnow())
+            ).rowcount
+        )
         if resent:
             add_event(session, run_id, "requeued", reason)
         return resent
@@ -210,10 +309,14 @@ def stranded_candidates(store: Store, older_than_seconds: float) -> list[tuple[i
     """(run id, attempt, queue) of runs queued for longer than `older_than_seconds` (oldest first)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with store.session() as session:
-        return [tuple(row) for row in session.execute(
-            select(Run.id, Run.attempt, Run.queue)
-            .where(Run.status == "queued", func.coalesce(Run.queued_at, Run.created_at) < cutoff)
-            .order_by(Run.id))]
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(Run.id, Run.attempt, Run.queue)
+                .where(Run.status == "queued", func.coalesce(Run.queued_at, Run.created_at) < cutoff)
+                .order_by(Run.id)
+            )
+        ]
 
 
 def crashed_with_attempts_left(store: Store) -> list[tuple[int, int, int]]:
@@ -231,8 +334,11 @@ def crashed_with_attempts_left(store: Store) -> list[tuple[int, int, int]]:
 def mark_unqueued(store: Store, run_id: int, attempt: int, reason: str) -> None:
     """The broker refused the message: the run can never start, so say why instead of leaving it queued."""
     with store.session() as session:
-        if session.execute(update(Run).where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
-                           .values(status="failed", finished_at=utcnow(), error=reason)).rowcount:
+        if session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == attempt, Run.status == "queued")
+            .values(status="failed", finished_at=utcnow(), error=reason)
+        ).rowcount:
             add_event(session, run_id, "failed", reason)
 
 
@@ -241,19 +347,24 @@ def reap_stale(store: Store, stale_after_seconds: float) -> list[int]:
     # One UPDATE ... RETURNING: on SQLite a read followed by a write could fail at once on a busy database.
     reason = lost_worker_reason(stale_after_seconds)
     with store.session() as session:
-        crashed = sorted(session.scalars(
-            update(Run).where(is_stale_running(stale_after_seconds))
-            .values(status="crashed", finished_at=Run.heartbeat_at, error=func.coalesce(Run.error, reason))
-            .returning(Run.id)
-        ))
+        crashed = sorted(
+            session.scalars(
+                update(Run)
+                .where(is_stale_running(stale_after_seconds))
+                .values(status="crashed", finished_at=Run.heartbeat_at, error=func.coalesce(Run.error, reason))
+                .returning(Run.id)
+            )
+        )
         for run_id in crashed:
             add_event(session, run_id, "crashed", reason)
         return crashed
 
 
 def lost_worker_reason(stale_after_seconds: float) -> str:
-    return (f"worker lost: no heartbeat for more than {stale_after_seconds:g} s "
-            "(killed, out of memory, machine or network down)")
+    return (
+        f"worker lost: no heartbeat for more than {stale_after_seconds:g} s "
+        "(killed, out of memory, machine or network down)"
+    )
 
 
 def record_checkpoint(store: Store, run_id: int, step: int, path: str, summary: dict[str, Any]) -> None:
@@ -279,8 +390,9 @@ def put_video(session, run_id: int, step: int, task: str, success: bool, path: s
 
 def record_resumed(session, run_id: int, attempt: int, step: int) -> None:
     """The attempt continues after checkpoint `step` (written by the worker's sink when train() resumes)."""
-    if session.execute(update(Run).where(Run.id == run_id, Run.attempt == attempt)
-                       .values(resumed_from_step=step)).rowcount:
+    if session.execute(
+        update(Run).where(Run.id == run_id, Run.attempt == attempt).values(resumed_from_step=step)
+    ).rowcount:
         add_event(session, run_id, "resumed", f"attempt {attempt} resumed from the checkpoint of step {step}")
 
 

@@ -14,9 +14,9 @@ Both hot paths go below the ORM, because per-row Python overhead is the whole co
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import bindparam, delete, select, text
@@ -77,8 +77,16 @@ _SQLITE_UPSERT = _SQLITE_UPSERT.on_conflict_do_update(
 
 
 def _upsert_sqlite(session: Session, run_id: int, points: list[MetricPoint]) -> None:
-    rows = [{"run_id": run_id, "key": p.key, "step": int(p.step), "value": stored_value(p.value),
-             "wall_time": float(p.wall_time)} for p in points]
+    rows = [
+        {
+            "run_id": run_id,
+            "key": p.key,
+            "step": int(p.step),
+            "value": stored_value(p.value),
+            "wall_time": float(p.wall_time),
+        }
+        for p in points
+    ]
     session.connection().execute(_SQLITE_UPSERT, rows)  # a Table statement: Core executemany, no ORM bookkeeping
 
 
@@ -90,8 +98,12 @@ _POSTGRESQL_UPSERT = (
 
 
 def _upsert_postgresql(session: Session, run_id: int, points: list[MetricPoint]) -> None:
-    columns = ([p.key for p in points], [int(p.step) for p in points],
-               [stored_value(p.value) for p in points], [float(p.wall_time) for p in points])
+    columns = (
+        [p.key for p in points],
+        [int(p.step) for p in points],
+        [stored_value(p.value) for p in points],
+        [float(p.wall_time) for p in points],
+    )
     driver_connection = session.connection().connection.driver_connection
     with driver_connection.cursor() as cursor:
         cursor.execute(_POSTGRESQL_UPSERT, (run_id, *columns), binary=True)
@@ -105,14 +117,19 @@ def max_step(session: Session, run_id: int) -> int | None:
     return session.scalar(select(Metric.step).where(Metric.run_id == run_id).order_by(Metric.step.desc()).limit(1))
 
 
-def read_series(session: Session, run_ids: Sequence[int], keys: Sequence[str], *, min_step: int | None = None,
-                with_wall_time: bool = False) -> dict[int, dict[str, MetricSeries]]:
+def read_series(
+    session: Session,
+    run_ids: Sequence[int],
+    keys: Sequence[str],
+    *,
+    min_step: int | None = None,
+    with_wall_time: bool = False,
+) -> dict[int, dict[str, MetricSeries]]:
     """run_id -> key -> series, for every (run, key) pair that has points (missing pairs are absent)."""
     dialect = session.get_bind().dialect.name
     columns = "step, value, wall_time" if with_wall_time else "step, value"
     mark = "?" if dialect == "sqlite" else "%s"
-    sql = (f"SELECT {columns} FROM metrics WHERE run_id = {mark} AND key = {mark} AND step >= {mark} "
-           "ORDER BY step")
+    sql = f"SELECT {columns} FROM metrics WHERE run_id = {mark} AND key = {mark} AND step >= {mark} ORDER BY step"
     driver_connection = session.connection().connection.driver_connection
     cursor = driver_connection.cursor(binary=True) if dialect == "postgresql" else driver_connection.cursor()
     result: dict[int, dict[str, MetricSeries]] = {}
@@ -133,14 +150,23 @@ def _series(rows: list[tuple], with_wall_time: bool) -> MetricSeries:
     # nan, and steps are exact in float64 below 2**53.
     width = len(rows[0])
     table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width).reshape(-1, width)
-    return MetricSeries(steps=table[:, 0].astype(np.int64), values=np.ascontiguousarray(table[:, 1]),
-                        wall_times=np.ascontiguousarray(table[:, 2]) if with_wall_time else None)
+    return MetricSeries(
+        steps=table[:, 0].astype(np.int64),
+        values=np.ascontiguousarray(table[:, 1]),
+        wall_times=np.ascontiguousarray(table[:, 2]) if with_wall_time else None,
+    )
 
 
-def read_latest(session: Session, run_ids: Sequence[int], keys: Sequence[str]) -> dict[int, dict[str, tuple[int, float]]]:
+def read_latest(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str]
+) -> dict[int, dict[str, tuple[int, float]]]:
     """run_id -> key -> (step, value) at the newest step: one backward index probe per pair."""
-    latest = (select(Metric.step, Metric.value).where(Metric.run_id == bindparam("run_id"), Metric.key == bindparam("key"))
-              .order_by(Metric.step.desc()).limit(1))
+    latest = (
+        select(Metric.step, Metric.value)
+        .where(Metric.run_id == bindparam("run_id"), Metric.key == bindparam("key"))
+        .order_by(Metric.step.desc())
+        .limit(1)
+    )
     result: dict[int, dict[str, tuple[int, float]]] = {}
     for run_id in dict.fromkeys(run_ids):
         for key in dict.fromkeys(keys):

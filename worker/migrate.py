@@ -9,9 +9,9 @@ revision is detected without taking any lock, so a normal start costs one small 
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command
 from alembic.config import Config

@@ -6,9 +6,10 @@ worker died without a word); queries never write, the reaper (lifecycle.reap_sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import not_, or_, select
 
@@ -88,8 +89,9 @@ class SweepInfo:
     status_counts: dict[str, int]
 
 
-def list_runs(store: Store, status: str | None = None, sweep_id: int | None = None,
-              tag: str | None = None) -> list[RunInfo]:
+def list_runs(
+    store: Store, status: str | None = None, sweep_id: int | None = None, tag: str | None = None
+) -> list[RunInfo]:
     """Newest first."""
     stale = is_stale_running(store.settings.stale_after_seconds)
     query = select(Run).order_by(Run.id.desc())
@@ -126,13 +128,29 @@ def _run_info(run: Run, stale_after_seconds: float) -> RunInfo:
     if status == "crashed" and not error:  # a crash is never shown without its reason
         error = lost_worker_reason(stale_after_seconds)
     return RunInfo(
-        id=run.id, name=run.name, status=status,
-        queue=run.queue, attempt=run.attempt, progress=run.progress, step=run.step, total_steps=run.total_steps,
-        config=run.config, out_dir=run.config.get("out_dir", ""), created_at=_aware(run.created_at),
-        started_at=_aware(run.started_at), finished_at=_aware(run.finished_at),
-        heartbeat_at=_aware(run.heartbeat_at), worker_host=run.worker_host, error=error,
-        traceback=run.traceback, tags=list(run.tags or []), notes=run.notes or "", parent_run_id=run.parent_run_id,
-        sweep_id=run.sweep_id, cancel_requested=run.cancel_requested, resumed_from_step=run.resumed_from_step,
+        id=run.id,
+        name=run.name,
+        status=status,
+        queue=run.queue,
+        attempt=run.attempt,
+        progress=run.progress,
+        step=run.step,
+        total_steps=run.total_steps,
+        config=run.config,
+        out_dir=run.config.get("out_dir", ""),
+        created_at=_aware(run.created_at),
+        started_at=_aware(run.started_at),
+        finished_at=_aware(run.finished_at),
+        heartbeat_at=_aware(run.heartbeat_at),
+        worker_host=run.worker_host,
+        error=error,
+        traceback=run.traceback,
+        tags=list(run.tags or []),
+        notes=run.notes or "",
+        parent_run_id=run.parent_run_id,
+        sweep_id=run.sweep_id,
+        cancel_requested=run.cancel_requested,
+        resumed_from_step=run.resumed_from_step,
     )
 
 
@@ -144,7 +162,7 @@ def effective_status(status: str, heartbeat_at: datetime | None, stale_after_sec
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.replace(tzinfo=timezone.utc)
+    return None if moment is None else moment.replace(tzinfo=UTC)
 
 
 def metric_keys(store: Store, run_ids: Sequence[int]) -> list[str]:
@@ -153,16 +171,23 @@ def metric_keys(store: Store, run_ids: Sequence[int]) -> list[str]:
         return read_keys(session, run_ids)
 
 
-def metrics(store: Store, run_ids: Sequence[int], keys: Sequence[str], *, min_step: int | None = None,
-            with_wall_time: bool = False) -> dict[int, dict[str, MetricSeries]]:
+def metrics(
+    store: Store,
+    run_ids: Sequence[int],
+    keys: Sequence[str],
+    *,
+    min_step: int | None = None,
+    with_wall_time: bool = False,
+) -> dict[int, dict[str, MetricSeries]]:
     """run_id -> key -> MetricSeries (numpy steps and values, wall times on request); pass min_step to fetch
     only the points a live chart does not have yet."""
     with store.session() as session:
         return read_series(session, run_ids, keys, min_step=min_step, with_wall_time=with_wall_time)
 
 
-def latest_metrics(store: Store, run_ids: Sequence[int],
-                   keys: Sequence[str]) -> dict[int, dict[str, tuple[int, float]]]:
+def latest_metrics(
+    store: Store, run_ids: Sequence[int], keys: Sequence[str]
+) -> dict[int, dict[str, tuple[int, float]]]:
     """run_id -> key -> (step, value) at the run's newest step for that key."""
     with store.session() as session:
         return read_latest(session, run_ids, keys)
@@ -171,8 +196,10 @@ def latest_metrics(store: Store, run_ids: Sequence[int],
 def checkpoints(store: Store, run_id: int) -> list[CheckpointInfo]:
     with store.session() as session:
         rows = session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step))
-        return [CheckpointInfo(row.run_id, row.step, row.path, decode_json_floats(row.summary),
-                               _aware(row.created_at)) for row in rows]
+        return [
+            CheckpointInfo(row.run_id, row.step, row.path, decode_json_floats(row.summary), _aware(row.created_at))
+            for row in rows
+        ]
 
 
 def videos(store: Store, run_id: int, step: int | None = None) -> list[VideoInfo]:
@@ -180,16 +207,21 @@ def videos(store: Store, run_id: int, step: int | None = None) -> list[VideoInfo
     if step is not None:
         query = query.where(Video.step == step)
     with store.session() as session:
-        return [VideoInfo(row.run_id, row.step, row.task, row.success, row.path, _aware(row.created_at))
-                for row in session.scalars(query)]
+        return [
+            VideoInfo(row.run_id, row.step, row.task, row.success, row.path, _aware(row.created_at))
+            for row in session.scalars(query)
+        ]
 
 
 def list_sweeps(store: Store) -> list[SweepInfo]:
     """Newest first, with their runs' ids and how many runs are in each status."""
     with store.session() as session:
         sweeps = list(session.scalars(select(Sweep).order_by(Sweep.id.desc())))
-        members = session.execute(select(Run.sweep_id, Run.id, Run.status, Run.heartbeat_at)
-                                  .where(Run.sweep_id.in_([sweep.id for sweep in sweeps])).order_by(Run.id))
+        members = session.execute(
+            select(Run.sweep_id, Run.id, Run.status, Run.heartbeat_at)
+            .where(Run.sweep_id.in_([sweep.id for sweep in sweeps]))
+            .order_by(Run.id)
+        )
         run_ids: dict[int, list[int]] = {}
         counts: dict[int, dict[str, int]] = {}
         for sweep_id, run_id, status, heartbeat_at in members:
@@ -197,8 +229,17 @@ def list_sweeps(store: Store) -> list[SweepInfo]:
             status = effective_status(status, heartbeat_at, store.settings.stale_after_seconds)
             counts.setdefault(sweep_id, {}).setdefault(status, 0)
             counts[sweep_id][status] += 1
-    return [SweepInfo(sweep.id, sweep.name, sweep.grid, _aware(sweep.created_at), run_ids.get(sweep.id, []),
-                      counts.get(sweep.id, {})) for sweep in sweeps]
+    return [
+        SweepInfo(
+            sweep.id,
+            sweep.name,
+            sweep.grid,
+            _aware(sweep.created_at),
+            run_ids.get(sweep.id, []),
+            counts.get(sweep.id, {}),
+        )
+        for sweep in sweeps
+    ]
 
 
 _NON_FINITE_SPELLINGS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from worker import lifecycle
 from worker.broker import RUN_TASK, ensure_broker_folders, waiting_runs
@@ -47,8 +47,9 @@ def reconcile(store: Store, settings: Settings, send: Send) -> Tick:
     tick.crashed = lifecycle.reap_stale(store, settings.stale_after_seconds)
     for run_id, attempt, max_attempts in lifecycle.crashed_with_attempts_left(store):
         why = f"auto-resume: attempt {attempt + 1} of {max_attempts}"
-        requeued = lifecycle.requeue_for_resume(store, run_id, settings.stale_after_seconds, why=why,
-                                                only_attempt=attempt)
+        requeued = lifecycle.requeue_for_resume(
+            store, run_id, settings.stale_after_seconds, why=why, only_attempt=attempt
+        )
         if requeued is not None:
             send(run_id, *requeued)
             tick.auto_resumed.append(run_id)
@@ -58,8 +59,10 @@ def reconcile(store: Store, settings: Settings, send: Send) -> Tick:
         for run_id, attempt, queue in candidates:
             if (run_id, attempt) in waiting:
                 continue
-            reason = (f"re-queued: no live message after {settings.requeue_after_seconds:g} s "
-                      f"(the broker lost it, or a worker took it and died before starting the run)")
+            reason = (
+                f"re-queued: no live message after {settings.requeue_after_seconds:g} s "
+                f"(the broker lost it, or a worker took it and died before starting the run)"
+            )
             if lifecycle.mark_resent(store, run_id, attempt, reason, settings.requeue_after_seconds):
                 send(run_id, attempt, queue)
                 tick.resent.append(run_id)
@@ -84,9 +87,12 @@ def run_forever(store: Store, settings: Settings, app, stop: threading.Event) ->
             if failing:
                 log.warning("reconciler: the store and broker answer again")
             failing = False
-            for what, run_ids in (("end recorded after a store outage", tick.recorded_ends),
-                                  ("marked crashed (stale heartbeat)", tick.crashed),
-                                  ("auto-resumed", tick.auto_resumed), ("re-sent (no live message)", tick.resent)):
+            for what, run_ids in (
+                ("end recorded after a store outage", tick.recorded_ends),
+                ("marked crashed (stale heartbeat)", tick.crashed),
+                ("auto-resumed", tick.auto_resumed),
+                ("re-sent (no live message)", tick.resent),
+            ):
                 if run_ids:
                     log.warning("reconciler: runs %s: %s", ", ".join(map(str, run_ids)), what)
         except Exception as exc:  # noqa: BLE001 - an outage must not end the thread; the next tick retries

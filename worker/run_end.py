@@ -54,8 +54,13 @@ def record_end(store: Store, end: RunEnd, *, flushed: bool, deadline: float) -> 
     tries = 0
     while flushed:
         try:
-            return "recorded" if lifecycle.finish(store, end.run_id, end.attempt, end.status, step=end.step,
-                                                  error=end.error, traceback=end.traceback) else "lost"
+            return (
+                "recorded"
+                if lifecycle.finish(
+                    store, end.run_id, end.attempt, end.status, step=end.step, error=end.error, traceback=end.traceback
+                )
+                else "lost"
+            )
         except Exception as exc:  # any failure to write the end is retried, then kept on disk
             if time.monotonic() >= deadline:
                 log.warning("run %s: final status still not written at the deadline: %s", end.run_id, exc)
@@ -65,8 +70,14 @@ def record_end(store: Store, end: RunEnd, *, flushed: bool, deadline: float) -> 
             tries += 1
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
     path = write_pending(store.data_dir, end)
-    log.warning("run %s attempt %s: the store is unavailable; its end (%s) is kept in %s and will be recorded at "
-                "the next contact", end.run_id, end.attempt, end.status, path)
+    log.warning(
+        "run %s attempt %s: the store is unavailable; its end (%s) is kept in %s and will be recorded at "
+        "the next contact",
+        end.run_id,
+        end.attempt,
+        end.status,
+        path,
+    )
     return "pending"
 
 
@@ -103,8 +114,9 @@ def replay(store: Store, path: Path) -> int | None:
     end = RunEnd(**json.loads(path.read_text()))
     with store.session() as session:
         open_attempt = session.execute(
-            select(Run.id).where(Run.id == end.run_id, Run.attempt == end.attempt,
-                                 Run.status.in_(("running", "crashed")))
+            select(Run.id).where(
+                Run.id == end.run_id, Run.attempt == end.attempt, Run.status.in_(("running", "crashed"))
+            )
         ).first()
         written = False
         if open_attempt is not None:
@@ -112,13 +124,20 @@ def replay(store: Store, path: Path) -> int | None:
             values = lifecycle.finish_values(end.status, step=end.step, error=end.error, traceback=end.traceback)
             if end.ended_at:
                 values["finished_at"] = values["heartbeat_at"] = datetime.fromisoformat(end.ended_at)
-            written = lifecycle.finish_in(session, end.run_id, end.attempt, end.status, values,
-                                          note=f" (recorded after a store outage; {end.worker_host or 'its worker'}"
-                                               f" ended it at {end.ended_at or 'an unknown time'} UTC)")
+            written = lifecycle.finish_in(
+                session,
+                end.run_id,
+                end.attempt,
+                end.status,
+                values,
+                note=f" (recorded after a store outage; {end.worker_host or 'its worker'}"
+                f" ended it at {end.ended_at or 'an unknown time'} UTC)",
+            )
     path.unlink(missing_ok=True)
     if written:
-        log.warning("run %s attempt %s: its end (%s) recorded after a store outage", end.run_id, end.attempt,
-                    end.status)
+        log.warning(
+            "run %s attempt %s: its end (%s) recorded after a store outage", end.run_id, end.attempt, end.status
+        )
     else:
         log.info("run %s attempt %s: pending end dropped, the run moved on", end.run_id, end.attempt)
     return end.run_id if written else None

@@ -45,7 +45,7 @@ class Settings:
     down before the worker leaves it on disk (run folder) for the next contact to replay."""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             data_dir=Path(env.get("OPD_DATA_DIR", "./opd-data")).resolve(),

@@ -19,11 +19,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opd_core.sinks import LocalDirSink, read_metrics
-
 from worker import lifecycle
 from worker.metric_rows import MetricPoint, delete_after, max_step, upsert_metrics
 from worker.store import Store
@@ -32,8 +32,16 @@ log = logging.getLogger(__name__)
 
 
 class SqlSink:
-    def __init__(self, store: Store, run_id: int, attempt: int, *, run_dir: str,
-                 heartbeat_seconds: float = 1.0, cancel_poll_seconds: float = 0.1):
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        attempt: int,
+        *,
+        run_dir: str,
+        heartbeat_seconds: float = 1.0,
+        cancel_poll_seconds: float = 0.1,
+    ):
         self.store = store
         self.run_id = run_id
         self.attempt = attempt
@@ -69,13 +77,15 @@ class SqlSink:
             self.flush()  # the curves shown next to a checkpoint are complete up to its step
         except Exception as exc:  # a busy database must not fail the run: the background thread retries
             log.warning("run %s: flush before checkpoint %s failed, will retry: %s", self.run_id, step, exc)
-        self._record(lambda: lifecycle.record_checkpoint(self.store, self.run_id, step, self.stored_path(path),
-                                                          summary))
+        self._record(
+            lambda: lifecycle.record_checkpoint(self.store, self.run_id, step, self.stored_path(path), summary)
+        )
 
     def log_video(self, step: int, task: str, success: bool, path: str) -> None:
         self._local.log_video(step, task, success, path)
-        self._record(lambda: lifecycle.record_video(self.store, self.run_id, step, task, success,
-                                                     self.stored_path(path)))
+        self._record(
+            lambda: lifecycle.record_video(self.store, self.run_id, step, task, success, self.stored_path(path))
+        )
 
     def progress(self, step: int, total: int) -> None:
         self._progress = (int(step), int(total))
@@ -155,8 +165,7 @@ class SqlSink:
             # Heartbeat first: on SQLite it takes the write lock at once, and it tells us whether we still own it.
             if not lifecycle.touch(session, self.run_id, self.attempt, step, total):
                 self._owned = False
-                log.warning("run %s attempt %s is no longer ours: stopping without writing", self.run_id,
-                            self.attempt)
+                log.warning("run %s attempt %s is no longer ours: stopping without writing", self.run_id, self.attempt)
                 return
             upsert_metrics(session, self.run_id, batch.values())
 
@@ -170,8 +179,9 @@ class SqlSink:
                 failing = False
             except Exception as exc:
                 if not failing:
-                    log.warning("run %s: flush failed, retrying every %.1f s: %s", self.run_id,
-                                self._heartbeat_seconds, exc)
+                    log.warning(
+                        "run %s: flush failed, retrying every %.1f s: %s", self.run_id, self._heartbeat_seconds, exc
+                    )
                 failing = True
 
     def _flush_until(self, deadline: float) -> bool:
@@ -215,18 +225,24 @@ def restore_from_run_folder(session, run_id: int, data_dir: Path, run_dir: str, 
     flushed_until = max_step(session, run_id)
     start = -1 if flushed_until is None else flushed_until
     now = time.time()
-    points = [MetricPoint(key, row["step"], value, now)
-              for row in read_metrics(out_dir) if start <= row["step"] <= up_to
-              for key, value in row.items() if key != "step"]
+    points = [
+        MetricPoint(key, row["step"], value, now)
+        for row in read_metrics(out_dir)
+        if start <= row["step"] <= up_to
+        for key, value in row.items()
+        if key != "step"
+    ]
     upsert_metrics(session, run_id, points)
     for row in _read_jsonl(out_dir / "checkpoints.jsonl"):
         if row["step"] <= up_to:
-            lifecycle.put_checkpoint(session, run_id, row["step"], stored_path(data_dir, run_dir, row["path"]),
-                                     row.get("summary") or {})
+            lifecycle.put_checkpoint(
+                session, run_id, row["step"], stored_path(data_dir, run_dir, row["path"]), row.get("summary") or {}
+            )
     for row in _read_jsonl(out_dir / "videos.jsonl"):
         if row["step"] <= up_to:
-            lifecycle.put_video(session, run_id, row["step"], row["task"], row["success"],
-                                stored_path(data_dir, run_dir, row["path"]))
+            lifecycle.put_video(
+                session, run_id, row["step"], row["task"], row["success"], stored_path(data_dir, run_dir, row["path"])
+            )
 
 
 def stored_path(data_dir: Path, run_dir: str, path: str) -> str:

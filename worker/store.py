@@ -9,10 +9,11 @@ database's own message, never as a raw driver traceback.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -28,7 +29,7 @@ class StoreUnavailable(RuntimeError):
 
 def utcnow() -> datetime:
     """Naive UTC, the one time representation the tables use on every database."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_seconds: float = 10.0) -> Engine:

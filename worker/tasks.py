@@ -20,7 +20,6 @@ from typing import Any
 
 from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import OpdError
-
 from worker import lifecycle
 from worker.lifecycle import Claim
 from worker.run_end import RunEnd, record_end
@@ -29,6 +28,7 @@ from worker.sql_sink import SqlSink
 from worker.store import Store, utcnow
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -41,18 +41,35 @@ class Outcome:
 def execute_run(store: Store, settings: Settings, run_id: int, attempt: int, worker_host: str) -> dict[str, Any]:
     claim = lifecycle.claim(store, run_id, attempt, worker_host)
     if claim is None:
-        log.info("run %s attempt %s: not queued as this attempt (duplicate or stale message): dropped",
-                 run_id, attempt)
+        log.info("run %s attempt %s: not queued as this attempt (duplicate or stale message): dropped", run_id, attempt)
         return {"run_id": run_id, "attempt": attempt, "status": "refused"}
-    log.info("run %s attempt %s: claimed by %s (resume=%s, torch threads=%s)", run_id, attempt, worker_host,
-             claim.resume, _torch_threads())
+    log.info(
+        "run %s attempt %s: claimed by %s (resume=%s, torch threads=%s)",
+        run_id,
+        attempt,
+        worker_host,
+        claim.resume,
+        _torch_threads(),
+    )
     run_dir = claim.config["out_dir"]
     try:
-        sink = SqlSink(store, run_id, attempt, run_dir=run_dir,
-                       heartbeat_seconds=settings.heartbeat_seconds, cancel_poll_seconds=settings.cancel_poll_seconds)
+        sink = SqlSink(
+            store,
+            run_id,
+            attempt,
+            run_dir=run_dir,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            cancel_poll_seconds=settings.cancel_poll_seconds,
+        )
     except OSError as exc:  # e.g. a shared data directory that is not mounted on this worker
-        lifecycle.finish(store, run_id, attempt, "failed", error=f"cannot write the run folder: {exc}",
-                         traceback=traceback.format_exc())
+        lifecycle.finish(
+            store,
+            run_id,
+            attempt,
+            "failed",
+            error=f"cannot write the run folder: {exc}",
+            traceback=traceback.format_exc(),
+        )
         return {"run_id": run_id, "attempt": attempt, "status": "failed"}
     outcome = Outcome("failed", error="the worker stopped during the run")
     try:
@@ -64,12 +81,26 @@ def execute_run(store: Store, settings: Settings, run_id: int, attempt: int, wor
     if not sink.owned:
         log.warning("run %s attempt %s: lost to a newer attempt; its outcome is not recorded", run_id, attempt)
         return {"run_id": run_id, "attempt": attempt, "status": "lost"}
-    end = RunEnd(run_id=run_id, attempt=attempt, run_dir=run_dir, status=outcome.status, step=outcome.step,
-                 error=outcome.error, traceback=outcome.traceback, ended_at=utcnow().isoformat(),
-                 worker_host=worker_host)
+    end = RunEnd(
+        run_id=run_id,
+        attempt=attempt,
+        run_dir=run_dir,
+        status=outcome.status,
+        step=outcome.step,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        ended_at=utcnow().isoformat(),
+        worker_host=worker_host,
+    )
     recorded = record_end(store, end, flushed=flushed, deadline=deadline)
-    log.info("run %s attempt %s: %s%s (%s)", run_id, attempt, outcome.status,
-             f" ({outcome.error})" if outcome.error else "", recorded)
+    log.info(
+        "run %s attempt %s: %s%s (%s)",
+        run_id,
+        attempt,
+        outcome.status,
+        f" ({outcome.error})" if outcome.error else "",
+        recorded,
+    )
     return {"run_id": run_id, "attempt": attempt, "status": outcome.status if recorded != "lost" else "lost"}
 
 

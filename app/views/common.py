@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import streamlit as st
 
 from app.backend import ApiUnavailable, action_errors, api, is_store_unavailable
 
-STORE_HELP = ("Check that the database is running and reachable (`OPD_DATABASE_URL`, or the SQLite file in "
-              "`OPD_DATA_DIR`), then reload this page.")
+STORE_HELP = (
+    "Check that the database is running and reachable (`OPD_DATABASE_URL`, or the SQLite file in "
+    "`OPD_DATA_DIR`), then reload this page."
+)
 
 
 def guarded(render: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,4 +85,3 @@ def artifact(path: str) -> str:
     """Absolute path of a file a run recorded (the store keeps checkpoint and video paths relative to the data
     directory)."""
     return str(api().artifact_path(path))
-

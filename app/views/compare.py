@@ -47,10 +47,21 @@ def _run_picker(all_runs: list[Any]) -> list[int]:
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in known]
     sweeps = {sweep.id: sweep for sweep in api().list_sweeps()}
     left, right = st.columns([3, 1])
-    selected = left.multiselect("Runs", known, key="compare_runs", format_func=labeller(all_runs),
-                                on_change=query_writer("compare_runs", "runs"))
-    right.selectbox("Add a sweep's runs", [None, *sweeps], key="compare_add_sweep", on_change=_add_sweep,
-                    args=(sweeps, known), format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}")
+    selected = left.multiselect(
+        "Runs",
+        known,
+        key="compare_runs",
+        format_func=labeller(all_runs),
+        on_change=query_writer("compare_runs", "runs"),
+    )
+    right.selectbox(
+        "Add a sweep's runs",
+        [None, *sweeps],
+        key="compare_add_sweep",
+        on_change=_add_sweep,
+        args=(sweeps, known),
+        format_func=lambda s: "—" if s is None else f"#{s} {sweeps[s].name}",
+    )
     return selected
 
 
@@ -59,8 +70,9 @@ def _add_sweep(sweeps: dict[int, Any], known: list[int]) -> None:
     if sweep_id is None:
         return
     current = st.session_state.get("compare_runs", [])
-    st.session_state["compare_runs"] = list(dict.fromkeys([*current, *[i for i in sweeps[sweep_id].run_ids
-                                                                       if i in known]]))
+    st.session_state["compare_runs"] = list(
+        dict.fromkeys([*current, *[i for i in sweeps[sweep_id].run_ids if i in known]])
+    )
     st.session_state["compare_add_sweep"] = None
     query_writer("compare_runs", "runs")()
 
@@ -69,19 +81,36 @@ def _controls(run_ids: list[int]) -> tuple[list[str], str, float, bool, int]:
     # the default metrics are offered before a queued run has logged them, so its charts fill in live
     available = list(dict.fromkeys([*DEFAULT_KEYS, *api().metric_keys(run_ids)]))
     init_from_query("compare_keys", default_keys(available), list, "keys")
-    st.session_state["compare_keys"] = [k for k in st.session_state["compare_keys"] if k in available] \
-        or default_keys(available)
+    st.session_state["compare_keys"] = [k for k in st.session_state["compare_keys"] if k in available] or default_keys(
+        available
+    )
     init_from_query("compare_x", "step", lambda v: v[0] if v[0] in X_AXES else "step", "x")
     init_from_query("compare_smooth", 0.0, lambda v: min(0.99, max(0.0, float(v[0]))), "smooth")
     keys = st.multiselect("Metrics", available, key="compare_keys", on_change=query_writer("compare_keys", "keys"))
     axis_column, smooth_column, live_column, refresh_column = st.columns([2, 2, 1, 1])
-    axis = axis_column.radio("x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True,
-                             on_change=query_writer("compare_x", "x"))
-    smoothing = smooth_column.slider("EMA smoothing", 0.0, 0.99, step=0.01, key="compare_smooth",
-                                     on_change=query_writer("compare_smooth", "smooth"),
-                                     help="Weight of the running average (TensorBoard-style, debiased)")
-    live = live_column.toggle("Live", value=True, key="compare_live",
-                              help="Redraw the charts every few seconds while a selected run is active")
+    axis = axis_column.radio(
+        "x-axis",
+        list(X_AXES),
+        key="compare_x",
+        format_func=X_AXES.get,
+        horizontal=True,
+        on_change=query_writer("compare_x", "x"),
+    )
+    smoothing = smooth_column.slider(
+        "EMA smoothing",
+        0.0,
+        0.99,
+        step=0.01,
+        key="compare_smooth",
+        on_change=query_writer("compare_smooth", "smooth"),
+        help="Weight of the running average (TensorBoard-style, debiased)",
+    )
+    live = live_column.toggle(
+        "Live",
+        value=True,
+        key="compare_live",
+        help="Redraw the charts every few seconds while a selected run is active",
+    )
     refresh = refresh_column.selectbox("every (s)", REFRESH_CHOICES, index=0, key="compare_refresh")
     return keys, axis, smoothing, live, refresh
 
@@ -95,13 +124,30 @@ def _charts(run_ids: list[int], keys: list[str], axis: str, smoothing: float, re
     cache = st.session_state.setdefault("compare_series_cache", SeriesCache())
     view = build_view(lab, runs, keys, axis, smoothing, references, cache=cache)
     active = [run for run in runs if run.status in ("queued", "running")]
-    st.caption(" · ".join(f"#{run.id} {run.status} {run.step}/{run.total_steps}" for run in active)
-               if active else "No selected run is active: the charts are final.")
+    st.caption(
+        " · ".join(f"#{run.id} {run.status} {run.step}/{run.total_steps}" for run in active)
+        if active
+        else "No selected run is active: the charts are final."
+    )
     columns = st.columns(2)
     for index, (key, figure) in enumerate(view.figures):
         with columns[index % 2]:
-            st.plotly_chart(figure, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
-                **PLOTLY_CONFIG["toImageButtonOptions"], "filename": key.replace("/", "_")}}, key=f"chart_{key}")
-    st.download_button("Download the plotted metrics (CSV)", lambda: runs_csv(runs, view.data, keys),
-                       file_name="opd-compare.csv", mime="text/csv", key="compare_csv",
-                       help="Raw values of every selected run and metric; for a PNG use the camera icon of a chart")
+            st.plotly_chart(
+                figure,
+                config={
+                    **PLOTLY_CONFIG,
+                    "toImageButtonOptions": {
+                        **PLOTLY_CONFIG["toImageButtonOptions"],
+                        "filename": key.replace("/", "_"),
+                    },
+                },
+                key=f"chart_{key}",
+            )
+    st.download_button(
+        "Download the plotted metrics (CSV)",
+        lambda: runs_csv(runs, view.data, keys),
+        file_name="opd-compare.csv",
+        mime="text/csv",
+        key="compare_csv",
+        help="Raw values of every selected run and metric; for a PNG use the camera icon of a chart",
+    )

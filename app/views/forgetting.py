@@ -25,8 +25,10 @@ TITLE_LINES = 2
 @guarded
 def render() -> None:
     st.title("Forgetting")
-    st.caption("Each point is a checkpoint: x = success on the seen (trained) tasks, y = success on one held-out "
-               "task. The upper right keeps both; a run drifting down as it moves right forgets.")
+    st.caption(
+        "Each point is a checkpoint: x = success on the seen (trained) tasks, y = success on one held-out "
+        "task. The upper right keeps both; a run drifting down as it moves right forgets."
+    )
     lab = api()
     candidates = [run for run in lab.list_runs() if run.config.get("unseen_tasks")]
     if not candidates:
@@ -35,8 +37,13 @@ def render() -> None:
     known = [run.id for run in candidates]
     if "forgetting_runs" not in st.session_state:
         st.session_state["forgetting_runs"] = ids_from_query("runs", known) or _latest_study(candidates)
-    run_ids = st.multiselect("Runs", known, key="forgetting_runs", format_func=labeller(candidates),
-                             on_change=query_writer("forgetting_runs", "runs"))
+    run_ids = st.multiselect(
+        "Runs",
+        known,
+        key="forgetting_runs",
+        format_func=labeller(candidates),
+        on_change=query_writer("forgetting_runs", "runs"),
+    )
     runs = [run for run in candidates if run.id in run_ids]
     tasks = list(dict.fromkeys(task for run in runs for task in run.config.get("unseen_tasks", [])))
     if not runs or not tasks:
@@ -49,16 +56,34 @@ def render() -> None:
         return
     labels = {run_id: group.legend for group in group_runs(runs) for run_id in group.run_ids}
     figure = fit_panel_titles(forgetting_figure(points, tasks, labels, {run.id: run.name for run in runs}), tasks)
-    st.plotly_chart(figure, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
-        **PLOTLY_CONFIG["toImageButtonOptions"], "filename": "forgetting"}}, key="forgetting_chart")
+    st.plotly_chart(
+        figure,
+        config={
+            **PLOTLY_CONFIG,
+            "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": "forgetting"},
+        },
+        key="forgetting_chart",
+    )
     exports.download_buttons(figure, "forgetting", key="forgetting_export")
-    st.download_button("Download the points (CSV)", _points_csv(points, runs), file_name="opd-forgetting.csv",
-                       mime="text/csv", key="forgetting_csv")
-    st.dataframe(_run_rows(runs, points, labels), hide_index=True, key="forgetting_runs_table",
-                 column_config={"run": st.column_config.LinkColumn("run", display_text=r"run\?id=(\d+)", width="small",
-                                                                   help="The run's id: open its page"),
-                                "seen": st.column_config.NumberColumn("seen (last)", format="%.2f"),
-                                "unseen": st.column_config.NumberColumn("unseen (last, mean)", format="%.2f")})
+    st.download_button(
+        "Download the points (CSV)",
+        _points_csv(points, runs),
+        file_name="opd-forgetting.csv",
+        mime="text/csv",
+        key="forgetting_csv",
+    )
+    st.dataframe(
+        _run_rows(runs, points, labels),
+        hide_index=True,
+        key="forgetting_runs_table",
+        column_config={
+            "run": st.column_config.LinkColumn(
+                "run", display_text=r"run\?id=(\d+)", width="small", help="The run's id: open its page"
+            ),
+            "seen": st.column_config.NumberColumn("seen (last)", format="%.2f"),
+            "unseen": st.column_config.NumberColumn("unseen (last, mean)", format="%.2f"),
+        },
+    )
 
 
 def short_title(text: str, width: int = TITLE_LINE, lines: int = TITLE_LINES) -> str:
@@ -79,8 +104,11 @@ def fit_panel_titles(figure: go.Figure, tasks: list[str]) -> go.Figure:
         title = short_title(annotation.text or "")
         lines = max(lines, title.count("<br>") + 1)
         annotation.update(text=title, hovertext=task, font={"size": 13}, yanchor="bottom")
-    figure.update_layout(margin={"t": 44 + 18 * lines, "b": 90}, legend={"y": -0.3, "yanchor": "top"},
-                         height=(figure.layout.height or 390) + 50)
+    figure.update_layout(
+        margin={"t": 44 + 18 * lines, "b": 90},
+        legend={"y": -0.3, "yanchor": "top"},
+        height=(figure.layout.height or 390) + 50,
+    )
     return figure
 
 
@@ -91,9 +119,16 @@ def _run_rows(runs: list[Any], points, labels: dict[int, str]) -> list[dict[str,
         mine = [p for p in points if p.run_id == run.id]
         last = max((p.step for p in mine), default=None)
         at_last = [p for p in mine if p.step == last]
-        rows.append({"run": page_url(run.id), "name": run.name, "legend": labels.get(run.id, ""),
-                     "last step": last, "seen": at_last[0].seen if at_last else None,
-                     "unseen": sum(p.unseen for p in at_last) / len(at_last) if at_last else None})
+        rows.append(
+            {
+                "run": page_url(run.id),
+                "name": run.name,
+                "legend": labels.get(run.id, ""),
+                "last step": last,
+                "seen": at_last[0].seen if at_last else None,
+                "unseen": sum(p.unseen for p in at_last) / len(at_last) if at_last else None,
+            }
+        )
     return rows
 
 

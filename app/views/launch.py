@@ -9,8 +9,19 @@ import streamlit as st
 from app import expert_demos, navigation
 from app.backend import action_errors, api
 from app.checkpoints import CheckpointChoice, checkpoint_choices, default_for, ordered_for
-from app.forms import (LIVE_FIELDS, FieldError, FieldSpec, error_sentence, field_specs, float_step, parse_seeds,
-                       parse_tags, suite_choices, task_choices, validate)
+from app.forms import (
+    LIVE_FIELDS,
+    FieldError,
+    FieldSpec,
+    error_sentence,
+    field_specs,
+    float_step,
+    parse_seeds,
+    parse_tags,
+    suite_choices,
+    task_choices,
+    validate,
+)
 from app.presets import PRESETS, expand, refusal_sentence, sweep_name, validate_sweep, with_seeds
 from app.views.common import guarded
 from opd_core.config import ConfigError
@@ -27,8 +38,10 @@ OPEN_SECTIONS = ("what to run", "environment", "policies", "optimisation", "eval
 @guarded
 def render() -> None:
     st.title("Launch")
-    st.caption("Every field is a RunConfig field (opd_core/config.py); hover a label for its meaning. "
-               "Several seeds launch a sweep with one run per seed.")
+    st.caption(
+        "Every field is a RunConfig field (opd_core/config.py); hover a label for its meaning. "
+        "Several seeds launch a sweep with one run per seed."
+    )
     checkpoints = checkpoint_choices(api())
     specs = field_specs()
     slots: dict[str, Any] = {}
@@ -38,8 +51,11 @@ def render() -> None:
         extras = _extras(slots)
         launch_clicked = st.form_submit_button("Launch", type="primary")
         st.markdown("**Or launch one of the paper's comparisons with these settings as the base:**")
-        preset_clicked = [preset for preset, column in zip(PRESETS, st.columns(len(PRESETS)))
-                          if column.form_submit_button(preset.title, help=preset.description)]
+        preset_clicked = [
+            preset
+            for preset, column in zip(PRESETS, st.columns(len(PRESETS)))
+            if column.form_submit_button(preset.title, help=preset.description)
+        ]
     if launch_clicked:
         _launch_single(values, extras, slots)
     elif preset_clicked:
@@ -51,21 +67,28 @@ def _live_fields(specs: list[FieldSpec], slots: dict[str, Any]) -> dict[str, Any
     by_name = {spec.name: spec for spec in specs}
     left, right = st.columns(2)
     env_spec, suite_spec = by_name["env"], by_name["suite"]
-    env = left.selectbox("env", env_spec.choices, index=env_spec.choices.index(env_spec.default),
-                         help=env_spec.help, key="launch_env")
+    env = left.selectbox(
+        "env", env_spec.choices, index=env_spec.choices.index(env_spec.default), help=env_spec.help, key="launch_env"
+    )
     slots["env"] = left.empty()
     suites = suite_choices(env)
     if suites:
-        suite = right.selectbox("suite", suites, index=suites.index(suite_spec.default)
-                                if suite_spec.default in suites else 0, help=suite_spec.help, key="launch_suite")
+        suite = right.selectbox(
+            "suite",
+            suites,
+            index=suites.index(suite_spec.default) if suite_spec.default in suites else 0,
+            help=suite_spec.help,
+            key="launch_suite",
+        )
     else:
         suite = right.text_input("suite", value="libero_object", help=suite_spec.help, key="launch_suite_text")
     slots["suite"] = right.empty()
     return {"env": env, "suite": suite}
 
 
-def _form_fields(specs: list[FieldSpec], values: dict[str, Any], slots: dict[str, Any],
-                 checkpoints: list[CheckpointChoice]) -> None:
+def _form_fields(
+    specs: list[FieldSpec], values: dict[str, Any], slots: dict[str, Any], checkpoints: list[CheckpointChoice]
+) -> None:
     sections: dict[str, list[FieldSpec]] = {}
     for spec in specs:
         if spec.name not in LIVE_FIELDS:
@@ -93,13 +116,20 @@ def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[Checkpoin
     if spec.kind == "int":
         return st.number_input(spec.name, value=int(spec.default), step=1, help=spec.help, key=key)
     if spec.kind == "float":
-        return st.number_input(spec.name, value=float(spec.default), step=float_step(spec.default), format="%g",
-                               help=spec.help, key=key)
+        return st.number_input(
+            spec.name, value=float(spec.default), step=float_step(spec.default), format="%g", help=spec.help, key=key
+        )
     if spec.kind == "tasks":
         options = task_choices(values["env"], values["suite"], spec.name)
-        return st.multiselect(spec.name, options, default=[], help=spec.help, key=f"{key}_{values['suite']}",
-                              accept_new_options=True, placeholder="all tasks"
-                              if spec.name == "tasks" else "none")
+        return st.multiselect(
+            spec.name,
+            options,
+            default=[],
+            help=spec.help,
+            key=f"{key}_{values['suite']}",
+            accept_new_options=True,
+            placeholder="all tasks" if spec.name == "tasks" else "none",
+        )
     if spec.kind == "checkpoint":
         return _checkpoint_picker(spec, values, checkpoints, key)
     if spec.kind == "demos":
@@ -114,21 +144,33 @@ def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: lis
     labels = {choice.path: choice.label for choice in ordered}
     options = ["", *labels]
     default = default_for(checkpoints, spec.name, suite)
-    return st.selectbox(spec.name, options, index=options.index(default),
-                        format_func=lambda path: labels.get(path, path or "(none)"), key=key,
-                        help=spec.help + " Pick a shipped checkpoint or one of the lab's, or type a path.",
-                        accept_new_options=True)
+    return st.selectbox(
+        spec.name,
+        options,
+        index=options.index(default),
+        format_func=lambda path: labels.get(path, path or "(none)"),
+        key=key,
+        help=spec.help + " Pick a shipped checkpoint or one of the lab's, or type a path.",
+        accept_new_options=True,
+    )
 
 
 def _demos_picker(spec: FieldSpec, values: dict[str, Any], key: str):
     """Expert demos made at launch (tabletop) by default; only sft runs read them."""
     generated = expert_demos.GENERATE if values["env"] == "tabletop" else None
     options = [option for option in (generated, "") if option is not None]
-    names = {expert_demos.GENERATE: f"expert demos of the {values['suite']} suite (made at launch if missing)",
-             "": "(none)"}
-    return st.selectbox(spec.name, options, format_func=lambda value: names.get(value, value),
-                        key=key, accept_new_options=True,
-                        help=spec.help + " Only sft runs read demos; type a folder to use your own.")
+    names = {
+        expert_demos.GENERATE: f"expert demos of the {values['suite']} suite (made at launch if missing)",
+        "": "(none)",
+    }
+    return st.selectbox(
+        spec.name,
+        options,
+        format_func=lambda value: names.get(value, value),
+        key=key,
+        accept_new_options=True,
+        help=spec.help + " Only sft runs read demos; type a folder to use your own.",
+    )
 
 
 def _extras(slots: dict[str, Any]) -> dict[str, str]:
@@ -191,8 +233,9 @@ def _launch_preset(preset, values: dict[str, Any], extras: dict[str, str], slots
         _launched(launched[1], f"{preset.title}: {len(expand(base, grid))} runs queued", note=note)
 
 
-def _with_demos(base: dict[str, Any], arms: list[dict[str, Any]], slots: dict[str, Any]
-                ) -> tuple[dict[str, Any] | None, str | None]:
+def _with_demos(
+    base: dict[str, Any], arms: list[dict[str, Any]], slots: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
     """Expert demos made for the sft runs when the demos picker asks for them (None: could not make them)."""
     try:
         with st.spinner("Making expert demos for the sft runs..."):
@@ -216,9 +259,14 @@ def _submit(slots: dict[str, Any], action, *args, preset=None, **kwargs) -> tupl
 
 
 def _launched(run_ids: list[int], headline: str = "", note: str | None = None) -> None:
-    st.success(headline or f"Queued run{'s' if len(run_ids) > 1 else ''} "
-               + ", ".join(f"#{run_id}" for run_id in run_ids))
+    st.success(
+        headline or f"Queued run{'s' if len(run_ids) > 1 else ''} " + ", ".join(f"#{run_id}" for run_id in run_ids)
+    )
     if note:
         st.caption(note.capitalize() + ".")
-    st.page_link(navigation.page("compare"), label="Watch them on Compare", icon=":material/monitoring:",
-                 query_params={"runs": [str(run_id) for run_id in run_ids]})
+    st.page_link(
+        navigation.page("compare"),
+        label="Watch them on Compare",
+        icon=":material/monitoring:",
+        query_params={"runs": [str(run_id) for run_id in run_ids]},
+    )

@@ -13,20 +13,33 @@ from app.views.common import guarded
 @guarded
 def render() -> None:
     st.title("Results")
-    st.caption("Seen-task success (%) at each run's final checkpoint, per suite and method; mean ± standard "
-               "deviation over seeds. The teacher row is the runs' teachers' own evaluation on the same tasks (the "
-               "lab's teachers from the store, shipped ones from the evaluation recorded with them), the "
-               "student-init row the step-0 evaluation of the runs.")
+    st.caption(
+        "Seen-task success (%) at each run's final checkpoint, per suite and method; mean ± standard "
+        "deviation over seeds. The teacher row is the runs' teachers' own evaluation on the same tasks (the "
+        "lab's teachers from the store, shipped ones from the evaluation recorded with them), the "
+        "student-init row the step-0 evaluation of the runs."
+    )
     lab = api()
     sweeps = {sweep.id: sweep.name for sweep in lab.list_sweeps()}
     left, right = st.columns(2)
-    sweep_id = left.selectbox("Sweep", [None, *sweeps], key="results_sweep",
-                              format_func=lambda s: "all runs" if s is None else f"#{s} {sweeps[s]}")
-    include_unfinished = right.toggle("Include unfinished runs", value=False, key="results_unfinished",
-                                      help="Use the latest checkpoint of running, cancelled or crashed runs too")
+    sweep_id = left.selectbox(
+        "Sweep",
+        [None, *sweeps],
+        key="results_sweep",
+        format_func=lambda s: "all runs" if s is None else f"#{s} {sweeps[s]}",
+    )
+    include_unfinished = right.toggle(
+        "Include unfinished runs",
+        value=False,
+        key="results_unfinished",
+        help="Use the latest checkpoint of running, cancelled or crashed runs too",
+    )
     all_runs = sorted(lab.list_runs(), key=lambda run: run.id)  # rows in launch order
-    runs = [run for run in all_runs if (sweep_id is None or run.sweep_id == sweep_id)
-            and (include_unfinished or run.status == "finished")]
+    runs = [
+        run
+        for run in all_runs
+        if (sweep_id is None or run.sweep_id == sweep_id) and (include_unfinished or run.status == "finished")
+    ]
     if not runs:
         st.info("No finished runs to tabulate yet.")
         return
@@ -37,17 +50,27 @@ def render() -> None:
         st.info("The selected runs have no evaluated checkpoint yet.")
         return
     labels = {suite: st.column_config.TextColumn(suite.capitalize()) for suite in table.suites}
-    st.dataframe(table.display_rows(), hide_index=True, key="results_table",
-                 column_config={"method": st.column_config.TextColumn("Method", width="large"), **labels,
-                                "avg.": st.column_config.TextColumn("Avg.")})
+    st.dataframe(
+        table.display_rows(),
+        hide_index=True,
+        key="results_table",
+        column_config={
+            "method": st.column_config.TextColumn("Method", width="large"),
+            **labels,
+            "avg.": st.column_config.TextColumn("Avg."),
+        },
+    )
     csv_column, markdown_column, latex_column = st.columns(3)
-    csv_column.download_button("Download CSV", table.to_csv(), file_name="opd-results.csv", mime="text/csv",
-                               key="results_csv")
+    csv_column.download_button(
+        "Download CSV", table.to_csv(), file_name="opd-results.csv", mime="text/csv", key="results_csv"
+    )
     markdown, latex = table.to_markdown(), table.to_latex()
-    markdown_column.download_button("Download Markdown", markdown, file_name="opd-results.md",
-                                    mime="text/markdown", key="results_md")
-    latex_column.download_button("Download LaTeX", latex, file_name="opd-results.tex", mime="application/x-tex",
-                                 key="results_tex")
+    markdown_column.download_button(
+        "Download Markdown", markdown, file_name="opd-results.md", mime="text/markdown", key="results_md"
+    )
+    latex_column.download_button(
+        "Download LaTeX", latex, file_name="opd-results.tex", mime="application/x-tex", key="results_tex"
+    )
     with st.expander("Markdown"):
         st.code(markdown, language="markdown")
     with st.expander("LaTeX (booktabs)"):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -30,8 +31,14 @@ LOG_TAIL_LINES = 40
 """Lines of a run folder's log files (metrics.jsonl, *.log) shown on the page."""
 OPEN_SECTIONS = ("what to run", "environment", "optimisation")
 """Config sections shown unfolded: what a researcher checks first."""
-STATUS_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "crashed": "red",
-                 "cancelled": "orange"}
+STATUS_COLORS = {
+    "queued": "gray",
+    "running": "blue",
+    "finished": "green",
+    "failed": "red",
+    "crashed": "red",
+    "cancelled": "orange",
+}
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,9 @@ def _chosen(runs: Sequence[Any]) -> Any:
     """The run named by ?id= (kept in the URL when another run is picked here)."""
     known = [run.id for run in runs]
     wanted = st.query_params.get("id", "")
-    if RUN_KEY not in st.session_state or (wanted.isdigit() and int(wanted) in known
-                                           and int(wanted) != st.session_state[RUN_KEY]):
+    if RUN_KEY not in st.session_state or (
+        wanted.isdigit() and int(wanted) in known and int(wanted) != st.session_state[RUN_KEY]
+    ):
         if wanted and not (wanted.isdigit() and int(wanted) in known):
             st.warning(f"No run with id {wanted!r}; showing the newest run instead.")
         st.session_state[RUN_KEY] = int(wanted) if wanted.isdigit() and int(wanted) in known else known[0]
@@ -92,25 +100,38 @@ def _summary(run: Any) -> None:
     color = STATUS_COLORS.get(run.status, "gray")
     attempt = getattr(run, "attempt", 1) or 1
     st.badge(status_text(run), color=color)
-    facts = [("method", method_label(run.config)), ("suite", run.config.get("suite", "")),
-             ("steps", f"{run.step}/{run.total_steps}" if run.total_steps else "—"), ("attempt", str(attempt)),
-             ("duration", format_duration(duration_seconds(run, _now())) or "—"),
-             ("worker", getattr(run, "worker_host", None) or "—")]
+    facts = [
+        ("method", method_label(run.config)),
+        ("suite", run.config.get("suite", "")),
+        ("steps", f"{run.step}/{run.total_steps}" if run.total_steps else "—"),
+        ("attempt", str(attempt)),
+        ("duration", format_duration(duration_seconds(run, _now())) or "—"),
+        ("worker", getattr(run, "worker_host", None) or "—"),
+    ]
     st.markdown(" · ".join(f"{label} **{value}**" for label, value in facts))
     links = st.container(horizontal=True, gap="medium")
-    links.page_link(navigation.page("compare"), label="Open on Compare", icon=":material/monitoring:",
-                    query_params={"runs": [str(run.id)]})
-    links.page_link(navigation.page("videos"), label="Rollout videos", icon=":material/movie:",
-                    query_params={"runs": [str(run.id)]})
+    links.page_link(
+        navigation.page("compare"),
+        label="Open on Compare",
+        icon=":material/monitoring:",
+        query_params={"runs": [str(run.id)]},
+    )
+    links.page_link(
+        navigation.page("videos"), label="Rollout videos", icon=":material/movie:", query_params={"runs": [str(run.id)]}
+    )
     if getattr(run, "parent_run_id", None) is not None:
-        links.page_link(navigation.page("run"), label=f"Parent run #{run.parent_run_id}",
-                        icon=":material/arrow_upward:", query_params={"id": str(run.parent_run_id)})
+        links.page_link(
+            navigation.page("run"),
+            label=f"Parent run #{run.parent_run_id}",
+            icon=":material/arrow_upward:",
+            query_params={"id": str(run.parent_run_id)},
+        )
     if run.tags or run.notes:
         st.caption(" · ".join(part for part in (", ".join(run.tags), run.notes) if part))
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _failure(run: Any) -> None:
@@ -136,17 +157,25 @@ def run_history(lab: Any, run: Any) -> list[Event]:
         attempt = getattr(run, "attempt", 1) or 1
         events.append(Event(run.started_at, "started", f"attempt {attempt}" + (f" on {host}" if host else "")))
     if run.finished_at is not None:
-        events.append(Event(run.finished_at, run.status, (run.error or "").strip().splitlines()[0][:200]
-                            if run.error else f"at step {run.step}"))
+        events.append(
+            Event(
+                run.finished_at,
+                run.status,
+                (run.error or "").strip().splitlines()[0][:200] if run.error else f"at step {run.step}",
+            )
+        )
     return events
 
 
 def _history(lab: Any, run: Any) -> None:
     st.subheader("Status history")
     events = run_history(lab, run)
-    st.dataframe([{"time": e.at.strftime("%Y-%m-%d %H:%M:%S"), "event": e.kind, "detail": e.message}
-                  for e in events], hide_index=True, key="run_history",
-                 column_config={"detail": st.column_config.TextColumn("detail", width="large")})
+    st.dataframe(
+        [{"time": e.at.strftime("%Y-%m-%d %H:%M:%S"), "event": e.kind, "detail": e.message} for e in events],
+        hide_index=True,
+        key="run_history",
+        column_config={"detail": st.column_config.TextColumn("detail", width="large")},
+    )
     if not callable(getattr(lab, "run_events", None)):
         st.caption("From the run's recorded times (this lab's API keeps no event history).")
 
@@ -157,8 +186,11 @@ def checkpoint_rows(checkpoints: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for checkpoint in sorted(checkpoints, key=lambda c: c.step):
         summary = checkpoint.summary or {}
-        row = {"step": checkpoint.step, "seen success": _number(summary.get("seen_success")),
-               "unseen success": _number(summary.get("unseen_success"))}
+        row = {
+            "step": checkpoint.step,
+            "seen success": _number(summary.get("seen_success")),
+            "unseen success": _number(summary.get("unseen_success")),
+        }
         for task, value in sorted((summary.get("per_task") or {}).items()):
             row[task] = _number(value)
         row["path"] = checkpoint.path
@@ -178,12 +210,23 @@ def checkpoint_figure(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
     for index, column in enumerate(("seen success", "unseen success")):
         points = [(row["step"], row[column]) for row in rows if row[column] is not None]
         if points:
-            figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                                        name=column, line={"color": color_of(index)},
-                                        hovertemplate="step %{x}: %{y:.2f}<extra>" + column + "</extra>"))
-    figure.update_layout(title={"text": title, "x": 0}, height=320, margin={"l": 60, "r": 20, "t": 70, "b": 40},
-                         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-                         hovermode="x unified")
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points],
+                    y=[p[1] for p in points],
+                    mode="lines+markers",
+                    name=column,
+                    line={"color": color_of(index)},
+                    hovertemplate="step %{x}: %{y:.2f}<extra>" + column + "</extra>",
+                )
+            )
+    figure.update_layout(
+        title={"text": title, "x": 0},
+        height=320,
+        margin={"l": 60, "r": 20, "t": 70, "b": 40},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        hovermode="x unified",
+    )
     figure.update_xaxes(title_text="training step")
     figure.update_yaxes(title_text="success rate", range=SUCCESS_RANGE)
     return figure
@@ -197,13 +240,27 @@ def _checkpoints(lab: Any, run: Any) -> None:
         return
     if any(row["seen success"] is not None or row["unseen success"] is not None for row in rows):
         figure = checkpoint_figure(rows, f"Evaluation success of #{run.id}")
-        st.plotly_chart(figure, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
-            **PLOTLY_CONFIG["toImageButtonOptions"], "filename": f"run-{run.id}-evaluations"}}, key="run_chart")
+        st.plotly_chart(
+            figure,
+            config={
+                **PLOTLY_CONFIG,
+                "toImageButtonOptions": {
+                    **PLOTLY_CONFIG["toImageButtonOptions"],
+                    "filename": f"run-{run.id}-evaluations",
+                },
+            },
+            key="run_chart",
+        )
         exports.download_buttons(figure, f"run-{run.id}-evaluations", key="run_chart_export")
     numbers = [key for key in dict.fromkeys(k for row in rows for k in row) if key not in ("step", "path")]
-    st.dataframe(rows, hide_index=True, key="run_checkpoints",
-                 column_config={key: st.column_config.NumberColumn(_task_header(key), format="%.2f", help=key)
-                                for key in numbers})
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="run_checkpoints",
+        column_config={
+            key: st.column_config.NumberColumn(_task_header(key), format="%.2f", help=key) for key in numbers
+        },
+    )
 
 
 def _task_header(key: str) -> str:
@@ -232,8 +289,14 @@ def _config(config: dict[str, Any]) -> None:
         with columns[index % 2].expander(title.capitalize(), expanded=section in OPEN_SECTIONS):
             # st.table wraps long values (task lists, paths) where a dataframe would cut them
             st.table({"value": {name: _shown(value) for name, value in values.items()}})
-    st.download_button("Config (JSON)", json.dumps(config, indent=2), file_name="config.json",
-                       mime="application/json", key="run_config_json", on_click="ignore")
+    st.download_button(
+        "Config (JSON)",
+        json.dumps(config, indent=2),
+        file_name="config.json",
+        mime="application/json",
+        key="run_config_json",
+        on_click="ignore",
+    )
 
 
 def _shown(value: Any) -> str:
@@ -298,10 +361,16 @@ def _files(lab: Any, run: Any) -> None:
     if not folder.is_dir():
         st.caption("The folder does not exist (yet).")
         return
-    rows = [{"file": str(path.relative_to(folder)) + ("/" if path.is_dir() else ""),
-             "size": _size(path), "path": str(path)} for path in sorted(folder.iterdir())]
-    st.dataframe(rows, hide_index=True, key="run_files",
-                 column_config={"path": st.column_config.TextColumn("path", width="large")})
+    rows = [
+        {"file": str(path.relative_to(folder)) + ("/" if path.is_dir() else ""), "size": _size(path), "path": str(path)}
+        for path in sorted(folder.iterdir())
+    ]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="run_files",
+        column_config={"path": st.column_config.TextColumn("path", width="large")},
+    )
     videos = lab.videos(run.id)
     if videos:
         st.caption(f"{len(videos)} rollout videos; newest: `{lab.artifact_path(videos[-1].path)}`")

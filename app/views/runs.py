@@ -12,8 +12,17 @@ import streamlit as st
 
 from app import navigation
 from app.backend import api
-from app.runs_table import (COLUMN_ORDER, LATEST_KEYS, RESUMABLE_STATUSES, STATUSES, any_active, filter_runs,
-                            retry_reasons, run_rows, settings_table)
+from app.runs_table import (
+    COLUMN_ORDER,
+    LATEST_KEYS,
+    RESUMABLE_STATUSES,
+    STATUSES,
+    any_active,
+    filter_runs,
+    retry_reasons,
+    run_rows,
+    settings_table,
+)
 from app.views.common import guarded, labeller, refusal
 from app.views.run import page_url
 
@@ -42,8 +51,9 @@ def _filters(runs: list[Any], sweeps: dict[int, str]) -> dict[str, Any]:
     status = status_column.selectbox("Status", [None, *STATUSES], format_func=lambda s: s or "any", key="runs_status")
     if st.session_state.get("runs_sweep") not in (None, *sweeps):
         st.session_state["runs_sweep"] = None
-    sweep_id = sweep_column.selectbox("Sweep", [None, *sweeps], key="runs_sweep",
-                                      format_func=lambda s: "any" if s is None else f"#{s} {sweeps[s]}")
+    sweep_id = sweep_column.selectbox(
+        "Sweep", [None, *sweeps], key="runs_sweep", format_func=lambda s: "any" if s is None else f"#{s} {sweeps[s]}"
+    )
     if st.session_state.get("runs_tag") not in (None, *tags):
         st.session_state["runs_tag"] = None
     tag = tag_column.selectbox("Tag", [None, *tags], format_func=lambda t: t or "any", key="runs_tag")
@@ -66,18 +76,28 @@ def _table_and_actions() -> None:
         st.info("No runs match these filters." if any(filters.values()) else "No runs yet: launch one.")
         st.page_link(navigation.page("launch"), label="Launch a run", icon=":material/rocket_launch:")
         return
-    rows = run_rows(runs, lab.latest_metrics([run.id for run in runs], LATEST_KEYS), sweeps,
-                    reasons=retry_reasons(lab, runs))
+    rows = run_rows(
+        runs, lab.latest_metrics([run.id for run in runs], LATEST_KEYS), sweeps, reasons=retry_reasons(lab, runs)
+    )
     for row in rows:
         row["page"] = page_url(row["id"])
     ids = [row["id"] for row in rows]
-    st.dataframe(rows, key=TABLE_KEY, on_select=lambda: _table_selected(ids), selection_mode="multi-row",
-                 hide_index=True, column_config=_column_config(), column_order=COLUMN_ORDER, row_height=WRAPPING_ROW,
-                 height=min(len(rows), ROWS_IN_VIEW) * WRAPPING_ROW + 40)
+    st.dataframe(
+        rows,
+        key=TABLE_KEY,
+        on_select=lambda: _table_selected(ids),
+        selection_mode="multi-row",
+        hide_index=True,
+        column_config=_column_config(),
+        column_order=COLUMN_ORDER,
+        row_height=WRAPPING_ROW,
+        height=min(len(rows), ROWS_IN_VIEW) * WRAPPING_ROW + 40,
+    )
     if SELECTION_KEY in st.session_state:  # drop runs that left the list (deleted, filtered out)
         st.session_state[SELECTION_KEY] = [i for i in st.session_state[SELECTION_KEY] if i in ids]
-    selected = st.multiselect("Selected runs (tick rows in the table, or pick here)", ids, key=SELECTION_KEY,
-                              format_func=labeller(runs))
+    selected = st.multiselect(
+        "Selected runs (tick rows in the table, or pick here)", ids, key=SELECTION_KEY, format_func=labeller(runs)
+    )
     _actions([run for run in runs if run.id in selected])
 
 
@@ -90,17 +110,21 @@ def _column_config() -> dict[str, Any]:
     number = st.column_config.NumberColumn
     return {
         "id": number("id", width="small", pinned=True),
-        "page": st.column_config.LinkColumn("page", display_text="open", width="small",
-                                            help="The run's page: config, history, log, checkpoints, files"),
+        "page": st.column_config.LinkColumn(
+            "page", display_text="open", width="small", help="The run's page: config, history, log, checkpoints, files"
+        ),
         "name": st.column_config.TextColumn("name", width="medium"),
         "status": st.column_config.TextColumn("status", width="medium"),
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
-                                                    width="small"),
+        "progress": st.column_config.ProgressColumn(
+            "progress", min_value=0.0, max_value=1.0, format="percent", width="small"
+        ),
         "suite": st.column_config.TextColumn("suite", width="small"),
         "settings": st.column_config.TextColumn(
-            "settings", width="medium",
+            "settings",
+            width="medium",
             help="The settings that differ between the listed runs (all of them: the run's page, or select runs "
-                 "and open 'Settings of the selected runs')"),
+            "and open 'Settings of the selected runs')",
+        ),
         "attempt": number("attempt", width="small", help="How many times the run was queued (resumes, re-queues)"),
         "train success": number("train success", format="%.2f"),
         "seen success": number("seen success", format="%.2f"),
@@ -117,21 +141,46 @@ def _actions(selected: list[Any]) -> None:
         return
     ids = [run.id for run in selected]
     if len(selected) == 1:
-        st.page_link(navigation.page("run"), label=f"Open the page of #{ids[0]} {selected[0].name}",
-                     icon=":material/description:", query_params={"id": str(ids[0])})
+        st.page_link(
+            navigation.page("run"),
+            label=f"Open the page of #{ids[0]} {selected[0].name}",
+            icon=":material/description:",
+            query_params={"id": str(ids[0])},
+        )
     compare, cancel, resume, delete = st.columns(4)
-    compare.page_link(navigation.page("compare"), label=f"Compare {len(ids)} run(s)", icon=":material/monitoring:",
-                      query_params={"runs": [str(i) for i in ids]})
+    compare.page_link(
+        navigation.page("compare"),
+        label=f"Compare {len(ids)} run(s)",
+        icon=":material/monitoring:",
+        query_params={"runs": [str(i) for i in ids]},
+    )
     active = [run.id for run in selected if run.status in ("queued", "running")]
-    cancel.button(f"Cancel {len(active)}", disabled=not active, key="runs_cancel", on_click=_apply,
-                  args=("cancel", active, "Cancel requested for"))
+    cancel.button(
+        f"Cancel {len(active)}",
+        disabled=not active,
+        key="runs_cancel",
+        on_click=_apply,
+        args=("cancel", active, "Cancel requested for"),
+    )
     resumable = [run.id for run in selected if run.status in RESUMABLE_STATUSES]
-    resume.button(f"Resume {len(resumable)}", disabled=not resumable, key="runs_resume", on_click=_apply,
-                  args=("resume", resumable, "Requeued"))
-    confirm = delete.checkbox("Really delete", key="runs_delete_confirm",
-                              help="Deletes the runs with their metrics, checkpoints and videos")
-    delete.button(f"Delete {len(ids)}", disabled=not confirm or bool(active), key="runs_delete", on_click=_apply,
-                  args=("delete", ids, "Deleted"), help="Cancel running runs first" if active else None)
+    resume.button(
+        f"Resume {len(resumable)}",
+        disabled=not resumable,
+        key="runs_resume",
+        on_click=_apply,
+        args=("resume", resumable, "Requeued"),
+    )
+    confirm = delete.checkbox(
+        "Really delete", key="runs_delete_confirm", help="Deletes the runs with their metrics, checkpoints and videos"
+    )
+    delete.button(
+        f"Delete {len(ids)}",
+        disabled=not confirm or bool(active),
+        key="runs_delete",
+        on_click=_apply,
+        args=("delete", ids, "Deleted"),
+        help="Cancel running runs first" if active else None,
+    )
     _tags_and_notes(selected)
     _settings(selected)
     _failures(selected)
@@ -159,10 +208,18 @@ def _tags_and_notes(selected: list[Any]) -> None:
     suffix = "_".join(map(str, ids))
     with st.form("runs_annotate", border=True):
         shared_tags = sorted(set.intersection(*(set(run.tags) for run in selected)))
-        st.text_input("Tags (comma-separated; replaces the selected runs' tags)", ", ".join(shared_tags),
-                      key=f"runs_tags_{suffix}")
-        st.text_area("Notes", selected[0].notes, disabled=len(selected) != 1, key=f"runs_notes_{suffix}",
-                     help="Select one run to edit its notes")
+        st.text_input(
+            "Tags (comma-separated; replaces the selected runs' tags)",
+            ", ".join(shared_tags),
+            key=f"runs_tags_{suffix}",
+        )
+        st.text_area(
+            "Notes",
+            selected[0].notes,
+            disabled=len(selected) != 1,
+            key=f"runs_notes_{suffix}",
+            help="Select one run to edit its notes",
+        )
         st.form_submit_button("Save tags and notes", on_click=_save_annotations, args=(ids, suffix))
 
 

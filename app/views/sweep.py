@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -40,8 +41,9 @@ class SweepPoint:
 def varying_fields(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Config fields whose values differ between the runs (seed included, names and folders not), in config order."""
     names = list(dict.fromkeys(name for config in configs for name in config))
-    return [name for name in names if name not in NOT_SWEPT
-            and len({_hashable(config.get(name)) for config in configs}) > 1]
+    return [
+        name for name in names if name not in NOT_SWEPT and len({_hashable(config.get(name)) for config in configs}) > 1
+    ]
 
 
 def _hashable(value: Any) -> str:
@@ -62,8 +64,9 @@ def reduce_series(values: np.ndarray, how: str) -> float | None:
     raise ValueError(f"unknown aggregate {how!r}: use one of {', '.join(AGGREGATES)}")
 
 
-def sweep_points(runs: Sequence[Any], series: Mapping[int, Mapping[str, Any]], key: str, how: str,
-                 fields: Sequence[str]) -> list[SweepPoint]:
+def sweep_points(
+    runs: Sequence[Any], series: Mapping[int, Mapping[str, Any]], key: str, how: str, fields: Sequence[str]
+) -> list[SweepPoint]:
     """One point per run that logged `key`, in the runs' order."""
     points = []
     for run in runs:
@@ -102,26 +105,47 @@ def scatter_figure(points: Sequence[SweepPoint], field: str, key: str, how: str)
     offsets = {seed: (i - (len(seeds) - 1) / 2) * 0.06 for i, seed in enumerate(seeds)}
     for index, seed in enumerate(seeds):
         members = [p for p in points if p.fields.get("seed") == seed]
-        figure.add_trace(go.Scatter(
-            x=[order.index(_label(p.fields.get(field))) + offsets[seed] for p in members],
-            y=[p.value for p in members], mode="markers", name=f"seed {seed}" if seed is not None else "runs",
-            legendgroup="runs", marker={"size": 9, "color": color_of(index), "opacity": 0.8},
-            customdata=[[p.run_id, p.name, _label(p.fields.get(field))] for p in members],
-            hovertemplate=f"{field}=%{{customdata[2]}}: %{{y:.3f}}<br>#%{{customdata[0]}} %{{customdata[1]}}"
-                          "<extra></extra>"))
+        figure.add_trace(
+            go.Scatter(
+                x=[order.index(_label(p.fields.get(field))) + offsets[seed] for p in members],
+                y=[p.value for p in members],
+                mode="markers",
+                name=f"seed {seed}" if seed is not None else "runs",
+                legendgroup="runs",
+                marker={"size": 9, "color": color_of(index), "opacity": 0.8},
+                customdata=[[p.run_id, p.name, _label(p.fields.get(field))] for p in members],
+                hovertemplate=f"{field}=%{{customdata[2]}}: %{{y:.3f}}<br>#%{{customdata[0]}} %{{customdata[1]}}"
+                "<extra></extra>",
+            )
+        )
     means = [float(np.mean([p.value for p in points if _label(p.fields.get(field)) == value])) for value in order]
     counts = [sum(_label(p.fields.get(field)) == value for p in points) for value in order]
-    figure.add_trace(go.Scatter(
-        x=list(range(len(order))), y=means, mode="lines+markers", name="mean",
-        line={"color": "#222", "width": 1.5, "dash": "dot"},
-        marker={"symbol": "line-ew-open", "size": 26, "line": {"width": 3, "color": "#222"}},
-        customdata=list(zip(order, counts)),
-        hovertemplate=f"{field}=%{{customdata[0]}}: mean %{{y:.3f}} of %{{customdata[1]}} runs<extra></extra>"))
-    figure.update_layout(title={"text": f"{key} against {field}", "x": 0}, height=420,
-                         margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                         legend={"x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"}, hovermode="closest")
-    figure.update_xaxes(title_text=field, tickmode="array", tickvals=list(range(len(order))), ticktext=order,
-                        range=[-0.5, len(order) - 0.5])
+    figure.add_trace(
+        go.Scatter(
+            x=list(range(len(order))),
+            y=means,
+            mode="lines+markers",
+            name="mean",
+            line={"color": "#222", "width": 1.5, "dash": "dot"},
+            marker={"symbol": "line-ew-open", "size": 26, "line": {"width": 3, "color": "#222"}},
+            customdata=list(zip(order, counts)),
+            hovertemplate=f"{field}=%{{customdata[0]}}: mean %{{y:.3f}} of %{{customdata[1]}} runs<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title={"text": f"{key} against {field}", "x": 0},
+        height=420,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        legend={"x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
+        hovermode="closest",
+    )
+    figure.update_xaxes(
+        title_text=field,
+        tickmode="array",
+        tickvals=list(range(len(order))),
+        ticktext=order,
+        range=[-0.5, len(order) - 0.5],
+    )
     figure.update_yaxes(title_text=axis_title(key, how), **({"range": SUCCESS_RANGE} if is_success_key(key) else {}))
     return figure
 
@@ -138,16 +162,30 @@ def parallel_figure(points: Sequence[SweepPoint], fields: Sequence[str], key: st
             dimensions.append({"label": field, "values": [float(v) for v in raw], **ticks})
         else:
             order = _ordered_values(raw)
-            dimensions.append({"label": field, "values": [order.index(_label(v)) for v in raw],
-                               "tickvals": list(range(len(order))), "ticktext": order})
+            dimensions.append(
+                {
+                    "label": field,
+                    "values": [order.index(_label(v)) for v in raw],
+                    "tickvals": list(range(len(order))),
+                    "ticktext": order,
+                }
+            )
     values = [p.value for p in points]
-    dimensions.append({"label": key, "values": values,
-                       **({"range": [0.0, 1.0]} if is_success_key(key) else {})})
+    dimensions.append({"label": key, "values": values, **({"range": [0.0, 1.0]} if is_success_key(key) else {})})
     # the metric's own axis reads the colour: no colour bar to crowd the last axis
-    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": values, "colorscale": "Viridis"},
-                                    labelfont={"size": 13}, tickfont={"size": 11}))
-    figure.update_layout(title={"text": f"{axis_title(key, how)} over the varying fields", "x": 0}, height=420,
-                         margin={"l": 60, "r": 60, "t": 90, "b": 30})
+    figure = go.Figure(
+        go.Parcoords(
+            dimensions=dimensions,
+            line={"color": values, "colorscale": "Viridis"},
+            labelfont={"size": 13},
+            tickfont={"size": 11},
+        )
+    )
+    figure.update_layout(
+        title={"text": f"{axis_title(key, how)} over the varying fields", "x": 0},
+        height=420,
+        margin={"l": 60, "r": 60, "t": 90, "b": 30},
+    )
     return figure
 
 
@@ -155,8 +193,10 @@ def parallel_figure(points: Sequence[SweepPoint], fields: Sequence[str], key: st
 @guarded
 def render() -> None:
     st.title("Sweep")
-    st.caption("The final (or best) value of a metric against a swept setting: one point per run (per seed), "
-               "the mean of each value marked; parallel coordinates show every setting that varies at once.")
+    st.caption(
+        "The final (or best) value of a metric against a swept setting: one point per run (per seed), "
+        "the mean of each value marked; parallel coordinates show every setting that varies at once."
+    )
     lab = api()
     runs = [run for run in lab.list_runs() if run.status != "queued"]
     if not runs:
@@ -184,26 +224,39 @@ def render() -> None:
     key_column, how_column, field_column = st.columns([3, 2, 2])
     key = key_column.selectbox("Metric", keys, index=keys.index(default_key), key="sweep_key")
     how = how_column.radio("Value", list(AGGREGATES), format_func=AGGREGATES.get, key="sweep_how")
-    field = field_column.selectbox("Setting (x axis)", fields, index=fields.index(default_field),
-                                   key="sweep_field")
+    field = field_column.selectbox("Setting (x axis)", fields, index=fields.index(default_field), key="sweep_field")
     points = sweep_points(chosen, lab.metrics([run.id for run in chosen], [key]), key, how, fields)
     if not points:
         st.info(f"None of these runs has logged {key} yet.")
         return
     scatter = scatter_figure(points, field, key, how)
-    st.plotly_chart(scatter, config={**PLOTLY_CONFIG, "toImageButtonOptions": {
-        **PLOTLY_CONFIG["toImageButtonOptions"], "filename": "sweep-scatter"}}, key="sweep_scatter")
+    st.plotly_chart(
+        scatter,
+        config={
+            **PLOTLY_CONFIG,
+            "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": "sweep-scatter"},
+        },
+        key="sweep_scatter",
+    )
     exports.download_buttons(scatter, "sweep-scatter", key="sweep_scatter_export")
     if len(fields) > 1:
         parallel = parallel_figure(points, fields, key, how)
         st.plotly_chart(parallel, config=PLOTLY_CONFIG, key="sweep_parallel")
         exports.download_buttons(parallel, "sweep-parallel", key="sweep_parallel_export")
-    st.dataframe([{"run": page_url(p.run_id), "name": p.name, key: p.value,
-                   **{f: _label(p.fields[f]) for f in fields}} for p in points],
-                 hide_index=True, key="sweep_table",
-                 column_config={"run": st.column_config.LinkColumn("run", display_text=r"run\?id=(\d+)",
-                                                                   help="The run's id: open its page", width="small"),
-                                key: st.column_config.NumberColumn(key, format="%.3f")})
+    st.dataframe(
+        [
+            {"run": page_url(p.run_id), "name": p.name, key: p.value, **{f: _label(p.fields[f]) for f in fields}}
+            for p in points
+        ],
+        hide_index=True,
+        key="sweep_table",
+        column_config={
+            "run": st.column_config.LinkColumn(
+                "run", display_text=r"run\?id=(\d+)", help="The run's id: open its page", width="small"
+            ),
+            key: st.column_config.NumberColumn(key, format="%.3f"),
+        },
+    )
 
 
 def _choose_runs(runs: Sequence[Any], known: list[int], sweeps: Sequence[Any]) -> None:
@@ -218,12 +271,19 @@ def _choose_runs(runs: Sequence[Any], known: list[int], sweeps: Sequence[Any]) -
     if st.session_state.get("sweep_id") not in names:  # a sweep whose runs were all deleted meanwhile
         st.session_state["sweep_id"] = None
     st.session_state["sweep_runs"] = [i for i in st.session_state["sweep_runs"] if i in known]
-    st.selectbox("Sweep", [None, *names], key="sweep_id", on_change=_sweep_chosen, args=(sweeps, known),
-                 format_func=lambda i: "(pick runs below)" if i is None else f"#{i} {names[i]}")
+    st.selectbox(
+        "Sweep",
+        [None, *names],
+        key="sweep_id",
+        on_change=_sweep_chosen,
+        args=(sweeps, known),
+        format_func=lambda i: "(pick runs below)" if i is None else f"#{i} {names[i]}",
+    )
     count = len(st.session_state["sweep_runs"])
     with st.expander(f"Runs ({count} selected)", expanded=st.session_state["sweep_id"] is None):
-        st.multiselect("Runs", known, key="sweep_runs", format_func=labeller(runs),
-                       on_change=query_writer("sweep_runs", "runs"))
+        st.multiselect(
+            "Runs", known, key="sweep_runs", format_func=labeller(runs), on_change=query_writer("sweep_runs", "runs")
+        )
 
 
 def _sweep_chosen(sweeps: Sequence[Any], known: list[int]) -> None:

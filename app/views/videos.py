@@ -6,8 +6,9 @@ each player carries the episode's outcome as a badge (✓ success in green, ✗ 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -53,8 +54,9 @@ def render() -> None:
     if "videos_runs" not in st.session_state:
         st.session_state["videos_runs"] = ids_from_query("runs", known) or _newest_with_videos(lab, known)
     st.session_state["videos_runs"] = [i for i in st.session_state["videos_runs"] if i in known]
-    chosen = st.multiselect("Runs", known, key="videos_runs", format_func=labeller(runs),
-                            on_change=query_writer("videos_runs", "runs"))
+    chosen = st.multiselect(
+        "Runs", known, key="videos_runs", format_func=labeller(runs), on_change=query_writer("videos_runs", "runs")
+    )
     if not chosen:
         st.info("Pick runs to watch their rollouts side by side.")
         return
@@ -68,12 +70,16 @@ def render() -> None:
         st.session_state["videos_step"] = int(wanted) if wanted.isdigit() and int(wanted) in steps else steps[-1]
     step_column, layout_column = st.columns([3, 2])
     with step_column:
-        step = st.select_slider("Checkpoint step (drives every player)", steps, key="videos_step",
-                                on_change=query_writer("videos_step", "step"))
-    layout = layout_column.radio("Layout", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True,
-                                 key="videos_layout")
-    autoplay = layout_column.toggle("Play all together", key="videos_autoplay",
-                                    help="Start every player at once, muted, looping")
+        step = st.select_slider(
+            "Checkpoint step (drives every player)",
+            steps,
+            key="videos_step",
+            on_change=query_writer("videos_step", "step"),
+        )
+    layout = layout_column.radio("Layout", list(LAYOUTS), format_func=LAYOUTS.get, horizontal=True, key="videos_layout")
+    autoplay = layout_column.toggle(
+        "Play all together", key="videos_autoplay", help="Start every player at once, muted, looping"
+    )
     tasks = grid_tasks(videos, step)
     kept = [t for t in st.session_state.get("videos_tasks", []) if t in tasks]
     st.session_state["videos_tasks"] = kept or tasks[:2]
@@ -92,8 +98,14 @@ def _newest_with_videos(lab: Any, known: list[int]) -> list[int]:
     return found or known[:1]
 
 
-def _grid(runs: Sequence[Any], videos: Mapping[int, Sequence[Any]], step: int, tasks: Sequence[str], layout: str,
-          autoplay: bool) -> None:
+def _grid(
+    runs: Sequence[Any],
+    videos: Mapping[int, Sequence[Any]],
+    step: int,
+    tasks: Sequence[str],
+    layout: str,
+    autoplay: bool,
+) -> None:
     if not tasks:
         st.info("Pick one or more tasks.")
         return

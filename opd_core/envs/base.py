@@ -8,8 +8,9 @@ training loop and the evaluation ask about. This module imports nothing else of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -32,9 +33,13 @@ class Observation:
     def __len__(self) -> int:
         return len(self.instructions)
 
-    def take(self, index: np.ndarray) -> "Observation":
-        return Observation(self.image[index], self.proprio[index], [self.instructions[i] for i in index],
-                           None if self.state is None else self.state[index])
+    def take(self, index: np.ndarray) -> Observation:
+        return Observation(
+            self.image[index],
+            self.proprio[index],
+            [self.instructions[i] for i in index],
+            None if self.state is None else self.state[index],
+        )
 
     def frame(self, index: int) -> np.ndarray:
         """What a rollout video shows of environment `index` (uint8 [H, W, 3])."""

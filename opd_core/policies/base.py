@@ -34,8 +34,9 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, chunk_size * 7, 256] (see the class docstring)."""
 
-    def sample(self, obs: Observation, temperature: float,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, obs: Observation, temperature: float, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(bins [B, chunk*7], their log-probs at `temperature`, logits at temperature 1 [B, chunk*7, 256])."""
         logits = self(obs).float()
         bins, logp = sample_bins(logits, temperature, generator)
@@ -48,12 +49,12 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
     @classmethod
     def build(cls, arch: dict[str, Any], tokenizer: ActionTokenizer) -> Policy:
         """A fresh policy of this kind from its `arch_config()` and action tokenizer."""
-        raise NotImplementedError(f"{cls.kind or cls.__name__} policies are loaded from a checkpoint, "
-                                  "not built from scratch")
+        raise NotImplementedError(
+            f"{cls.kind or cls.__name__} policies are loaded from a checkpoint, not built from scratch"
+        )
 
     @classmethod
-    def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer,
-                        device: str) -> Policy:
+    def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer, device: str) -> Policy:
         """Restore from an OPD checkpoint folder (default: `build`, move to `device`, `load_weights`)."""
         policy = cls.build(arch, tokenizer).to(device)
         policy.load_weights(directory)
@@ -76,8 +77,9 @@ class Policy(torch.nn.Module, metaclass=abc.ABCMeta):
         self.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(self.device)))
 
 
-def sample_bins(logits: torch.Tensor, temperature: float,
-                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_bins(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One bin per dimension at `temperature` (0 = argmax); returns (bins [B, D], their log-probs).
 
     Raises FloatingPointError when sampling meets non-finite logits (a diverged policy)."""

@@ -12,7 +12,7 @@ the uncached loop, so the two give the same bins for the same generator.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -57,10 +57,15 @@ def full_sequence(model, inputs: dict[str, torch.Tensor], appended: torch.Tensor
 
 
 @torch.no_grad()
-def sample_with_cache(model, inputs: dict[str, torch.Tensor], dims: int,
-                      to_bins: Callable[[torch.Tensor], torch.Tensor], to_ids: Callable[[torch.Tensor], torch.Tensor],
-                      temperature: float, generator: torch.Generator | None,
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def sample_with_cache(
+    model,
+    inputs: dict[str, torch.Tensor],
+    dims: int,
+    to_bins: Callable[[torch.Tensor], torch.Tensor],
+    to_ids: Callable[[torch.Tensor], torch.Tensor],
+    temperature: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Sample `dims` action tokens for every query of `inputs`: bins [B, dims], log-probs [B, dims] and bin logits
     [B, dims, 256]. `to_bins` maps vocabulary logits to bin logits, `to_ids` bins to token ids. Returns None when
     the model keeps no cache (e.g. gradient checkpointing in training mode), so the caller decodes without one."""
@@ -82,8 +87,13 @@ def sample_with_cache(model, inputs: dict[str, torch.Tensor], dims: int,
         if d == dims - 1:
             break
         mask = torch.cat([mask, torch.ones_like(bins)], dim=1)
-        out = model(input_ids=to_ids(bins), attention_mask=mask, position_ids=next_position, past_key_values=cache,
-                    use_cache=True)
+        out = model(
+            input_ids=to_ids(bins),
+            attention_mask=mask,
+            position_ids=next_position,
+            past_key_values=cache,
+            use_cache=True,
+        )
         cache = out.past_key_values
         next_position = next_position + 1
         logits = to_bins(out.logits[:, -1:])

@@ -58,7 +58,7 @@ class HFVLASettings:
     """LoRA runs: the frozen base the adapters apply to (recorded for exact resume)."""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HFVLASettings":
+    def from_dict(cls, data: dict[str, Any]) -> HFVLASettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -104,8 +104,9 @@ def read_action_statistics(model_dir: Path, unnorm_key: str) -> ActionTokenizer:
         raise CheckpointError(f"unnorm_key {unnorm_key!r} not in {model_dir}; choose one of {sorted(stats)}")
     action = stats[unnorm_key]["action"]
     mask = action.get("mask")
-    return ActionTokenizer(tuple(action["q01"]), tuple(action["q99"]), NUM_BINS,
-                           tuple(bool(m) for m in mask) if mask is not None else None)
+    return ActionTokenizer(
+        tuple(action["q01"]), tuple(action["q99"]), NUM_BINS, tuple(bool(m) for m in mask) if mask is not None else None
+    )
 
 
 class TransformersVLA(Policy):
@@ -129,7 +130,7 @@ class TransformersVLA(Policy):
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, settings: HFVLASettings, device: str = "cpu") -> "TransformersVLA":
+    def from_pretrained(cls, model_dir: str | Path, settings: HFVLASettings, device: str = "cpu") -> TransformersVLA:
         from transformers import AutoProcessor
 
         model_dir = Path(model_dir)
@@ -140,8 +141,9 @@ class TransformersVLA(Policy):
         dtype = _torch_dtype(settings.dtype, device)
         try:
             model = _load_model(model_dir, settings, dtype)
-            processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True,
-                                                      trust_remote_code=settings.trust_remote_code)
+            processor = AutoProcessor.from_pretrained(
+                model_dir, local_files_only=True, trust_remote_code=settings.trust_remote_code
+            )
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"cannot load a transformers VLA from {model_dir}: {exc}") from exc
         policy = cls(model.to(device), processor, tokenizer, settings)
@@ -156,8 +158,12 @@ class TransformersVLA(Policy):
 
             if not self.settings.base_model_dir:
                 self.settings.base_model_dir = self.settings.model_dir
-            lora = LoraConfig(r=self.settings.lora_rank, lora_alpha=2 * self.settings.lora_rank,
-                              target_modules=self.settings.lora_target, lora_dropout=0.0)
+            lora = LoraConfig(
+                r=self.settings.lora_rank,
+                lora_alpha=2 * self.settings.lora_rank,
+                target_modules=self.settings.lora_target,
+                lora_dropout=0.0,
+            )
             self.model = get_peft_model(self.model, lora)
 
     def arch_config(self) -> dict[str, Any]:
@@ -206,7 +212,7 @@ class TransformersVLA(Policy):
 
     def _bin_logits(self, token_logits: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits [..., V] -> bin logits [..., 256] (bin b is id end-1-b)."""
-        return token_logits[..., self.action_end - NUM_BINS: self.action_end].flip(-1).float()
+        return token_logits[..., self.action_end - NUM_BINS : self.action_end].flip(-1).float()
 
     def _score(self, inputs: dict[str, torch.Tensor], appended: torch.Tensor) -> torch.Tensor:
         """Bin logits [B, n(+1), 256]: parallel decoding reads the n appended placeholders; autoregressive
@@ -215,8 +221,8 @@ class TransformersVLA(Policy):
         n = appended.shape[1]
         prompt_len = inputs["input_ids"].shape[1]
         if self.settings.decoding == "parallel":
-            return self._bin_logits(out.logits[:, prompt_len: prompt_len + n])
-        return self._bin_logits(out.logits[:, prompt_len - 1: prompt_len + n])
+            return self._bin_logits(out.logits[:, prompt_len : prompt_len + n])
+        return self._bin_logits(out.logits[:, prompt_len - 1 : prompt_len + n])
 
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:
         def score(index, part):
@@ -262,8 +268,9 @@ class TransformersVLA(Policy):
         inputs = self._inputs(obs)
         dims = self.chunk_size * ACTION_DIM
         if self._uses_cache():
-            cached = sample_with_cache(self.model, inputs, dims, self._bin_logits, self._action_ids, temperature,
-                                       generator)
+            cached = sample_with_cache(
+                self.model, inputs, dims, self._bin_logits, self._action_ids, temperature, generator
+            )
             if cached is not None:
                 return cached
         chosen = torch.zeros(len(obs), 0, dtype=torch.long, device=self.device)
@@ -307,8 +314,9 @@ class TransformersVLA(Policy):
                 shutil.copy(module, target / module.name)
 
     @classmethod
-    def from_checkpoint(cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer,
-                        device: str) -> "TransformersVLA":
+    def from_checkpoint(
+        cls, directory: Path, arch: dict[str, Any], tokenizer: ActionTokenizer, device: str
+    ) -> TransformersVLA:
         settings = HFVLASettings.from_dict(arch)
         adapter = directory / "lora_adapter"
         if settings.lora_rank > 0 and adapter.is_dir() and Path(settings.base_model_dir).is_dir():

@@ -79,8 +79,9 @@ class SmallVLA(Policy):
         self.keypoints = SpatialSoftmax()
         self.proprio = nn.Sequential(nn.Linear(config.proprio_dim, 64), nn.ReLU())
         fused = 2 * c + c + 64 + config.text_dim
-        self.trunk = nn.Sequential(nn.Linear(fused, config.hidden), nn.ReLU(),
-                                   nn.Linear(config.hidden, config.hidden), nn.ReLU())
+        self.trunk = nn.Sequential(
+            nn.Linear(fused, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.hidden), nn.ReLU()
+        )
         self.head = nn.Linear(config.hidden, config.action_dim * config.num_bins)
         size = config.input_size
         grid = torch.linspace(-1, 1, size)
@@ -111,8 +112,11 @@ class SmallVLA(Policy):
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         size = self.config.input_size
         if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] % size == 0 else \
-                F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            x = (
+                F.interpolate(x, size=(size, size), mode="area")
+                if x.shape[-1] % size == 0
+                else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            )
         return torch.cat([x - 0.5, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
 
     def forward(self, obs: Observation, actions: torch.Tensor | None = None) -> torch.Tensor:

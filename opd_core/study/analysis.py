@@ -24,9 +24,15 @@ from opd_core.sinks import read_metrics
 from opd_core.study.plan import RunSpec, TaskGroups
 from opd_core.study.presets import METHOD_LABELS
 
-TRAIN_KEYS = {"train_success": "train/success", "entropy": "train/entropy",
-              "teacher_entropy": "train/teacher_entropy", "reverse_kl": "train/reverse_kl",
-              "forward_kl": "train/forward_kl", "loss": "train/loss", "phase_grpo": "train/phase_grpo"}
+TRAIN_KEYS = {
+    "train_success": "train/success",
+    "entropy": "train/entropy",
+    "teacher_entropy": "train/teacher_entropy",
+    "reverse_kl": "train/reverse_kl",
+    "forward_kl": "train/forward_kl",
+    "loss": "train/loss",
+    "phase_grpo": "train/phase_grpo",
+}
 REACH_FRACTION = 0.9
 TRAIN_WINDOW = 3
 FINAL_ENTROPY_WINDOW = 3
@@ -37,7 +43,7 @@ DEFINITIONS = {
     "steps_to_90_eval": "first evaluated step with seen success >= 0.9 x teacher greedy seen success (null: never)",
     "steps_to_90_train": "first step with trailing 3-step mean training success >= 0.9 x teacher sampled success",
     "entropy": "mean per-dimension action entropy (nats) on the policy's own rollout states; start = step 1, "
-               "final = mean of the last 3 steps",
+    "final = mean of the last 3 steps",
     "unseen_success": "greedy success on the held-out compositions (unseen suite)",
     "pretrain_success": "greedy success on a few of the base's pre-training tasks (retention)",
     "seconds_per_step": "median wall seconds per training step (rollout + labeling + update; eval excluded)",
@@ -58,17 +64,21 @@ def read_run(folder: Path, groups: TaskGroups) -> dict:
             eval_rows.setdefault(step, {}).update(row)
     steps = sorted(train_rows)
     eval_steps = sorted(eval_rows)
-    per_task = {task: [_num(eval_rows[s].get(f"eval/success/{task}")) for s in eval_steps]
-                for task in [*groups.seen, *groups.unseen]}
+    per_task = {
+        task: [_num(eval_rows[s].get(f"eval/success/{task}")) for s in eval_steps]
+        for task in [*groups.seen, *groups.unseen]
+    }
     step_seconds = [_num(train_rows[s].get("time/step_seconds")) for s in steps]
     return {
         "folder": str(folder),
         "steps": steps,
         "train": {name: [_num(train_rows[s].get(key)) for s in steps] for name, key in TRAIN_KEYS.items()},
         "eval_steps": eval_steps,
-        "eval": {"seen_success": _group_mean(per_task, groups.seen, len(eval_steps)),
-                 "unseen_success": _group_mean(per_task, groups.held_out, len(eval_steps)),
-                 "pretrain_success": _group_mean(per_task, groups.retention, len(eval_steps))},
+        "eval": {
+            "seen_success": _group_mean(per_task, groups.seen, len(eval_steps)),
+            "unseen_success": _group_mean(per_task, groups.held_out, len(eval_steps)),
+            "pretrain_success": _group_mean(per_task, groups.retention, len(eval_steps)),
+        },
         "per_task": per_task,
         "seconds_per_step": float(np.nanmedian(step_seconds)) if step_seconds else math.nan,
         "wall_seconds": _num(train_rows[steps[-1]].get("time/wall_seconds")) if steps else math.nan,
@@ -84,7 +94,7 @@ def _group_mean(per_task: dict[str, list[float]], tasks: list[str], length: int)
 def first_reach(steps: list[int], values: list[float], threshold: float, window: int = 1) -> int | None:
     """The first step whose trailing `window` mean reaches `threshold`, or None."""
     for i, step in enumerate(steps):
-        recent = [v for v in values[max(0, i - window + 1): i + 1] if not math.isnan(v)]
+        recent = [v for v in values[max(0, i - window + 1) : i + 1] if not math.isnan(v)]
         if recent and np.mean(recent) >= threshold - 1e-9:
             return step
     return None
@@ -96,8 +106,12 @@ def aggregate(values: list[float | None]) -> dict:
     clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     out = {"values": [_json(v) for v in values], "n": len(clean)}
     if clean:
-        out.update(mean=float(np.mean(clean)), std=float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0,
-                   min=float(np.min(clean)), max=float(np.max(clean)))
+        out.update(
+            mean=float(np.mean(clean)),
+            std=float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0,
+            min=float(np.min(clean)),
+            max=float(np.max(clean)),
+        )
     else:
         out.update(mean=None, std=None, min=None, max=None)
     return out
@@ -110,8 +124,9 @@ def aggregate_curves(step_lists: list[list[int]], series: list[dict[str, list[fl
     common = sorted(set(step_lists[0]).intersection(*map(set, step_lists[1:])))
     out: dict = {"step": common}
     for name in series[0]:
-        stacked = np.array([[run[name][steps.index(s)] for s in common] for steps, run in zip(step_lists, series)],
-                           dtype=float).reshape(len(series), len(common))
+        stacked = np.array(
+            [[run[name][steps.index(s)] for s in common] for steps, run in zip(step_lists, series)], dtype=float
+        ).reshape(len(series), len(common))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(stacked, axis=0) if len(common) else np.array([])
@@ -120,9 +135,17 @@ def aggregate_curves(step_lists: list[list[int]], series: list[dict[str, list[fl
     return out
 
 
-def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teacher: dict, total_steps: int,
-                     pipeline: str, switch_step: int | None, fractions: tuple[float, ...] = (REACH_FRACTION,),
-                     extended: bool = False) -> dict:
+def summarize_method(
+    method: str,
+    specs: list[RunSpec],
+    runs: list[dict],
+    teacher: dict,
+    total_steps: int,
+    pipeline: str,
+    switch_step: int | None,
+    fractions: tuple[float, ...] = (REACH_FRACTION,),
+    extended: bool = False,
+) -> dict:
     """One method over its seeds. `total_steps`: the nominal run length (the final row is the checkpoint there);
     `extended`: its runs may have continued past it (Figure 2's extension), which only the step counts use."""
     reach = {_fraction_key(f): _reach_at(f, runs, teacher) for f in sorted({*fractions, REACH_FRACTION})}
@@ -132,13 +155,21 @@ def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teache
         row["censored_at"] = censored_at
         row["lengths"] = lengths
     full_runs, runs = runs, [_truncate(r, total_steps) for r in runs]  # Table 2's row: the nominal checkpoint
-    final = {key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
-             for key in ("seen_success", "unseen_success", "pretrain_success")}
+    final = {
+        key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
+        for key in ("seen_success", "unseen_success", "pretrain_success")
+    }
     final["entropy_start"] = aggregate([r["train"]["entropy"][0] if r["steps"] else None for r in runs])
     final["entropy"] = aggregate([_tail_mean(r["train"]["entropy"]) for r in runs])
     final["teacher_entropy_on_student_states"] = aggregate([_tail_mean(r["train"]["teacher_entropy"]) for r in runs])
-    per_task = {task: aggregate([r["per_task"][task][-1] if r["per_task"][task] else None for r in runs])
-                for task in runs[0]["per_task"]} if runs else {}
+    per_task = (
+        {
+            task: aggregate([r["per_task"][task][-1] if r["per_task"][task] else None for r in runs])
+            for task in runs[0]["per_task"]
+        }
+        if runs
+        else {}
+    )
     return {
         "label": METHOD_LABELS.get(method, _ablation_label(method)),
         "pipeline": pipeline,
@@ -149,9 +180,10 @@ def summarize_method(method: str, specs: list[RunSpec], runs: list[dict], teache
         "total_steps": total_steps,
         "grpo_from_step": switch_step,
         "curves": aggregate_curves([r["steps"] for r in full_runs], [r["train"] for r in full_runs]),
-        "eval_curves": aggregate_curves([r["eval_steps"] for r in full_runs],
-                                        [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}}
-                                         for r in full_runs]),
+        "eval_curves": aggregate_curves(
+            [r["eval_steps"] for r in full_runs],
+            [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}} for r in full_runs],
+        ),
         "steps_to_90": reach[_fraction_key(REACH_FRACTION)],
         "steps_to": reach,
         "extended": extended,
@@ -171,13 +203,21 @@ def _reach_at(fraction: float, runs: list[dict], teacher: dict) -> dict:
     eval_threshold = fraction * teacher["seen_success"]
     train_threshold = fraction * teacher["sampled_success"]
     # a teacher at 0% makes "90% of the teacher" meaningless: no step is reported then
-    reach_eval = [first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0
-                  else None for r in runs]
-    reach_train = [first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
-                   if train_threshold > 0 else None for r in runs]
-    return {"fraction": fraction,
-            "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
-            "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0}}
+    reach_eval = [
+        first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0 else None
+        for r in runs
+    ]
+    reach_train = [
+        first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
+        if train_threshold > 0
+        else None
+        for r in runs
+    ]
+    return {
+        "fraction": fraction,
+        "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
+        "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0},
+    }
 
 
 def _truncate(run: dict, last_step: int) -> dict:
@@ -186,9 +226,14 @@ def _truncate(run: dict, last_step: int) -> dict:
     keep_eval = sum(step <= last_step for step in run["eval_steps"])
     if keep == len(run["steps"]) and keep_eval == len(run["eval_steps"]):
         return run
-    return {**run, "steps": run["steps"][:keep], "train": {k: v[:keep] for k, v in run["train"].items()},
-            "eval_steps": run["eval_steps"][:keep_eval], "eval": {k: v[:keep_eval] for k, v in run["eval"].items()},
-            "per_task": {k: v[:keep_eval] for k, v in run["per_task"].items()}}
+    return {
+        **run,
+        "steps": run["steps"][:keep],
+        "train": {k: v[:keep] for k, v in run["train"].items()},
+        "eval_steps": run["eval_steps"][:keep_eval],
+        "eval": {k: v[:keep_eval] for k, v in run["eval"].items()},
+        "per_task": {k: v[:keep_eval] for k, v in run["per_task"].items()},
+    }
 
 
 def _ablation_label(method: str) -> str:
@@ -197,9 +242,13 @@ def _ablation_label(method: str) -> str:
 
 def _reach(values: list[int | None]) -> dict:
     reached = [v for v in values if v is not None]
-    return {"values": values, "reached": len(reached), "of": len(values),
-            "mean": float(np.mean(reached)) if reached else None,
-            "max": max(reached) if reached else None}
+    return {
+        "values": values,
+        "reached": len(reached),
+        "of": len(values),
+        "mean": float(np.mean(reached)) if reached else None,
+        "max": max(reached) if reached else None,
+    }
 
 
 def _tail_mean(values: list[float]) -> float | None:
@@ -212,8 +261,14 @@ BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 
-def speedups(methods: dict, fractions: tuple[float, ...], nominal_steps: int, *, distill: str = "reverse_kl",
-             others: tuple[str, ...] = ("grpo",)) -> list[dict]:
+def speedups(
+    methods: dict,
+    fractions: tuple[float, ...],
+    nominal_steps: int,
+    *,
+    distill: str = "reverse_kl",
+    others: tuple[str, ...] = ("grpo",),
+) -> list[dict]:
     """Figure 2's ratio: (other method's steps) / (distillation's steps) to each fraction of the teacher (eval),
     seeds paired by index, with a percentile bootstrap interval over seeds. A seed of the other method that never
     got there counts at its run length (`censored_at`), so the ratio is then a lower bound; a distillation seed that
@@ -228,10 +283,20 @@ def speedups(methods: dict, fractions: tuple[float, ...], nominal_steps: int, *,
             d_reach, o_reach = methods[distill]["steps_to"][key], methods[other]["steps_to"][key]
             d, o = d_reach["eval"]["values"], o_reach["eval"]["values"]
             censored_at = o_reach["censored_at"]
-            row = {"method": other, "distill": distill, "fraction": fraction, "distill_steps": d, "steps": o,
-                   "censored_at": censored_at, "reached": sum(v is not None for v in o), "of": len(o),
-                   "ratio": None, "interval": None, "lower_bound": None in o,
-                   "defined": bool(d) and None not in d and sum(d) > 0}  # reached at step 0 in every seed: 0/0
+            row = {
+                "method": other,
+                "distill": distill,
+                "fraction": fraction,
+                "distill_steps": d,
+                "steps": o,
+                "censored_at": censored_at,
+                "reached": sum(v is not None for v in o),
+                "of": len(o),
+                "ratio": None,
+                "interval": None,
+                "lower_bound": None in o,
+                "defined": bool(d) and None not in d and sum(d) > 0,
+            }  # reached at step 0 in every seed: 0/0
             if row["defined"] and d_reach["eval"]["defined"] and len(d) == len(o):
                 filled = np.array([censored_at if v is None else v for v in o], dtype=float)
                 base = np.array(d, dtype=float)
@@ -241,9 +306,14 @@ def speedups(methods: dict, fractions: tuple[float, ...], nominal_steps: int, *,
                 ratios = filled[picks].mean(axis=1) / base[picks].mean(axis=1)
                 row["interval"] = [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
             out.append(row)
-        row_at = {"method": other, "distill": distill, "step": nominal_steps, "other_step": 3 * nominal_steps,
-                  "distill_success": _success_at(methods[distill], nominal_steps),
-                  "other_success": _success_at(methods[other], 3 * nominal_steps)}
+        row_at = {
+            "method": other,
+            "distill": distill,
+            "step": nominal_steps,
+            "other_step": 3 * nominal_steps,
+            "distill_success": _success_at(methods[distill], nominal_steps),
+            "other_success": _success_at(methods[other], 3 * nominal_steps),
+        }
         out.append({"fraction": None, **row_at})
     return out
 
@@ -269,11 +339,18 @@ def claims(suite_result: dict) -> list[dict]:
             verdict = "not measured" if verdict is None else ("holds" if verdict else "does not hold")
         out.append({"claim": claim, "rule": rule, "measured": measured, "verdict": verdict})
 
-    add("The teacher is at least 90% on the suite", "teacher greedy seen success >= 0.90",
-        f"teacher {teacher['seen_success']:.2f}", teacher["seen_success"] >= 0.9)
-    add("The 1-demo student is well below the teacher", "student < 0.75 x teacher (greedy seen success)",
+    add(
+        "The teacher is at least 90% on the suite",
+        "teacher greedy seen success >= 0.90",
+        f"teacher {teacher['seen_success']:.2f}",
+        teacher["seen_success"] >= 0.9,
+    )
+    add(
+        "The 1-demo student is well below the teacher",
+        "student < 0.75 x teacher (greedy seen success)",
         f"student {student['seen_success']:.2f} vs teacher {teacher['seen_success']:.2f}",
-        student["seen_success"] < 0.75 * teacher["seen_success"])
+        student["seen_success"] < 0.75 * teacher["seen_success"],
+    )
 
     rkl, grpo = methods.get("reverse_kl"), methods.get("grpo")
     if rkl and grpo:
@@ -293,11 +370,17 @@ def claims(suite_result: dict) -> list[dict]:
                     text += f" ({g['reached']}/{g['of']} GRPO seeds reached; the others counted at {censored})"
                     if not verdict:  # GRPO's true number is only bounded below: the claim is open, not refuted
                         verdict = "undetermined"
-                        text += (f"; it holds if GRPO needs at least {3 * r['max']} steps, which runs longer than "
-                                 f"{censored} steps would tell")
-            add(f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
+                        text += (
+                            f"; it holds if GRPO needs at least {3 * r['max']} steps, which runs longer than "
+                            f"{censored} steps would tell"
+                        )
+            add(
+                f"Reverse KL reaches 90% of the teacher in at most a third of GRPO's steps ({kind} success)",
                 "slowest reverse-KL seed <= GRPO mean / 3, a GRPO seed that never reached counted at its run "
-                "length (so GRPO's number is a lower bound)", text, verdict)
+                "length (so GRPO's number is a lower bound)",
+                text,
+                verdict,
+            )
 
     for row in suite_result.get("speedup", []):
         if row["fraction"] is None or row["method"] != "grpo":
@@ -310,23 +393,37 @@ def claims(suite_result: dict) -> list[dict]:
         fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
         t_ent = teacher["entropy"]
         t_on = ent["forward_kl"]["teacher_entropy_on_student_states"]["mean"]
-        add("Forward KL's entropy rises above its start and above the teacher's",
+        add(
+            "Forward KL's entropy rises above its start and above the teacher's",
             "final > start and final > teacher (on its own states)",
             f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f} on its own states"
             + (f", {t_on:.2f} on forward-KL student states" if t_on is not None else ""),
-            fkl > fkl0 and fkl > t_ent)
-        add("Hard CE's entropy ends lowest and below its start", "final < start and lowest of the three",
-            f"hard CE {hce0:.2f} -> {hce:.2f}", hce < hce0 and hce < min(fkl, rk))
-        add("Reverse KL's entropy ends between them", "hard CE < reverse KL < forward KL (final)",
-            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}", hce < rk < fkl)
+            fkl > fkl0 and fkl > t_ent,
+        )
+        add(
+            "Hard CE's entropy ends lowest and below its start",
+            "final < start and lowest of the three",
+            f"hard CE {hce0:.2f} -> {hce:.2f}",
+            hce < hce0 and hce < min(fkl, rk),
+        )
+        add(
+            "Reverse KL's entropy ends between them",
+            "hard CE < reverse KL < forward KL (final)",
+            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}",
+            hce < rk < fkl,
+        )
 
     fkl_run = methods.get("forward_kl")
     if fkl_run and fkl_run["curves"]["step"]:
         values = [v for v in fkl_run["curves"]["train_success"]["mean"] if v is not None]
         early = values[: max(2, len(values) // 3)]
         start, low = values[0], min(early)
-        add("Forward KL shows an early success valley", "min training success in the first third of the steps "
-            "< step-1 success - 0.10", f"step 1 {start:.2f}, early minimum {low:.2f}", low < start - 0.10)
+        add(
+            "Forward KL shows an early success valley",
+            "min training success in the first third of the steps < step-1 success - 0.10",
+            f"step 1 {start:.2f}, early minimum {low:.2f}",
+            low < start - 0.10,
+        )
 
     sft = methods.get("sft")
     if sft:
@@ -343,22 +440,33 @@ def claims(suite_result: dict) -> list[dict]:
                     holds &= methods[m]["final"][key]["mean"] > sft["final"][key]["mean"]
             holds &= sft_drop > 0
             parts.append(text)
-        add("Offline SFT loses unseen and pre-training success where on-policy methods keep it",
+        add(
+            "Offline SFT loses unseen and pre-training success where on-policy methods keep it",
             "sft final < student init, and reverse KL and GRPO final > sft final (both task groups)",
-            "; ".join(parts), holds if parts else None)
+            "; ".join(parts),
+            holds if parts else None,
+        )
 
     g2 = next((m for key, m in methods.items() if key == suite_result["ablation"]["group_sizes"].get("2")), None)
     if g2:
         final = g2["final"]["seen_success"]["mean"]
-        add("G=2 still learns", "final seen success > student init + 0.05",
-            f"G=2 final {final:.2f} vs student {student['seen_success']:.2f}", final > student["seen_success"] + 0.05)
+        add(
+            "G=2 still learns",
+            "final seen success > student init + 0.05",
+            f"G=2 final {final:.2f} vs student {student['seen_success']:.2f}",
+            final > student["seen_success"] + 0.05,
+        )
 
     if "reverse_kl" in methods and "reverse_kl_exact" in methods:
         a, b = methods["reverse_kl"], methods["reverse_kl_exact"]
-        add("Sampled (eq. 6) and exact reverse KL side by side", "reported, no verdict",
+        add(
+            "Sampled (eq. 6) and exact reverse KL side by side",
+            "reported, no verdict",
             f"final seen {a['final']['seen_success']['mean']:.2f} (sampled) vs "
             f"{b['final']['seen_success']['mean']:.2f} (exact); steps to 90% (eval) "
-            f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}", "reported")
+            f"{_fmt_reach(a['steps_to_90']['eval'])} vs {_fmt_reach(b['steps_to_90']['eval'])}",
+            "reported",
+        )
     return out
 
 
@@ -371,16 +479,24 @@ SPEEDUP_MIN_SEEDS = 5
 def _speedup_claim(row: dict) -> tuple[str, str, str, bool | str | None]:
     fraction = round(100 * row["fraction"])
     claim = f"GRPO needs at least {SPEEDUP_CLAIMED:g}x distillation's steps to reach {fraction}% of the teacher"
-    rule = (f"the 95% bootstrap interval of GRPO / reverse-KL steps lies at or above {SPEEDUP_CLAIMED:g}: holds; "
-            f"below it: does not hold (undetermined if GRPO seeds were censored); straddling it, or fewer than "
-            f"{SPEEDUP_MIN_SEEDS} seeds: undetermined")
+    rule = (
+        f"the 95% bootstrap interval of GRPO / reverse-KL steps lies at or above {SPEEDUP_CLAIMED:g}: holds; "
+        f"below it: does not hold (undetermined if GRPO seeds were censored); straddling it, or fewer than "
+        f"{SPEEDUP_MIN_SEEDS} seeds: undetermined"
+    )
     if row["ratio"] is None:
-        return claim, rule, "ratio undefined (distillation did not get there in every seed, or was there at step 0)", \
-            None if not row["distill_steps"] else "undetermined"
+        return (
+            claim,
+            rule,
+            "ratio undefined (distillation did not get there in every seed, or was there at step 0)",
+            None if not row["distill_steps"] else "undetermined",
+        )
     low, high = row["interval"]
-    measured = (f"{'>= ' if row['lower_bound'] else ''}{row['ratio']:.2f} [{low:.2f}, {high:.2f}] over "
-                f"{len(row['steps'])} seeds; reverse KL {row['distill_steps']}, GRPO {row['steps']}"
-                + (f" (None: censored at {row['censored_at']})" if row["lower_bound"] else ""))
+    measured = (
+        f"{'>= ' if row['lower_bound'] else ''}{row['ratio']:.2f} [{low:.2f}, {high:.2f}] over "
+        f"{len(row['steps'])} seeds; reverse KL {row['distill_steps']}, GRPO {row['steps']}"
+        + (f" (None: censored at {row['censored_at']})" if row["lower_bound"] else "")
+    )
     if len(row["steps"]) < SPEEDUP_MIN_SEEDS:
         return claim, rule, measured, "undetermined"
     if low >= SPEEDUP_CLAIMED:
@@ -406,5 +522,3 @@ def _json(value):
         return None
     value = float(value)
     return None if math.isnan(value) or math.isinf(value) else value
-
-

@@ -28,9 +28,11 @@ from opd_core.study.jobs import StudyError, execute, is_finished
 from opd_core.study.presets import StudyPreset
 from opd_core.study.recipes import load_recipe
 
-FOUND_NAMES = {"base": ("base", "pretrain_base"),
-               "teacher": ("{suite}/teacher", "teacher_{suite}", "teacher"),
-               "student": ("{suite}/student", "student_{suite}_1demo", "student")}
+FOUND_NAMES = {
+    "base": ("base", "pretrain_base"),
+    "teacher": ("{suite}/teacher", "teacher_{suite}", "teacher"),
+    "student": ("{suite}/student", "student_{suite}_1demo", "student"),
+}
 """Where an --assets folder may hold each role: a finished run folder or a checkpoint folder."""
 
 DEMO_NOISE = 0.3
@@ -48,9 +50,16 @@ class Asset:
 
     def describe(self) -> dict:
         rc = self.run_config
-        return {"role": self.role, "checkpoint": str(self.path), "source": self.source,
-                "suite": rc.get("suite"), "steps": rc.get("steps"), "num_demos": rc.get("num_demos"),
-                "lr": rc.get("lr"), "name": rc.get("name")}
+        return {
+            "role": self.role,
+            "checkpoint": str(self.path),
+            "source": self.source,
+            "suite": rc.get("suite"),
+            "steps": rc.get("steps"),
+            "num_demos": rc.get("num_demos"),
+            "lr": rc.get("lr"),
+            "name": rc.get("name"),
+        }
 
 
 @dataclass
@@ -71,9 +80,15 @@ class SuiteAssets:
 class AssetStore:
     """Finds or builds assets under `root` (DIR/assets); `run_job(config, label)` runs a RunConfig."""
 
-    def __init__(self, root: Path, preset: StudyPreset, found_in: Path | None,
-                 run_job: Callable[[RunConfig, str], Path] | None = None, progress: bool = False,
-                 log: Callable[[str], None] = lambda message: None):
+    def __init__(
+        self,
+        root: Path,
+        preset: StudyPreset,
+        found_in: Path | None,
+        run_job: Callable[[RunConfig, str], Path] | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] = lambda message: None,
+    ):
         self.root = Path(root)
         self.preset = preset
         self.found_in = Path(found_in) if found_in else None
@@ -90,8 +105,9 @@ class AssetStore:
         base = self.base()
         teacher_recipe = self._recipe("teacher", suite, seen, base.path)
         teacher = self._find("teacher", suite) or self._build(teacher_recipe, "teacher")
-        student = self._find("student", suite) or self._build(self._recipe("student", suite, seen, base.path),
-                                                              "student")
+        student = self._find("student", suite) or self._build(
+            self._recipe("student", suite, seen, base.path), "student"
+        )
         return SuiteAssets(suite, base, teacher, student, _trained_tasks(base.run_config), teacher_recipe)
 
     def base(self) -> Asset:
@@ -100,8 +116,10 @@ class AssetStore:
         if self._base is None:
             found = self._find("base", "pretrain")
             if found is None and self.found_in is not None:
-                raise StudyError(f"no finished base checkpoint in --assets {self.found_in} (looked for "
-                                 f"{', '.join(str(self.found_in / n) for n in FOUND_NAMES['base'])})")
+                raise StudyError(
+                    f"no finished base checkpoint in --assets {self.found_in} (looked for "
+                    f"{', '.join(str(self.found_in / n) for n in FOUND_NAMES['base'])})"
+                )
             self._base = found or self._build(self._recipe("base", "pretrain", [], None), "base")
         return self._base
 
@@ -116,8 +134,9 @@ class AssetStore:
 
             bar = _bar(self.progress, len(missing) * num, f"demos {suite}")
             try:
-                generate_demos(missing, num, folder, noise=DEMO_NOISE, seed=0,
-                               progress=bar.update if bar is not None else None)
+                generate_demos(
+                    missing, num, folder, noise=DEMO_NOISE, seed=0, progress=bar.update if bar is not None else None
+                )
             finally:
                 if bar is not None:
                     bar.close()
@@ -136,12 +155,19 @@ class AssetStore:
         if role == "base":
             recipe = load_recipe("base", "pretrain")
             count = self.preset.pretrain_tasks
-            paths = {"tasks": CATALOG.suite_tasks(recipe.suite)[:count] if count else [],
-                     "demos": str(self.root / "demos" / recipe.suite), "out_dir": str(self.root / "base")}
+            paths = {
+                "tasks": CATALOG.suite_tasks(recipe.suite)[:count] if count else [],
+                "demos": str(self.root / "demos" / recipe.suite),
+                "out_dir": str(self.root / "base"),
+            }
         else:
             recipe = load_recipe(role, suite)
-            paths = {"tasks": seen, "student_checkpoint": str(base), "demos": str(self.root / "demos" / suite),
-                     "out_dir": str(self.root / suite / role)}
+            paths = {
+                "tasks": seen,
+                "student_checkpoint": str(base),
+                "demos": str(self.root / "demos" / suite),
+                "out_dir": str(self.root / suite / role),
+            }
         return recipe.replace(**{**paths, **self._overrides(role)})
 
     def _build(self, recipe: RunConfig, role: str) -> Asset:
@@ -188,11 +214,14 @@ def _require_finished(checkpoint: Path, meta: dict) -> None:
     run_config = meta.get("run_config") or {}
     if not run_config:
         return  # a bare checkpoint: taken as final
-    total = int(run_config.get("steps", 0)) + (int(run_config.get("grpo_steps", 0))
-                                               if run_config.get("pipeline") == "opd_then_grpo" else 0)
+    total = int(run_config.get("steps", 0)) + (
+        int(run_config.get("grpo_steps", 0)) if run_config.get("pipeline") == "opd_then_grpo" else 0
+    )
     if meta.get("step", total) < total:
-        raise StudyError(f"{checkpoint} is not a finished run (step {meta.get('step')} of {total}); "
-                         f"finish it (opd train --resume) or leave it out of --assets")
+        raise StudyError(
+            f"{checkpoint} is not a finished run (step {meta.get('step')} of {total}); "
+            f"finish it (opd train --resume) or leave it out of --assets"
+        )
 
 
 def _trained_tasks(run_config: dict) -> list[str]:

@@ -56,8 +56,9 @@ def run_length(config: RunConfig, length: int) -> RunConfig:
     return config.replace(steps=length)
 
 
-def plan_extension(preset: StudyPreset, teacher_seen: float, distill_folders: list[Path],
-                   groups: TaskGroups) -> Extension | None:
+def plan_extension(
+    preset: StudyPreset, teacher_seen: float, distill_folders: list[Path], groups: TaskGroups
+) -> Extension | None:
     """The suite's threshold and cap; None when the teacher's success is 0 (a fraction of it means nothing)."""
     threshold = max(preset.reach_fractions) * teacher_seen
     if threshold <= 0:
@@ -69,9 +70,17 @@ def plan_extension(preset: StudyPreset, teacher_seen: float, distill_folders: li
     return Extension(threshold, extension_cap(preset, steps), steps)
 
 
-def extend_runs(preset: StudyPreset, specs: list[RunSpec], configs: dict[RunSpec, RunConfig],
-                extensions: dict[str, Extension | None], groups: dict[str, TaskGroups], out: Path, *,
-                jobs: int = 1, log: Callable[[str], None] = lambda message: None) -> int:
+def extend_runs(
+    preset: StudyPreset,
+    specs: list[RunSpec],
+    configs: dict[RunSpec, RunConfig],
+    extensions: dict[str, Extension | None],
+    groups: dict[str, TaskGroups],
+    out: Path,
+    *,
+    jobs: int = 1,
+    log: Callable[[str], None] = lambda message: None,
+) -> int:
     """Extend every run of `preset.extend_methods` round by round until each reached its suite's threshold or its
     cap; returns how many extension rounds of single runs ran now."""
     chunk = preset.extend_chunk or max(1, preset.eval_every)
@@ -83,12 +92,16 @@ def extend_runs(preset: StudyPreset, specs: list[RunSpec], configs: dict[RunSpec
             target = extensions[spec.suite]
             run = read_run(spec.folder(out), groups[spec.suite])
             length = run["eval_steps"][-1] if run["eval_steps"] else 0
-            if length >= target.cap or first_reach(run["eval_steps"], run["eval"]["seen_success"],
-                                                   target.threshold) is not None:
+            if (
+                length >= target.cap
+                or first_reach(run["eval_steps"], run["eval"]["seen_success"], target.threshold) is not None
+            ):
                 continue
             pending.append(run_length(configs[spec], min(target.cap, length + chunk)))
         if not pending:
             return ran
-        log(f"[study] extending {len(pending)} run(s) toward their threshold: "
-            + ", ".join(f"{Path(c.out_dir).parent.name}/{Path(c.out_dir).name} -> {c.total_steps}" for c in pending))
+        log(
+            f"[study] extending {len(pending)} run(s) toward their threshold: "
+            + ", ".join(f"{Path(c.out_dir).parent.name}/{Path(c.out_dir).name} -> {c.total_steps}" for c in pending)
+        )
         ran += execute_all(pending, jobs=jobs, extendable=lambda config: True)

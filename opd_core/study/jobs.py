@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Sequence
 
 from opd_core.checkpoint import META, latest_checkpoint, read_meta
 from opd_core.config import ConfigError, RunConfig
@@ -60,9 +60,14 @@ def execute(config: RunConfig, *, progress: bool = False, extendable: bool = Fal
     return final_checkpoint(config), True
 
 
-def execute_all(configs: Sequence[RunConfig], *, jobs: int = 1, progress: bool = False,
-                on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None,
-                extendable: Callable[[RunConfig], bool] = lambda config: False) -> int:
+def execute_all(
+    configs: Sequence[RunConfig],
+    *,
+    jobs: int = 1,
+    progress: bool = False,
+    on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None,
+    extendable: Callable[[RunConfig], bool] = lambda config: False,
+) -> int:
     """Run every config to its last step, `jobs` at a time; returns how many ran now (the rest were finished).
 
     jobs=1 runs them in order in this process and stops at the first failure. With jobs > 1 each run gets its own
@@ -79,8 +84,9 @@ def execute_all(configs: Sequence[RunConfig], *, jobs: int = 1, progress: bool =
         return ran_now
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failures, ran_now = [], 0
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads,
-                               initargs=(threads,))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
+    )
     try:
         pending = {pool.submit(_execute_in_child, config, extendable(config)): config for config in configs}
         while pending:

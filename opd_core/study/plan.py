@@ -73,8 +73,11 @@ def ablation_methods(preset: StudyPreset) -> dict[int, str]:
     """G -> the method key whose runs give that ablation point."""
     keys = {}
     for g in preset.ablation_group_sizes:
-        same_as_main = (g == preset.group_size and preset.ablation_trajectories == preset.batch_tasks * g
-                        and "reverse_kl" in preset.methods)
+        same_as_main = (
+            g == preset.group_size
+            and preset.ablation_trajectories == preset.batch_tasks * g
+            and "reverse_kl" in preset.methods
+        )
         keys[g] = "reverse_kl" if same_as_main else f"reverse_kl_G{g}"
     return keys
 
@@ -92,20 +95,49 @@ def plan_runs(preset: StudyPreset, suites: list[str], seeds: list[int]) -> list[
     return specs
 
 
-def method_config(spec: RunSpec, preset: StudyPreset, opd_recipe: RunConfig, sft_recipe: RunConfig,
-                  groups: TaskGroups, student: Path, teacher: Path, demos: Path | None, out: Path) -> RunConfig:
+def method_config(
+    spec: RunSpec,
+    preset: StudyPreset,
+    opd_recipe: RunConfig,
+    sft_recipe: RunConfig,
+    groups: TaskGroups,
+    student: Path,
+    teacher: Path,
+    demos: Path | None,
+    out: Path,
+) -> RunConfig:
     """The RunConfig of one run: the OPD YAML recipe (the teacher's SFT recipe for `sft`) sized by the preset."""
-    common = dict(name=f"study-{spec.suite}-{spec.run_id}", seed=spec.seed, suite=spec.suite, tasks=groups.seen,
-                  unseen_tasks=groups.unseen, student_checkpoint=str(student), out_dir=str(spec.folder(out)),
-                  eval_init_states=preset.eval_init_states, videos_per_eval=preset.videos_per_eval,
-                  max_episode_steps=preset.max_episode_steps)
+    common = dict(
+        name=f"study-{spec.suite}-{spec.run_id}",
+        seed=spec.seed,
+        suite=spec.suite,
+        tasks=groups.seen,
+        unseen_tasks=groups.unseen,
+        student_checkpoint=str(student),
+        out_dir=str(spec.folder(out)),
+        eval_init_states=preset.eval_init_states,
+        videos_per_eval=preset.videos_per_eval,
+        max_episode_steps=preset.max_episode_steps,
+    )
     if spec.method == "sft":
-        config = sft_recipe.replace(**common, pipeline="sft", demos=str(demos), steps=preset.sft_steps,
-                                    eval_every=preset.sft_eval_every, save_every=preset.sft_eval_every)
+        config = sft_recipe.replace(
+            **common,
+            pipeline="sft",
+            demos=str(demos),
+            steps=preset.sft_steps,
+            eval_every=preset.sft_eval_every,
+            save_every=preset.sft_eval_every,
+        )
     else:
-        config = opd_recipe.replace(**common, teacher_checkpoint=str(teacher), batch_tasks=spec.batch_tasks,
-                                    group_size=spec.group_size, eval_every=preset.eval_every,
-                                    save_every=preset.eval_every, **_pipeline(spec.base_method, preset))
+        config = opd_recipe.replace(
+            **common,
+            teacher_checkpoint=str(teacher),
+            batch_tasks=spec.batch_tasks,
+            group_size=spec.group_size,
+            eval_every=preset.eval_every,
+            save_every=preset.eval_every,
+            **_pipeline(spec.base_method, preset),
+        )
     return config.replace(**{**preset.common_overrides, **preset.method_overrides}).validate()
 
 
@@ -113,6 +145,10 @@ def _pipeline(method: str, preset: StudyPreset) -> dict:
     if method == "grpo":
         return {"pipeline": "grpo", "steps": preset.steps, "grpo_steps": 0}
     if method == "opd_then_grpo":
-        return {"pipeline": "opd_then_grpo", "objective": "reverse_kl", "steps": preset.distill_steps_before_grpo,
-                "grpo_steps": preset.steps - preset.distill_steps_before_grpo}
+        return {
+            "pipeline": "opd_then_grpo",
+            "objective": "reverse_kl",
+            "steps": preset.distill_steps_before_grpo,
+            "grpo_steps": preset.steps - preset.distill_steps_before_grpo,
+        }
     return {"pipeline": "opd", "objective": method, "steps": preset.steps, "grpo_steps": 0}

@@ -10,8 +10,15 @@ from pathlib import Path
 
 from opd_core.study.presets import METHODS, TRADEOFF_METHODS
 
-COLORS = {"reverse_kl": "#d62728", "reverse_kl_exact": "#ff7f0e", "forward_kl": "#1f77b4", "hard_ce": "#2ca02c",
-          "grpo": "#7f7f7f", "sft": "#9467bd", "opd_then_grpo": "#8c564b"}
+COLORS = {
+    "reverse_kl": "#d62728",
+    "reverse_kl_exact": "#ff7f0e",
+    "forward_kl": "#1f77b4",
+    "hard_ce": "#2ca02c",
+    "grpo": "#7f7f7f",
+    "sft": "#9467bd",
+    "opd_then_grpo": "#8c564b",
+}
 ON_POLICY = [m for m in METHODS if m != "sft"]
 
 
@@ -28,8 +35,14 @@ def _band(ax, steps, curve, label, color, marker=None):
     std = [0.0 if v is None else v for v in curve["std"]]
     ax.plot(steps, mean, label=label, color=color, marker=marker, markersize=3, linewidth=1.6)
     if any(std):
-        ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=color, alpha=0.15, linewidth=0)
+        ax.fill_between(
+            steps,
+            [m - s for m, s in zip(mean, std)],
+            [m + s for m, s in zip(mean, std)],
+            color=color,
+            alpha=0.15,
+            linewidth=0,
+        )
 
 
 def _switch(ax, method: dict, color):
@@ -48,8 +61,10 @@ def success_plot(suite: str, result: dict, path: Path) -> Path:
         _band(ax_train, m["curves"]["step"], m["curves"]["train_success"], m["label"], COLORS[name])
         _switch(ax_eval, m, COLORS[name])
         _switch(ax_train, m, COLORS[name])
-    for ax, key, what in ((ax_eval, "seen_success", "greedy, evaluation states"),
-                          (ax_train, "sampled_success", "sampled training rollouts")):
+    for ax, key, what in (
+        (ax_eval, "seen_success", "greedy, evaluation states"),
+        (ax_train, "sampled_success", "sampled training rollouts"),
+    ):
         ax.axhline(ref["teacher"][key], color="black", linewidth=1, label="teacher")
         ax.axhline(0.9 * ref["teacher"][key], color="black", linewidth=0.8, linestyle="--", label="90% of teacher")
         ax.axhline(ref["student_init"][key], color="black", linewidth=0.8, linestyle=":", label="student init")
@@ -71,9 +86,14 @@ def entropy_plot(suite: str, result: dict, path: Path) -> Path:
     ax.axhline(ref["teacher"]["entropy"], color="black", linewidth=1.2, label="teacher (own states)")
     rkl = methods.get("reverse_kl")
     if rkl and any(v is not None for v in rkl["curves"]["teacher_entropy"]["mean"]):
-        ax.plot(rkl["curves"]["step"], [float("nan") if v is None else v
-                                        for v in rkl["curves"]["teacher_entropy"]["mean"]],
-                color="black", linestyle="--", linewidth=0.9, label="teacher on reverse-KL student states")
+        ax.plot(
+            rkl["curves"]["step"],
+            [float("nan") if v is None else v for v in rkl["curves"]["teacher_entropy"]["mean"]],
+            color="black",
+            linestyle="--",
+            linewidth=0.9,
+            label="teacher on reverse-KL student states",
+        )
     ax.set(xlabel="training step", ylabel="entropy (nats per action dimension)", title=f"{suite}: policy entropy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -99,17 +119,28 @@ def tradeoff_plot(suite: str, result: dict, path: Path) -> Path:
             ys = [float("nan") if v is None else v for v in curves[key]["mean"]]
             ax.plot(xs, ys, marker="o", markersize=3, color=COLORS[name], label=methods[name]["label"], linewidth=1.3)
             if xs:
-                ax.annotate("", xy=(xs[-1], ys[-1]), xytext=(xs[-2], ys[-2]) if len(xs) > 1 else (xs[-1], ys[-1]),
-                            arrowprops={"arrowstyle": "->", "color": COLORS[name]})
+                ax.annotate(
+                    "",
+                    xy=(xs[-1], ys[-1]),
+                    xytext=(xs[-2], ys[-2]) if len(xs) > 1 else (xs[-1], ys[-1]),
+                    arrowprops={"arrowstyle": "->", "color": COLORS[name]},
+                )
         for row, marker in (("student_init", "*"), ("teacher", "X"), ("base", "s")):
             y = ref[row]["per_task"].get(task) if task else ref[row]["pretrain_success"]
             if y is not None:
-                ax.scatter([ref[row]["seen_success"]], [y], marker=marker, s=60, color="black", zorder=5,
-                           label=row.replace("_", " "))
+                ax.scatter(
+                    [ref[row]["seen_success"]],
+                    [y],
+                    marker=marker,
+                    s=60,
+                    color="black",
+                    zorder=5,
+                    label=row.replace("_", " "),
+                )
         ax.set(xlabel="seen success", ylabel="unseen success", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), title=title)
         ax.title.set_fontsize(8)
         ax.grid(alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=6, loc="best")
     fig.suptitle(f"{suite}: seen vs unseen success during post-training")
@@ -146,8 +177,12 @@ def draw_all(summary: dict, folder: Path) -> dict[str, dict[str, str]]:
     made: dict[str, dict[str, str]] = {}
     for suite, result in summary["results"].items():
         made[suite] = {}
-        for kind, draw in (("success", success_plot), ("entropy", entropy_plot), ("tradeoff", tradeoff_plot),
-                           ("ablation", ablation_plot)):
+        for kind, draw in (
+            ("success", success_plot),
+            ("entropy", entropy_plot),
+            ("tradeoff", tradeoff_plot),
+            ("ablation", ablation_plot),
+        ):
             path = draw(suite, result, folder / f"{kind}_{suite}.png")
             made[suite][kind] = f"{folder.name}/{path.name}"
     return made

@@ -103,15 +103,16 @@ class StudyPreset:
         if unknown:
             raise ValueError(f"extend_methods {sorted(unknown)} are not among the preset's methods")
         if self.extend_methods and ("reverse_kl" not in self.methods or self.extend_factor < 1):
-            raise ValueError("extending runs needs reverse_kl among the methods (its steps set the cap) and "
-                             "extend_factor >= 1")
+            raise ValueError(
+                "extending runs needs reverse_kl among the methods (its steps set the cap) and extend_factor >= 1"
+            )
         if not self.reach_fractions or not all(0 < f <= 1 for f in self.reach_fractions):
             raise ValueError(f"reach_fractions must be in (0, 1], got {self.reach_fractions}")
         for g in self.ablation_group_sizes:
             if g < 2 or self.ablation_trajectories % g:
                 raise ValueError(f"ablation group size {g} must be >= 2 and divide {self.ablation_trajectories}")
 
-    def with_changes(self, **changes: Any) -> "StudyPreset":
+    def with_changes(self, **changes: Any) -> StudyPreset:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import torch
 
 from opd_core import objectives
 from opd_core.checkpoint import load_policy
-from opd_core.registry import make_env
 from opd_core.evaluate import evaluate
+from opd_core.registry import make_env
 from opd_core.rollout import collect
 from opd_core.study.plan import TaskGroups
 
@@ -25,11 +25,21 @@ ROLES = {"base": "base", "teacher": "teacher", "student_init": "student"}
 """Reference row -> asset role."""
 
 
-def measure(checkpoint: Path, groups: TaskGroups, *, init_states: int, image_size: int, max_episode_steps: int,
-            seed: int = 0) -> dict:
+def measure(
+    checkpoint: Path, groups: TaskGroups, *, init_states: int, image_size: int, max_episode_steps: int, seed: int = 0
+) -> dict:
     policy = load_policy(checkpoint)
-    result = evaluate(policy, "tabletop", groups.seen, groups.unseen, init_states=init_states, temperature=0.0,
-                      image_size=image_size, max_episode_steps=max_episode_steps, seed=seed)
+    result = evaluate(
+        policy,
+        "tabletop",
+        groups.seen,
+        groups.unseen,
+        init_states=init_states,
+        temperature=0.0,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        seed=seed,
+    )
     tasks = [task for task in groups.seen for _ in range(init_states)]
     init_ids = [i for _ in groups.seen for i in range(init_states)]
     env = make_env("tabletop", len(tasks), image_size=image_size, max_episode_steps=max_episode_steps)
@@ -50,17 +60,37 @@ def measure(checkpoint: Path, groups: TaskGroups, *, init_states: int, image_siz
     }
 
 
-def references(cache: Path, checkpoints: dict[str, Path], groups: TaskGroups, *, init_states: int,
-               image_size: int, max_episode_steps: int) -> dict[str, dict]:
+def references(
+    cache: Path,
+    checkpoints: dict[str, Path],
+    groups: TaskGroups,
+    *,
+    init_states: int,
+    image_size: int,
+    max_episode_steps: int,
+) -> dict[str, dict]:
     """{base, teacher, student_init} -> measurement; reused from `cache` when the same things were measured."""
-    key = {"checkpoints": {k: str(v) for k, v in checkpoints.items()}, "groups": groups.to_dict(),
-           "init_states": init_states, "image_size": image_size, "max_episode_steps": max_episode_steps}
+    key = {
+        "checkpoints": {k: str(v) for k, v in checkpoints.items()},
+        "groups": groups.to_dict(),
+        "init_states": init_states,
+        "image_size": image_size,
+        "max_episode_steps": max_episode_steps,
+    }
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["references"]
-    found = {row: measure(checkpoints[row], groups, init_states=init_states, image_size=image_size,
-                          max_episode_steps=max_episode_steps) for row in ROLES}
+    found = {
+        row: measure(
+            checkpoints[row],
+            groups,
+            init_states=init_states,
+            image_size=image_size,
+            max_episode_steps=max_episode_steps,
+        )
+        for row in ROLES
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "references": found}, indent=1))
     return found

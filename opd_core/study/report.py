@@ -39,9 +39,14 @@ def _method_keys(result: dict) -> list[str]:
 
 
 SUITE_ORDER = ("spatial", "object", "goal", "long")
-TABLE_2_ROWS = (("teacher", "Teacher"), ("student_init", "Student init (1 demo/task)"),
-                ("reverse_kl", "Distill (reverse KL)"), ("opd_then_grpo", "Distill then GRPO"),
-                ("grpo", "GRPO (sparse reward)"), ("sft", "Offline SFT (50 demos/task)"))
+TABLE_2_ROWS = (
+    ("teacher", "Teacher"),
+    ("student_init", "Student init (1 demo/task)"),
+    ("reverse_kl", "Distill (reverse KL)"),
+    ("opd_then_grpo", "Distill then GRPO"),
+    ("grpo", "GRPO (sparse reward)"),
+    ("sft", "Offline SFT (50 demos/task)"),
+)
 """Table 2's rows in the paper's order: reference rows (measured once) then the post-training methods."""
 PAPER_TABLE_2 = {  # the paper's Table 2 (LIBERO, %): spatial, object, goal, long, avg
     "Teacher (SimpleVLA-RL)": (94.2, 96.1, 94.6, 90.7, 93.9),
@@ -69,13 +74,18 @@ def _table_2_cell(result: dict, key: str) -> dict | None:
 def table_2(results: dict) -> list[str]:
     """The paper's Table 2: greedy seen success (%) per suite and their average, mean ± std over seeds."""
     suites = [s for s in SUITE_ORDER if s in results] + [s for s in results if s not in SUITE_ORDER]
-    lines = ["## Table 2: success rate (%) per suite", "",
-             "Greedy success on the seen tasks' fixed initial states at each method's last nominal step, mean ± "
-             "std over seeds (reference rows: measured once). Avg: the mean of the suites' means, given when the "
-             "row has every suite.", ""]
+    lines = [
+        "## Table 2: success rate (%) per suite",
+        "",
+        "Greedy success on the seen tasks' fixed initial states at each method's last nominal step, mean ± "
+        "std over seeds (reference rows: measured once). Avg: the mean of the suites' means, given when the "
+        "row has every suite.",
+        "",
+    ]
     rows = []
-    extra = [(m, None) for m in METHODS if m not in dict(TABLE_2_ROWS)
-             and any(m in results[s]["methods"] for s in suites)]
+    extra = [
+        (m, None) for m in METHODS if m not in dict(TABLE_2_ROWS) and any(m in results[s]["methods"] for s in suites)
+    ]
     for key, label in [*TABLE_2_ROWS, *extra]:
         cells = [_table_2_cell(results[s], key) for s in suites]
         if all(c is None for c in cells):
@@ -88,9 +98,13 @@ def table_2(results: dict) -> list[str]:
     lines += _table(["Method", *[s.capitalize() for s in suites], "Avg"], rows)
     lines += ["", "The paper's Table 2 (LIBERO, OpenVLA-OFT student, SimpleVLA-RL teacher), for comparison:", ""]
     index = {s: i for i, s in enumerate(SUITE_ORDER)}
-    lines += _table(["Paper", *[s.capitalize() for s in suites], "Avg (4 suites)"],
-                    [[name, *[f"{values[index[s]]:.1f}" if s in index else "–" for s in suites], f"{values[4]:.1f}"]
-                     for name, values in PAPER_TABLE_2.items()])
+    lines += _table(
+        ["Paper", *[s.capitalize() for s in suites], "Avg (4 suites)"],
+        [
+            [name, *[f"{values[index[s]]:.1f}" if s in index else "–" for s in suites], f"{values[4]:.1f}"]
+            for name, values in PAPER_TABLE_2.items()
+        ],
+    )
     return lines + [""]
 
 
@@ -109,24 +123,39 @@ def figure_2(results: dict) -> list[str]:
     lines = ["## Figure 2: steps to 80% / 90% of the teacher (greedy evaluation)", ""]
     for suite, result in results.items():
         methods = result["methods"]
-        keys = [m for m in ("reverse_kl", "opd_then_grpo", "grpo", "reverse_kl_exact", "forward_kl", "hard_ce")
-                if m in methods]
+        keys = [
+            m
+            for m in ("reverse_kl", "opd_then_grpo", "grpo", "reverse_kl_exact", "forward_kl", "hard_ce")
+            if m in methods
+        ]
         if not keys:
             continue
         fractions = sorted(methods[keys[0]]["steps_to"])
         extension = result.get("extension")
-        note = (f" Extended methods ran until {extension['threshold']:.2f} (the highest fraction) or a cap of "
-                f"{extension['cap']} steps (3 x the steps reverse KL's slowest seed needed, 3 x the nominal run "
-                f"where a seed never got there, at least the nominal run)." if extension else "")
-        lines += [f"### `{suite}`", "",
-                  f"Teacher greedy seen success {result['reference']['teacher']['seen_success']:.2f}. Mean over the "
-                  f"seeds that got there (k/n: seeds that did; per-seed steps; –: not within the run).{note}", ""]
+        note = (
+            f" Extended methods ran until {extension['threshold']:.2f} (the highest fraction) or a cap of "
+            f"{extension['cap']} steps (3 x the steps reverse KL's slowest seed needed, 3 x the nominal run "
+            f"where a seed never got there, at least the nominal run)."
+            if extension
+            else ""
+        )
+        lines += [
+            f"### `{suite}`",
+            "",
+            f"Teacher greedy seen success {result['reference']['teacher']['seen_success']:.2f}. Mean over the "
+            f"seeds that got there (k/n: seeds that did; per-seed steps; –: not within the run).{note}",
+            "",
+        ]
         rows = []
         for m in keys:
             reach = methods[m]["steps_to"]
-            rows.append([methods[m]["label"], *[_steps_cell(reach[f]["eval"], reach[f]["censored_at"])
-                                                for f in fractions],
-                         str(max(reach[fractions[0]]["lengths"], default=methods[m]["total_steps"]))])
+            rows.append(
+                [
+                    methods[m]["label"],
+                    *[_steps_cell(reach[f]["eval"], reach[f]["censored_at"]) for f in fractions],
+                    str(max(reach[fractions[0]]["lengths"], default=methods[m]["total_steps"])),
+                ]
+            )
         lines += _table(["Method", *[f"Steps to {f}%" for f in fractions], "Longest run"], rows)
         ratio_rows = []
         for row in result.get("speedup", []):
@@ -146,20 +175,35 @@ def figure_2(results: dict) -> list[str]:
                 if row["reached"] == 0:
                     text += f"; {row['method']} censored at {row['censored_at']}"
                 elif row["lower_bound"]:
-                    text += (f"; {row['of'] - row['reached']}/{row['of']} {row['method']} seeds censored at "
-                             f"{row['censored_at']}, counted there")
-            ratio_rows.append([f"{row['method']} / {row['distill']}", f"{round(100 * row['fraction'])}%", text,
-                               str(len(row["steps"]))])
+                    text += (
+                        f"; {row['of'] - row['reached']}/{row['of']} {row['method']} seeds censored at "
+                        f"{row['censored_at']}, counted there"
+                    )
+            ratio_rows.append(
+                [
+                    f"{row['method']} / {row['distill']}",
+                    f"{round(100 * row['fraction'])}%",
+                    text,
+                    str(len(row["steps"])),
+                ]
+            )
         if ratio_rows:
-            lines += ["", "Speed-up (steps of the method / steps of distillation, seeds paired; interval: percentile "
-                      "bootstrap over seeds):", ""]
+            lines += [
+                "",
+                "Speed-up (steps of the method / steps of distillation, seeds paired; interval: percentile "
+                "bootstrap over seeds):",
+                "",
+            ]
             lines += _table(["Ratio", "Of the teacher", "Measured", "Seeds"], ratio_rows)
         for row in result.get("speedup", []):
             if row["fraction"] is None and row["distill_success"] is not None:
                 other = "not run that long" if row["other_success"] is None else f"{row['other_success']:.2f}"
-                lines += ["", f"Distillation at step {row['step']}: {row['distill_success']:.2f}; "
-                          f"{row['method']} at step {row['other_step']}: {other} (the paper, Long: near 80% at 50 "
-                          "steps vs GRPO at 150)."]
+                lines += [
+                    "",
+                    f"Distillation at step {row['step']}: {row['distill_success']:.2f}; "
+                    f"{row['method']} at step {row['other_step']}: {other} (the paper, Long: near 80% at 50 "
+                    "steps vs GRPO at 150).",
+                ]
         lines += [""]
     return lines
 
@@ -187,38 +231,71 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         result = results[suite]
         ref, methods = result["reference"], result["methods"]
         tasks = result["tasks"]
-        lines += ["", f"## Suite `{suite}`", "",
-                  f"Seen: {len(tasks['seen'])} tasks. Unseen: {len(tasks['held_out'])} held-out compositions "
-                  f"({', '.join(tasks['held_out'])}). Pre-training retention: {len(tasks['retention'])} of the base's "
-                  f"tasks ({', '.join(tasks['retention'])}).", "",
-                  "### Seen, unseen and pre-training success; entropy; cost", ""]
+        lines += [
+            "",
+            f"## Suite `{suite}`",
+            "",
+            f"Seen: {len(tasks['seen'])} tasks. Unseen: {len(tasks['held_out'])} held-out compositions "
+            f"({', '.join(tasks['held_out'])}). Pre-training retention: {len(tasks['retention'])} of the base's "
+            f"tasks ({', '.join(tasks['retention'])}).",
+            "",
+            "### Seen, unseen and pre-training success; entropy; cost",
+            "",
+        ]
         labels = result["reference_labels"]
-        rows = [[labels[key], _v(ref[key]["seen_success"]), _v(ref[key]["unseen_success"]),
-                 _v(ref[key]["pretrain_success"]), "–", _v(ref[key]["entropy"]), "–"] for key in REF_ROWS]
+        rows = [
+            [
+                labels[key],
+                _v(ref[key]["seen_success"]),
+                _v(ref[key]["unseen_success"]),
+                _v(ref[key]["pretrain_success"]),
+                "–",
+                _v(ref[key]["entropy"]),
+                "–",
+            ]
+            for key in REF_ROWS
+        ]
         for m in _method_keys(result):
             f = methods[m]["final"]
-            rows.append([methods[m]["label"], _pm(f["seen_success"]), _pm(f["unseen_success"]),
-                         _pm(f["pretrain_success"]), _pm(f["entropy_start"]), _pm(f["entropy"]),
-                         _pm(methods[m]["seconds_per_step"], 1)])
-        lines += _table(["Method", "Seen", "Unseen (held-out)", "Pre-training", "Entropy start", "Entropy final",
-                         "s / step"], rows)
-        lines += ["", "Reference rows' entropy: on their own sampled rollouts. SFT's entropy is on demo states and "
-                  "its steps are gradient steps on demos, not rollouts.", ""]
+            rows.append(
+                [
+                    methods[m]["label"],
+                    _pm(f["seen_success"]),
+                    _pm(f["unseen_success"]),
+                    _pm(f["pretrain_success"]),
+                    _pm(f["entropy_start"]),
+                    _pm(f["entropy"]),
+                    _pm(methods[m]["seconds_per_step"], 1),
+                ]
+            )
+        lines += _table(
+            ["Method", "Seen", "Unseen (held-out)", "Pre-training", "Entropy start", "Entropy final", "s / step"], rows
+        )
+        lines += [
+            "",
+            "Reference rows' entropy: on their own sampled rollouts. SFT's entropy is on demo states and "
+            "its steps are gradient steps on demos, not rollouts.",
+            "",
+        ]
 
-        lines += ["### Steps to reach 90% of the teacher's success", "",
-                  f"Teacher greedy seen success {ref['teacher']['seen_success']:.2f} (threshold "
-                  f"{0.9 * ref['teacher']['seen_success']:.2f}); teacher sampled success "
-                  f"{ref['teacher']['sampled_success']:.2f} (threshold {0.9 * ref['teacher']['sampled_success']:.2f}). "
-                  "Evaluation-based steps have the evaluation cadence as resolution.", ""]
+        lines += [
+            "### Steps to reach 90% of the teacher's success",
+            "",
+            f"Teacher greedy seen success {ref['teacher']['seen_success']:.2f} (threshold "
+            f"{0.9 * ref['teacher']['seen_success']:.2f}); teacher sampled success "
+            f"{ref['teacher']['sampled_success']:.2f} (threshold {0.9 * ref['teacher']['sampled_success']:.2f}). "
+            "Evaluation-based steps have the evaluation cadence as resolution.",
+            "",
+        ]
         rows = []
         for m in _method_keys(result):
             if m == "sft":
                 continue
             reach = methods[m]["steps_to_90"]
-            rows.append([methods[m]["label"], _reach(reach["eval"]), _reach(reach["train"]),
-                         str(reach["censored_at"])])
-        lines += _table(["Method", "Eval success (greedy)", "Training success (sampled, 3-step mean)",
-                         "Run length"], rows)
+            rows.append([methods[m]["label"], _reach(reach["eval"]), _reach(reach["train"]), str(reach["censored_at"])])
+        lines += _table(
+            ["Method", "Eval success (greedy)", "Training success (sampled, 3-step mean)", "Run length"], rows
+        )
 
         ablation = result["ablation"]
         lines += ["", f"### Table 4: group size at {ablation['trajectories']} trajectories per step (reverse KL)", ""]
@@ -226,33 +303,62 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         for g, key in sorted(ablation["group_sizes"].items(), key=lambda kv: int(kv[0])):
             if key in methods:
                 m = methods[key]
-                rows.append([f"G={g}", str(m["batch_tasks"]), _pm(m["final"]["seen_success"]),
-                             _reach(m["steps_to_90"]["eval"]), _reach(m["steps_to_90"]["train"])])
+                rows.append(
+                    [
+                        f"G={g}",
+                        str(m["batch_tasks"]),
+                        _pm(m["final"]["seen_success"]),
+                        _reach(m["steps_to_90"]["eval"]),
+                        _reach(m["steps_to_90"]["train"]),
+                    ]
+                )
         lines += _table(["G", "B", "Final seen success", "Steps to 90% (eval)", "Steps to 90% (train)"], rows)
 
-        lines += ["", "### The paper's claims, as measured", "",
-                  "Each verdict follows the stated rule on the numbers above; nothing is tuned to make a claim "
-                  "hold. *undetermined*: the runs were too short to decide (a method never reached the threshold, "
-                  "so its number is only bounded below).", ""]
-        lines += _table(["Claim", "Rule", "Measured", "Verdict"],
-                        [[c["claim"], c["rule"], c["measured"], f"**{c['verdict']}**"] for c in result["claims"]])
+        lines += [
+            "",
+            "### The paper's claims, as measured",
+            "",
+            "Each verdict follows the stated rule on the numbers above; nothing is tuned to make a claim "
+            "hold. *undetermined*: the runs were too short to decide (a method never reached the threshold, "
+            "so its number is only bounded below).",
+            "",
+        ]
+        lines += _table(
+            ["Claim", "Rule", "Measured", "Verdict"],
+            [[c["claim"], c["rule"], c["measured"], f"**{c['verdict']}**"] for c in result["claims"]],
+        )
 
         lines += ["", "### Plots", ""]
-        for kind, caption in (("success", "Success curves (left: greedy evaluation; right: sampled training "
-                                          "rollouts). Dotted vertical line: distill-then-GRPO switches to GRPO."),
-                              ("entropy", "Policy entropy per step, the teacher's entropy as reference."),
-                              ("tradeoff", "Seen vs unseen success at every checkpoint, one panel per unseen task "
-                                           "(arrows point to the last checkpoint)."),
-                              ("ablation", "Group-size ablation (reverse KL).")):
+        for kind, caption in (
+            (
+                "success",
+                "Success curves (left: greedy evaluation; right: sampled training "
+                "rollouts). Dotted vertical line: distill-then-GRPO switches to GRPO.",
+            ),
+            ("entropy", "Policy entropy per step, the teacher's entropy as reference."),
+            (
+                "tradeoff",
+                "Seen vs unseen success at every checkpoint, one panel per unseen task "
+                "(arrows point to the last checkpoint).",
+            ),
+            ("ablation", "Group-size ablation (reverse KL)."),
+        ):
             if kind in plots.get(suite, {}):
                 lines += [f"![{kind} {suite}]({plots[suite][kind]})", "", f"*{caption}*", ""]
 
         assets = result["assets"]
         lines += ["### Assets", ""]
-        lines += _table(["Role", "Checkpoint", "Source", "Recipe"],
-                        [[a["role"], f"`{a['checkpoint']}`", a["source"],
-                          f"{a.get('name')}: {a.get('steps')} steps, {a.get('num_demos')} demos/task, "
-                          f"lr {a.get('lr')}"]
-                         for a in assets.values()])
+        lines += _table(
+            ["Role", "Checkpoint", "Source", "Recipe"],
+            [
+                [
+                    a["role"],
+                    f"`{a['checkpoint']}`",
+                    a["source"],
+                    f"{a.get('name')}: {a.get('steps')} steps, {a.get('num_demos')} demos/task, lr {a.get('lr')}",
+                ]
+                for a in assets.values()
+            ],
+        )
     lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()] + [""]
     return "\n".join(lines)

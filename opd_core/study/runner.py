@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from opd_core.resources import RESOURCES_DIR
 from opd_core.study import analysis, plots, report
 from opd_core.study.assets import AssetStore
 from opd_core.study.extend import DISTILLATION, extend_runs, plan_extension
 from opd_core.study.jobs import execute_all, is_finished
 from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
-from opd_core.resources import RESOURCES_DIR
 from opd_core.study.recipes import load_recipe
 from opd_core.study.references import ROLES, references
 
 
-def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("object",),
-              assets: str | Path | None = None, progress: bool = True, jobs: int = 1, log=print) -> dict:
+def run_study(
+    out: str | Path,
+    preset: StudyPreset,
+    *,
+    suites: list[str] = ("object",),
+    assets: str | Path | None = None,
+    progress: bool = True,
+    jobs: int = 1,
+    log=print,
+) -> dict:
     """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json.
 
     `jobs` runs that many method runs at once, each in its own process (the assets are made first, in order).
@@ -50,18 +58,31 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
         demos = store.demos(suite, seen, store.suite_demo_count(suite)) if "sft" in preset.methods else None
         log(f"[study] {suite}: reference evaluations (base, teacher, student)")
         checkpoints = {row: getattr(suite_assets, role).path for row, role in ROLES.items()}
-        refs = references(out / "assets" / suite / "reference.json", checkpoints, groups,
-                          init_states=preset.eval_init_states,
-                          image_size=preset.common_overrides.get("image_size", opd_recipe.image_size),
-                          max_episode_steps=preset.max_episode_steps)
+        refs = references(
+            out / "assets" / suite / "reference.json",
+            checkpoints,
+            groups,
+            init_states=preset.eval_init_states,
+            image_size=preset.common_overrides.get("image_size", opd_recipe.image_size),
+            max_episode_steps=preset.max_episode_steps,
+        )
         prepared[suite] = (suite_assets, groups, opd_recipe, demos, refs)
 
     specs = plan_runs(preset, suites, seeds)
     configs = {}
     for spec in specs:
         suite_assets, groups, opd_recipe, demos, _ = prepared[spec.suite]
-        configs[spec] = method_config(spec, preset, opd_recipe, suite_assets.sft_recipe, groups,
-                                      suite_assets.student.path, suite_assets.teacher.path, demos, out)
+        configs[spec] = method_config(
+            spec,
+            preset,
+            opd_recipe,
+            suite_assets.sft_recipe,
+            groups,
+            suite_assets.student.path,
+            suite_assets.teacher.path,
+            demos,
+            out,
+        )
     reused = sum(is_finished(config) for config in configs.values())
     log(f"[study] {len(specs)} runs ({reused} already finished) in {out / 'runs'}")
     bar = _bar(progress, len(specs))
@@ -72,8 +93,13 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
             bar.update(1)
 
     extendable = {configs[spec].out_dir for spec in specs if spec.method in preset.extend_methods}
-    ran_now = execute_all([configs[spec] for spec in specs], jobs=jobs, progress=progress and jobs == 1,
-                          on_done=advance, extendable=lambda config: config.out_dir in extendable)
+    ran_now = execute_all(
+        [configs[spec] for spec in specs],
+        jobs=jobs,
+        progress=progress and jobs == 1,
+        on_done=advance,
+        extendable=lambda config: config.out_dir in extendable,
+    )
     if bar is not None:
         bar.close()
 
@@ -83,14 +109,15 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
             suite_assets, groups, _, _, refs = prepared[suite]
             distill = [s.folder(out) for s in specs if s.suite == suite and s.method == DISTILLATION]
             extensions[suite] = plan_extension(preset, refs["teacher"]["seen_success"], distill, groups)
-        extended_now = extend_runs(preset, specs, configs, extensions,
-                                   {suite: prepared[suite][1] for suite in suites}, out, jobs=jobs, log=log)
+        extended_now = extend_runs(
+            preset, specs, configs, extensions, {suite: prepared[suite][1] for suite in suites}, out, jobs=jobs, log=log
+        )
     else:
         extended_now = 0
 
     summary = {
         "study": "opd reproduce",
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "preset": preset.to_dict(),
         "suites": suites,
         "seeds": seeds,
@@ -110,9 +137,16 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
             runs = [analysis.read_run(s.folder(out), groups) for s in chosen]
             config = configs[chosen[0]]
             methods[key] = analysis.summarize_method(
-                key, chosen, runs, refs["teacher"], config.total_steps, config.pipeline,
-                config.steps if config.pipeline == "opd_then_grpo" else None, fractions=preset.reach_fractions,
-                extended=key in preset.extend_methods)
+                key,
+                chosen,
+                runs,
+                refs["teacher"],
+                config.total_steps,
+                config.pipeline,
+                config.steps if config.pipeline == "opd_then_grpo" else None,
+                fractions=preset.reach_fractions,
+                extended=key in preset.extend_methods,
+            )
             if key == "sft":
                 methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
         result = {
@@ -121,14 +155,19 @@ def run_study(out: str | Path, preset: StudyPreset, *, suites: list[str] = ("obj
             "reference": refs,
             "reference_labels": _reference_labels(suite_assets),
             "methods": methods,
-            "ablation": {"trajectories": preset.ablation_trajectories,
-                         "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()}},
+            "ablation": {
+                "trajectories": preset.ablation_trajectories,
+                "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()},
+            },
         }
         extension = extensions.get(suite)
         result["extension"] = extension.to_dict() if extension is not None else None
-        result["speedup"] = analysis.speedups(methods, preset.reach_fractions, preset.steps,
-                                              others=tuple(m for m in ("grpo", "opd_then_grpo")
-                                                           if m in preset.extend_methods) or ("grpo",))
+        result["speedup"] = analysis.speedups(
+            methods,
+            preset.reach_fractions,
+            preset.steps,
+            others=tuple(m for m in ("grpo", "opd_then_grpo") if m in preset.extend_methods) or ("grpo",),
+        )
         result["claims"] = analysis.claims(result)
         summary["results"][suite] = result
 
@@ -147,8 +186,11 @@ def _reference_labels(suite_assets) -> dict[str, str]:
         return f" ({n}-demo SFT)" if n else ""
 
     tasks = len(suite_assets.base_tasks)
-    return {"base": f"Pre-trained base ({tasks} tasks)", "teacher": "Teacher" + demos(suite_assets.teacher),
-            "student_init": "Student init" + demos(suite_assets.student)}
+    return {
+        "base": f"Pre-trained base ({tasks} tasks)",
+        "teacher": "Teacher" + demos(suite_assets.teacher),
+        "student_init": "Student init" + demos(suite_assets.student),
+    }
 
 
 def _bar(enabled: bool, total: int):

@@ -20,15 +20,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from polling import wait_for
 
 from opd_core.envs.libero import libero_available
+from polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
 CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SHORT_STEPS = 12
 """The watched run: long enough (a second or more per step here) for the chart to be seen growing."""
@@ -36,11 +42,14 @@ SHORT_STEPS = 12
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                       reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
+    ),
 ]
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install -r requirements.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
+)
 
 
 # ============================================================================================ fixtures
@@ -48,8 +57,9 @@ sync_api = pytest.importorskip("playwright.sync_api",
 def lab_settings(tmp_path):
     from worker.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", stale_after_seconds=30.0, heartbeat_seconds=0.5,
-                    cancel_poll_seconds=0.1)
+    return Settings(
+        data_dir=tmp_path / "data", stale_after_seconds=30.0, heartbeat_seconds=0.5, cancel_poll_seconds=0.1
+    )
 
 
 @pytest.fixture
@@ -70,7 +80,12 @@ def dashboard(lab_settings, tmp_path):
     env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, tmp_path / "streamlit.log")
@@ -157,8 +172,15 @@ def launch_from_form(page, url: str, name: str, steps: int) -> None:
     type_into(page, "name", name)
     choose(page, "pipeline", "grpo")  # from a fresh student: no teacher or student checkpoint needed
     pick_many(page, "unseen_tasks", "red_block_behind", "unseen/put_red_block_behind_tray")
-    for label, value in (("steps", steps), ("batch_tasks", 2), ("group_size", 2), ("eval_every", 4),
-                         ("eval_init_states", 2), ("videos_per_eval", 1), ("save_every", 4)):
+    for label, value in (
+        ("steps", steps),
+        ("batch_tasks", 2),
+        ("group_size", 2),
+        ("eval_every", 4),
+        ("eval_init_states", 2),
+        ("videos_per_eval", 1),
+        ("save_every", 4),
+    ):
         type_into(page, label, str(value))
     page.get_by_test_id("stFormSubmitButton").filter(has_text="Launch").first.click()
     settle(page)
@@ -174,11 +196,14 @@ def trace_lengths(page) -> list[int]:
 def assert_first_video_plays(page, play_ms: int) -> None:
     video = page.locator("video").first
     video.wait_for(timeout=60_000)
-    played = video.evaluate("""(v, ms) => new Promise(done => {
+    played = video.evaluate(
+        """(v, ms) => new Promise(done => {
         v.muted = true;
         v.play().then(() => setTimeout(() => done({time: v.currentTime, error: v.error && v.error.code}), ms),
                       e => done({time: 0, error: String(e)}));
-    })""", play_ms)
+    })""",
+        play_ms,
+    )
     assert played["error"] is None and played["time"] > 0, played
 
 
@@ -203,8 +228,13 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
     page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
     seen = [sum(trace_lengths(page))]
     for _ in range(2):  # two more points in time, without any navigation: the fragment redraws the chart
-        seen.append(wait_for(lambda: (n := sum(trace_lengths(page))) > seen[-1] and n, 240,
-                             f"the curve to grow past {seen[-1]} points"))
+        seen.append(
+            wait_for(
+                lambda: (n := sum(trace_lengths(page))) > seen[-1] and n,
+                240,
+                f"the curve to grow past {seen[-1]} points",
+            )
+        )
     assert page.url.endswith(f"compare?runs={watched.id}")
     shoot(page, "03-compare-live")
 
@@ -228,16 +258,24 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
     # --- a long run, cancelled from the Runs page while it runs
     launch_from_form(page, url, "to-cancel", 500)
     to_cancel = max(run.id for run in lab.list_runs())
-    wait_for(lambda: lab.get_run(to_cancel).status == "running" and lab.get_run(to_cancel).step >= 1, 180,
-             "the second run to start")
+    wait_for(
+        lambda: lab.get_run(to_cancel).status == "running" and lab.get_run(to_cancel).step >= 1,
+        180,
+        "the second run to start",
+    )
     visit(page, f"{url}/runs")
-    pick_many(page, "Selected runs (tick rows in the table, or pick here)", f"#{to_cancel} ",
-              re.compile(f"^#{to_cancel} to-cancel"))
+    pick_many(
+        page,
+        "Selected runs (tick rows in the table, or pick here)",
+        f"#{to_cancel} ",
+        re.compile(f"^#{to_cancel} to-cancel"),
+    )
     settle(page)
     page.get_by_role("button", name="Cancel 1").click()
     settle(page)
-    cancelled = wait_for(lambda: (run := lab.get_run(to_cancel)).status == "cancelled" and run, 60,
-                         "the second run to be cancelled")
+    cancelled = wait_for(
+        lambda: (run := lab.get_run(to_cancel)).status == "cancelled" and run, 60, "the second run to be cancelled"
+    )
     assert cancelled.step < 500
     visit(page, f"{url}/runs")
     shoot(page, "08-runs-after-cancel")
@@ -246,8 +284,10 @@ def test_launch_watch_play_and_cancel_in_a_browser(lab, lab_settings, dashboard,
 
 
 # ============================================================================================ LIBERO
-@pytest.mark.skipif(not libero_available(),
-                    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)")
+@pytest.mark.skipif(
+    not libero_available(),
+    reason="LIBERO is an optional extra and is not installed (pip install -r requirements-libero.txt)",
+)
 def test_a_libero_run_shows_its_curves_and_videos_like_any_other(lab, lab_settings, dashboard, page, start_worker):
     """The LIBERO smoke run (two OPD steps, G=2, one LIBERO-Object task, short horizon) through the queue."""
     import torch
@@ -264,13 +304,34 @@ def test_a_libero_run_shows_its_curves_and_videos_like_any_other(lab, lab_settin
         save_checkpoint(lab_settings.data_dir / "models" / name, policy, step=0)
     start_worker(lab_settings)
     task = "pick_up_the_alphabet_soup_and_place_it_in_the_basket"
-    run_id = lab.launch({
-        "name": "libero-smoke", "env": "libero", "suite": "libero_object", "tasks": [task], "pipeline": "opd",
-        "objective": "reverse_kl", "student_checkpoint": "models/student", "teacher_checkpoint": "models/teacher",
-        "steps": 2, "batch_tasks": 1, "group_size": 2, "max_episode_steps": 3, "image_size": 32, "eval_every": 1,
-        "eval_init_states": 1, "videos_per_eval": 1, "save_every": 0, "minibatch_size": 64, "updates_per_step": 1})
-    run = wait_for(lambda: (r := lab.get_run(run_id)).status in ("finished", "failed", "crashed") and r, 600,
-                   "the LIBERO run to end")
+    run_id = lab.launch(
+        {
+            "name": "libero-smoke",
+            "env": "libero",
+            "suite": "libero_object",
+            "tasks": [task],
+            "pipeline": "opd",
+            "objective": "reverse_kl",
+            "student_checkpoint": "models/student",
+            "teacher_checkpoint": "models/teacher",
+            "steps": 2,
+            "batch_tasks": 1,
+            "group_size": 2,
+            "max_episode_steps": 3,
+            "image_size": 32,
+            "eval_every": 1,
+            "eval_init_states": 1,
+            "videos_per_eval": 1,
+            "save_every": 0,
+            "minibatch_size": 64,
+            "updates_per_step": 1,
+        }
+    )
+    run = wait_for(
+        lambda: (r := lab.get_run(run_id)).status in ("finished", "failed", "crashed") and r,
+        600,
+        "the LIBERO run to end",
+    )
     assert (run.status, run.error) == ("finished", None)
 
     visit(page, f"{url}/compare?runs={run_id}&keys=train/reverse_kl&keys=eval/seen_success")

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_dashboard_browser import (ARTIFACTS, dashboard, lab, lab_settings, page, pytestmark,  # noqa: F401
-                                    settle, visit)
+from test_dashboard_browser import (
+    ARTIFACTS,
+    pytestmark,  # noqa: F401
+    settle,
+    visit,
+)
 
-UNSEEN = ["unseen/put_red_block_behind_tray", "unseen/put_green_block_to_the_left_of_plate",
-          "unseen/put_blue_block_in_front_of_bowl", "unseen/put_yellow_block_to_the_right_of_plate"]
+UNSEEN = [
+    "unseen/put_red_block_behind_tray",
+    "unseen/put_green_block_to_the_left_of_plate",
+    "unseen/put_blue_block_in_front_of_bowl",
+    "unseen/put_yellow_block_to_the_right_of_plate",
+]
 TASKS = ["object/pick_red_block_into_basket", "object/pick_blue_block_into_basket"]
 STEPS = 30
 WIDTHS = (1440, 1024)
@@ -38,18 +46,27 @@ def write_run(settings, run_id: int, quality: float, seed: int) -> None:
     for step in range(STEPS + 1):
         progress = step / STEPS
         if step:
-            sink.log({"train/success": min(1.0, quality * progress + rng.normal(0, 0.03)),
-                      "train/entropy": 2.5 - 1.5 * progress, "train/reverse_kl": 1.0 - 0.8 * progress,
-                      "time/env_steps": 64.0 * step}, step)
+            sink.log(
+                {
+                    "train/success": min(1.0, quality * progress + rng.normal(0, 0.03)),
+                    "train/entropy": 2.5 - 1.5 * progress,
+                    "train/reverse_kl": 1.0 - 0.8 * progress,
+                    "time/env_steps": 64.0 * step,
+                },
+                step,
+            )
             sink.progress(step, STEPS)
         if step % 10 == 0:
             seen = round(min(1.0, quality * progress + seed * 0.02), 3)
-            per_task = {task: round(max(0.0, 0.6 - (0.2 + i * 0.05) * progress * quality), 3)
-                        for i, task in enumerate(UNSEEN)}
-            sink.log({"eval/seen_success": seen, "eval/unseen_success": float(np.mean(list(per_task.values())))},
-                     step)
-            sink.log_checkpoint(step, f"checkpoints/step_{step}", {"seen_success": seen, "unseen_success": float(
-                np.mean(list(per_task.values()))), "per_task": per_task})
+            per_task = {
+                task: round(max(0.0, 0.6 - (0.2 + i * 0.05) * progress * quality), 3) for i, task in enumerate(UNSEEN)
+            }
+            sink.log({"eval/seen_success": seen, "eval/unseen_success": float(np.mean(list(per_task.values())))}, step)
+            sink.log_checkpoint(
+                step,
+                f"checkpoints/step_{step}",
+                {"seen_success": seen, "unseen_success": float(np.mean(list(per_task.values()))), "per_task": per_task},
+            )
             for index, task in enumerate(TASKS):
                 frames = np.zeros((8, 32, 32, 3), dtype=np.uint8)
                 frames[:, :, :, index] = np.linspace(40, 240, 8, dtype=np.uint8)[:, None, None]
@@ -67,18 +84,31 @@ def many_runs(lab, lab_settings):
     from worker import lifecycle
     from worker.store import Store
 
-    base = {"name": LONG_NAME, "pipeline": "grpo", "unseen_tasks": UNSEEN, "tasks": TASKS, "steps": STEPS,
-            "eval_every": 10, "save_every": 10}
+    base = {
+        "name": LONG_NAME,
+        "pipeline": "grpo",
+        "unseen_tasks": UNSEEN,
+        "tasks": TASKS,
+        "steps": STEPS,
+        "eval_every": 10,
+        "save_every": 10,
+    }
     sweep_id, run_ids = lab.launch_sweep(base, {"group_size": [2, 4, 8], "seed": [0, 1, 2]}, "group size sweep")
     for run_id in run_ids:
         config = lab.get_run(run_id).config
-        write_run(lab_settings, run_id, quality={2: 0.5, 4: 0.7, 8: 0.9}[config["group_size"]],
-                  seed=config["seed"])
+        write_run(lab_settings, run_id, quality={2: 0.5, 4: 0.7, 8: 0.9}[config["group_size"]], seed=config["seed"])
     failed = lab.launch({**base, "name": "grpo with a learning rate far too high", "lr": 0.5})
     store = Store(lab_settings)
     claim = lifecycle.claim(store, failed, 1, "e2e-host")
-    lifecycle.finish(store, failed, claim.attempt, "failed", step=3, error="non-finite loss at step 3 (lr=0.5)",
-                     traceback="Traceback (most recent call last):\n  ...\nFloatingPointError: loss is nan")
+    lifecycle.finish(
+        store,
+        failed,
+        claim.attempt,
+        "failed",
+        step=3,
+        error="non-finite loss at step 3 (lr=0.5)",
+        traceback="Traceback (most recent call last):\n  ...\nFloatingPointError: loss is nan",
+    )
     store.close()
     return sweep_id, [*run_ids, failed]
 
@@ -98,6 +128,7 @@ def charts_drawn(count: int):
     def ready(page) -> None:
         page.locator(".js-plotly-plot").nth(count - 1).wait_for(timeout=60_000)
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}")
+
     return ready
 
 
@@ -131,7 +162,8 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     visit(page, f"{url}/sweep?sweep={sweep_id}")
     charts_drawn(2)(page)
     scatter = page.locator(".js-plotly-plot").first.evaluate(
-        "div => div._fullData.map(t => [t.name, t._length || (t.y || []).length])")
+        "div => div._fullData.map(t => [t.name, t._length || (t.y || []).length])"
+    )
     assert dict(scatter) == {"seed 0": 3, "seed 1": 3, "seed 2": 3, "mean": 3}, scatter
     shoot_at_widths(page, "sweep", charts_drawn(2))
     if page.get_by_role("button", name="PNG", exact=True).first.is_enabled():  # the server has kaleido
@@ -147,8 +179,12 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     page.locator("video").nth(5).wait_for(timeout=60_000)  # 3 runs x 2 tasks
     assert page.locator("video").count() == 6
     assert page.get_by_text("✓ success").count() + page.get_by_text("✗ failure").count() == 6
-    played = page.locator("video").nth(5).evaluate("""v => new Promise(done => { v.muted = true;
+    played = (
+        page.locator("video")
+        .nth(5)
+        .evaluate("""v => new Promise(done => { v.muted = true;
         v.play().then(() => setTimeout(() => done(v.currentTime), 500), e => done(-1)); })""")
+    )
     assert played > 0
     shoot_at_widths(page, "videos", lambda p: p.locator("video").nth(5).wait_for())
 

@@ -8,7 +8,16 @@ import re
 from urllib.parse import quote
 
 from test_dashboard_browser import (  # noqa: F401 - fixtures, and the marks (slow, timeout, skips)
-    dashboard, lab, lab_settings, page, pytestmark, settle, shoot, visit)
+    dashboard,
+    lab,
+    lab_settings,
+    page,
+    pytestmark,
+    settle,
+    shoot,
+    visit,
+)
+
 from test_inspector_api import SEEN, tiny_run
 
 FRAME_SLIDER = "Frame (the action taken at this frame of the video)"

@@ -10,27 +10,49 @@ fixtures of test_dashboard_browser.py (Chromium through Playwright; skipped, say
 from __future__ import annotations
 
 import pytest
-from polling import wait_for
 from test_dashboard_browser import (  # noqa: F401 - fixtures are used by name
-    ARTIFACTS, CHROMIUM, dashboard, lab, lab_settings, page, settle, shoot, trace_lengths, type_into, visit)
+    ARTIFACTS,
+    CHROMIUM,
+    dashboard,
+    lab,
+    lab_settings,
+    page,
+    settle,
+    shoot,
+    trace_lengths,
+    type_into,
+    visit,
+)
 
 from app.main import PAGES
+from polling import wait_for
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not CHROMIUM or not __import__("pathlib").Path(CHROMIUM).is_file(),
-                       reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)"),
+    pytest.mark.skipif(
+        not CHROMIUM or not __import__("pathlib").Path(CHROMIUM).is_file(),
+        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
+    ),
 ]
 
-TINY = (("steps", 2), ("batch_tasks", 1), ("group_size", 2), ("eval_every", 2), ("save_every", 2),
-        ("eval_init_states", 1), ("videos_per_eval", 0), ("max_episode_steps", 40))
+TINY = (
+    ("steps", 2),
+    ("batch_tasks", 1),
+    ("group_size", 2),
+    ("eval_every", 2),
+    ("save_every", 2),
+    ("eval_init_states", 1),
+    ("videos_per_eval", 0),
+    ("max_episode_steps", 40),
+)
 """Sizes that keep each of the preset's three runs to seconds (evaluation included)."""
 LONG_NAME = "a rather long run name that a researcher typed to remember what this one was about"
 
 
-def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints(lab, lab_settings, dashboard,
-                                                                                  page, start_worker):
+def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints(
+    lab, lab_settings, dashboard, page, start_worker
+):
     url = dashboard
     worker = start_worker(lab_settings)
     assert lab.list_runs() == []
@@ -62,8 +84,11 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
     # --- Runs lists them, queued or running
     visit(page, f"{url}/runs")
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
-    table = wait_for(lambda: all(run.name in (text := grid_text(page)) for run in runs) and text, 60,
-                     "the preset's runs in the Runs table")
+    table = wait_for(
+        lambda: all(run.name in (text := grid_text(page)) for run in runs) and text,
+        60,
+        "the preset's runs in the Runs table",
+    )
     assert "queued" in table or "running" in table, table
     shoot(page, "21-runs-objective-ablation")
 
@@ -77,15 +102,25 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
     assert any(text.startswith("teacher (teacher-object)") for text in annotations), annotations
     shoot(page, "22-compare-objective-ablation")
 
-    wait_for(lambda: all(lab.get_run(run.id).status in ("finished", "failed", "crashed") for run in runs), 600,
-             "the preset's runs to end")
+    wait_for(
+        lambda: all(lab.get_run(run.id).status in ("finished", "failed", "crashed") for run in runs),
+        600,
+        "the preset's runs to end",
+    )
     assert [lab.get_run(run.id).status for run in runs] == ["finished"] * 3, [lab.get_run(r.id).error for r in runs]
     worker.stop()  # what follows is queued only, to be photographed
 
     # --- many runs with long names, then Overview, Launch and Results at two widths
     for index in range(14):
-        lab.launch({"name": f"{LONG_NAME} #{index}", "pipeline": "grpo", "steps": 500 + index,
-                    "student_checkpoint": runs[0].config["student_checkpoint"]}, tags=["screenshot"])
+        lab.launch(
+            {
+                "name": f"{LONG_NAME} #{index}",
+                "pipeline": "grpo",
+                "steps": 500 + index,
+                "student_checkpoint": runs[0].config["student_checkpoint"],
+            },
+            tags=["screenshot"],
+        )
     for width in (1440, 1024):
         page.set_viewport_size({"width": width, "height": 1000})
         visit(page, f"{url}/overview")
@@ -110,11 +145,14 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
 def selected(page, label: str) -> str:
     """The text a selectbox shows as its value."""
     box = page.locator("[data-testid='stSelectbox']").filter(has=page.get_by_text(label, exact=True)).first
-    return box.evaluate("el => [...el.querySelectorAll('input')].map(i => i.value).join(' ').trim() || "
-                        "el.querySelector('[data-baseweb=\"select\"]').innerText").strip()
+    return box.evaluate(
+        "el => [...el.querySelectorAll('input')].map(i => i.value).join(' ').trim() || "
+        "el.querySelector('[data-baseweb=\"select\"]').innerText"
+    ).strip()
 
 
 def grid_text(page) -> str:
     """st.dataframe draws on a canvas; Glide keeps its cells in a hidden accessible table beside it."""
-    return " ".join(page.locator("[data-testid='stDataFrame'] table").evaluate_all(
-        "tables => tables.map(t => t.textContent)"))
+    return " ".join(
+        page.locator("[data-testid='stDataFrame'] table").evaluate_all("tables => tables.map(t => t.textContent)")
+    )

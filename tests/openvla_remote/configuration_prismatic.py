@@ -14,11 +14,24 @@ from transformers.models.auto import CONFIG_MAPPING
 class PrismaticConfig(PretrainedConfig):
     model_type = "prismatic"
 
-    def __init__(self, vision_backbone_id="dinosiglip-vit-so-224px", llm_backbone_id="llama2-7b-pure",
-                 arch_specifier="no-align+fused-gelu-mlp", use_fused_vision_backbone=None, image_sizes=None,
-                 image_resize_strategy="resize-naive", text_config=None, llm_max_length=2048, pad_token_id=32000,
-                 pad_to_multiple_of=64, output_projector_states=False, vision_width=32, vision_depth=3,
-                 patch_size=14, **kwargs):
+    def __init__(
+        self,
+        vision_backbone_id="dinosiglip-vit-so-224px",
+        llm_backbone_id="llama2-7b-pure",
+        arch_specifier="no-align+fused-gelu-mlp",
+        use_fused_vision_backbone=None,
+        image_sizes=None,
+        image_resize_strategy="resize-naive",
+        text_config=None,
+        llm_max_length=2048,
+        pad_token_id=32000,
+        pad_to_multiple_of=64,
+        output_projector_states=False,
+        vision_width=32,
+        vision_depth=3,
+        patch_size=14,
+        **kwargs,
+    ):
         self.vision_backbone_id = vision_backbone_id
         self.llm_backbone_id = llm_backbone_id
         self.arch_specifier = arch_specifier

@@ -27,8 +27,11 @@ class PatchViT(nn.Module):
         self.patch_embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, (image_size // patch_size) ** 2, width))
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(width, max(1, width // 16), 4 * width, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True) for _ in range(depth))
+            nn.TransformerEncoderLayer(
+                width, max(1, width // 16), 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(depth)
+        )
         self.embed_dim = width
 
     def forward(self, pixel_values):
@@ -100,8 +103,9 @@ class PrismaticForConditionalGeneration(PrismaticPreTrainedModel, GenerationMixi
     def __init__(self, config):
         super().__init__(config)
         self.vision_backbone = PrismaticVisionBackbone(config)
-        self.projector = PrismaticProjector(config.use_fused_vision_backbone, self.vision_backbone.embed_dim,
-                                            config.text_config.hidden_size)
+        self.projector = PrismaticProjector(
+            config.use_fused_vision_backbone, self.vision_backbone.embed_dim, config.text_config.hidden_size
+        )
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.vocab_size = config.text_config.vocab_size
         self.pad_token_id = config.pad_token_id
@@ -122,12 +126,24 @@ class PrismaticForConditionalGeneration(PrismaticPreTrainedModel, GenerationMixi
     def get_decoder(self):
         return self.language_model.get_decoder()
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, labels=None, inputs_embeds=None,
-                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                output_projector_features=None, return_dict=None):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        pixel_values=None,
+        labels=None,
+        inputs_embeds=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        output_projector_features=None,
+        return_dict=None,
+    ):
         use_cache = bool(use_cache) and not self.training
-        common = dict(use_cache=use_cache, output_attentions=output_attentions,
-                      output_hidden_states=output_hidden_states)
+        common = dict(
+            use_cache=use_cache, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
         projected = None
         if input_ids is not None and input_ids.shape[1] == 1 and past_key_values is not None:
             if input_ids.shape[0] != 1:
@@ -149,18 +165,29 @@ class PrismaticForConditionalGeneration(PrismaticPreTrainedModel, GenerationMixi
                 ignore = labels.new_full(projected.shape[:2], -100)
                 labels = torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)
             out = self.language_model(inputs_embeds=embeddings, attention_mask=mask, labels=labels, **common)
-        return PrismaticCausalLMOutputWithPast(loss=out.loss, logits=out.logits, past_key_values=out.past_key_values,
-                                               hidden_states=out.hidden_states, attentions=out.attentions,
-                                               projector_features=projected if output_projector_features else None)
+        return PrismaticCausalLMOutputWithPast(
+            loss=out.loss,
+            logits=out.logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            projector_features=projected if output_projector_features else None,
+        )
 
-    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, pixel_values=None, attention_mask=None,
-                                      **kwargs):
+    def prepare_inputs_for_generation(
+        self, input_ids, past_key_values=None, pixel_values=None, attention_mask=None, **kwargs
+    ):
         if input_ids.shape[0] > 1:
             raise ValueError("generation takes one query at a time (as OpenVLA's does)")
         if past_key_values is not None and past_key_values.get_seq_length() > 0:
             input_ids, pixel_values = input_ids[:, -1:], None
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values": pixel_values,
-                "past_key_values": past_key_values, "use_cache": kwargs.get("use_cache")}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pixel_values": pixel_values,
+            "past_key_values": past_key_values,
+            "use_cache": kwargs.get("use_cache"),
+        }
 
 
 class OpenVLAForActionPrediction(PrismaticForConditionalGeneration):

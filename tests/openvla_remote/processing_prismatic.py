@@ -14,8 +14,15 @@ from transformers.image_processing_utils import ImageProcessingMixin
 class PrismaticImageProcessor(ImageProcessingMixin):
     model_input_names = ["pixel_values"]
 
-    def __init__(self, use_fused_vision_backbone=False, image_resize_strategy="resize-naive", input_sizes=None,
-                 means=None, stds=None, **kwargs):
+    def __init__(
+        self,
+        use_fused_vision_backbone=False,
+        image_resize_strategy="resize-naive",
+        input_sizes=None,
+        means=None,
+        stds=None,
+        **kwargs,
+    ):
         self.use_fused_vision_backbone = use_fused_vision_backbone
         self.image_resize_strategy = image_resize_strategy
         self.input_sizes = input_sizes or [[3, 224, 224]]
@@ -32,8 +39,10 @@ class PrismaticImageProcessor(ImageProcessingMixin):
 
     def preprocess(self, images, return_tensors=None, **_):
         images = images if isinstance(images, list) else [images]
-        pil = [image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
-               for image in images]
+        pil = [
+            image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+            for image in images
+        ]
         pixels = np.stack([self.apply_transform(image.convert("RGB")) for image in pil]).astype(np.float32)
         return BatchFeature({"pixel_values": pixels}, tensor_type=return_tensors)
 
@@ -50,8 +59,9 @@ class PrismaticProcessor(ProcessorMixin):
 
     def __call__(self, text=None, images=None, padding=False, truncation=None, max_length=None, return_tensors=None):
         pixel_values = self.image_processor(images, return_tensors=return_tensors)["pixel_values"]
-        text_inputs = self.tokenizer(text, return_tensors=return_tensors, padding=padding, truncation=truncation,
-                                     max_length=max_length)
+        text_inputs = self.tokenizer(
+            text, return_tensors=return_tensors, padding=padding, truncation=truncation, max_length=max_length
+        )
         if pixel_values.shape[0] != text_inputs["input_ids"].shape[0]:
             raise ValueError("batch of prompts and batch of images differ in size")
         return BatchFeature({**text_inputs, "pixel_values": pixel_values})

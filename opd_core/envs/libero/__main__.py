@@ -36,9 +36,15 @@ def cmd_check(args) -> dict:
         obs, _ = env.step([[0, 0, 0, 0, 0, 0, -1]])
     finally:
         env.close()
-    return {"ok": True, "task": task, "instruction": obs.instructions[0], "image": list(obs.image.shape),
-            "wrist": list(obs.wrist.shape), "mean_pixel": float(obs.image.mean()),
-            "seconds": time.perf_counter() - started}
+    return {
+        "ok": True,
+        "task": task,
+        "instruction": obs.instructions[0],
+        "image": list(obs.image.shape),
+        "wrist": list(obs.wrist.shape),
+        "mean_pixel": float(obs.image.mean()),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def cmd_expert_success(args) -> dict:
@@ -47,18 +53,35 @@ def cmd_expert_success(args) -> dict:
     from opd_core.tokenizer import ActionTokenizer
 
     policy = LiberoExpertPolicy(ActionTokenizer.identity())
-    result = evaluate_protocol(policy, args.suite, _tasks(args), init_states=args.init_states,
-                               temperature=args.temperature, image_size=args.image_size, num_envs=args.num_envs,
-                               num_workers=args.workers, cameras=not args.no_cameras, out_dir=args.out,
-                               videos_per_task=args.videos, seed=args.seed)
+    result = evaluate_protocol(
+        policy,
+        args.suite,
+        _tasks(args),
+        init_states=args.init_states,
+        temperature=args.temperature,
+        image_size=args.image_size,
+        num_envs=args.num_envs,
+        num_workers=args.workers,
+        cameras=not args.no_cameras,
+        out_dir=args.out,
+        videos_per_task=args.videos,
+        seed=args.seed,
+    )
     return result.to_dict()
 
 
 def cmd_demos(args) -> dict:
     from opd_core.envs.libero.demos import generate_expert_demos
 
-    counts = generate_expert_demos(_tasks(args), args.num, args.out, image_size=args.image_size, noise=args.noise,
-                                   seed=args.seed, num_envs=args.num_envs)
+    counts = generate_expert_demos(
+        _tasks(args),
+        args.num,
+        args.out,
+        image_size=args.image_size,
+        noise=args.noise,
+        seed=args.seed,
+        num_envs=args.num_envs,
+    )
     return {"out": args.out, "episodes": counts}
 
 
@@ -74,8 +97,12 @@ def cmd_make_teacher(args) -> dict:
 
         tokenizer = ActionTokenizer.from_dict(read_meta(args.like)["tokenizer"])
     path = save_expert_checkpoint(args.out, tokenizer, logit_params=params)
-    return {"checkpoint": str(path), "kind": "libero_expert", "sigma": list(params.sigma),
-            "tokenizer_from": args.like or "identity ([-1, 1] per dimension)"}
+    return {
+        "checkpoint": str(path),
+        "kind": "libero_expert",
+        "sigma": list(params.sigma),
+        "tokenizer_from": args.like or "identity ([-1, 1] per dimension)",
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-teacher")
     p.add_argument("--out", required=True)
     p.add_argument("--sigma", default=None, help="7 comma-separated stds in normalised action units")
-    p.add_argument("--like", default=None, help="checkpoint whose action tokenizer the teacher must share "
-                                                  "(the student's); default: identity bins over [-1, 1]")
+    p.add_argument(
+        "--like",
+        default=None,
+        help="checkpoint whose action tokenizer the teacher must share "
+        "(the student's); default: identity bins over [-1, 1]",
+    )
     p.set_defaults(handler=cmd_make_teacher)
     return parser
 

@@ -7,21 +7,31 @@ how to recover from small deviations. Only successful episodes are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from opd_core.data import Episode, task_file_name, write_task_demos
-from opd_core.envs.libero.tasks import catalog
 from opd_core.envs.libero.expert import expert_actions
+from opd_core.envs.libero.tasks import catalog
 
 DEMO_INIT_OFFSET = 1000
 
 
-def generate_expert_demos(tasks: list[str], num_demos: int, out_dir: str | Path, *, image_size: int = 128,
-                          noise: float = 0.0, seed: int = 0, num_envs: int = 2, max_episode_steps: int = 0,
-                          max_attempts: int = 3, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+def generate_expert_demos(
+    tasks: list[str],
+    num_demos: int,
+    out_dir: str | Path,
+    *,
+    image_size: int = 128,
+    noise: float = 0.0,
+    seed: int = 0,
+    num_envs: int = 2,
+    max_episode_steps: int = 0,
+    max_attempts: int = 3,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
     """Write up to `num_demos` successful expert episodes per task; returns the episodes written per task."""
     from opd_core.envs.libero import make_libero_env
 
@@ -69,5 +79,7 @@ def _run(env, task: str, init_ids: list[int], noise: float, rng: np.random.Gener
         if ((done_at >= 0) | env.failed).all():
             break
     images_arr, proprio_arr, actions_arr = np.stack(images, 1), np.stack(proprio, 1), np.stack(actions, 1)
-    return [Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
-            for i, end in enumerate(done_at)]
+    return [
+        Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
+        for i, end in enumerate(done_at)
+    ]

@@ -124,9 +124,11 @@ def expert_actions(state: np.ndarray, params: ExpertParams = ExpertParams()) -> 
     lowered = bottom < release_bottom + 0.01
     lifting = bottom < carry_bottom - 0.005
     lower_z = eef[:, 2] - (bottom - release_bottom)
-    carry_target = np.where(lifting[:, None] & ~over_basket[:, None],
-                            np.column_stack([eef[:, :2], carry_z]),
-                            np.column_stack([destination, carry_z]))
+    carry_target = np.where(
+        lifting[:, None] & ~over_basket[:, None],
+        np.column_stack([eef[:, :2], carry_z]),
+        np.column_stack([destination, carry_z]),
+    )
     carry_target = np.where(over_basket[:, None], np.column_stack([destination, lower_z]), carry_target)
     target = np.where(grasped[:, None], carry_target, target)
     close = np.where(grasped, ~(over_basket & lowered), close)
@@ -138,8 +140,9 @@ def expert_actions(state: np.ndarray, params: ExpertParams = ExpertParams()) -> 
 
     actions = np.zeros((n, 7))
     actions[:, :3] = np.clip(params.position_gain * (target - eef) / POS_SCALE, -params.max_speed, params.max_speed)
-    actions[:, 3:6] = np.clip(params.rotation_gain * _rotation(s, np.where(rotate, yaw_error, 0.0)) / ROT_SCALE,
-                              -1.0, 1.0)
+    actions[:, 3:6] = np.clip(
+        params.rotation_gain * _rotation(s, np.where(rotate, yaw_error, 0.0)) / ROT_SCALE, -1.0, 1.0
+    )
     actions[:, 6] = np.where(close, 1.0, -1.0)
     actions[~valid] = np.array([0, 0, 0, 0, 0, 0, -1.0])
     return actions
@@ -203,7 +206,7 @@ def expert_logits(actions: np.ndarray, tokenizer, params: LogitParams = LogitPar
     centers = tokenizer.bin_centers()  # [K]
     sigma = np.asarray(params.sigma[: normalized.shape[1]], dtype=np.float64)
     z = (centers[None, None, :] - normalized[:, :, None]) / sigma[None, :, None]
-    logp = -0.5 * z ** 2
+    logp = -0.5 * z**2
     logp -= logp.max(axis=-1, keepdims=True)
     p = np.exp(logp)
     p /= p.sum(axis=-1, keepdims=True)

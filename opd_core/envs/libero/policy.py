@@ -29,8 +29,12 @@ KIND = "libero_expert"
 class LiberoExpertPolicy(Policy):
     kind = KIND
 
-    def __init__(self, tokenizer: ActionTokenizer, logit_params: LogitParams = LogitParams(),
-                 expert_params: ExpertParams = ExpertParams()):
+    def __init__(
+        self,
+        tokenizer: ActionTokenizer,
+        logit_params: LogitParams = LogitParams(),
+        expert_params: ExpertParams = ExpertParams(),
+    ):
         super().__init__()
         self.tokenizer = tokenizer
         self.logit_params = logit_params
@@ -42,7 +46,8 @@ class LiberoExpertPolicy(Policy):
         if obs.state is None:
             raise RuntimeError(
                 "the libero_expert teacher needs the privileged simulator state of each observation "
-                "(Observation.state); only states visited in a LIBERO env carry it")
+                "(Observation.state); only states visited in a LIBERO env carry it"
+            )
         return np.asarray(obs.state, dtype=np.float32)
 
     def actions(self, obs: Observation) -> np.ndarray:
@@ -58,8 +63,10 @@ class LiberoExpertPolicy(Policy):
         return cls(tokenizer, _from_dict(LogitParams, arch.get("logits")), _from_dict(ExpertParams, arch.get("expert")))
 
     def arch_config(self) -> dict[str, Any]:
-        return {"logits": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.logit_params).items()},
-                "expert": asdict(self.expert_params)}
+        return {
+            "logits": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.logit_params).items()},
+            "expert": asdict(self.expert_params),
+        }
 
 
 def _from_dict(cls, data: dict | None):
@@ -68,8 +75,9 @@ def _from_dict(cls, data: dict | None):
     return cls(**values)
 
 
-def save_expert_checkpoint(directory: str | Path, tokenizer: ActionTokenizer | None = None,
-                           logit_params: LogitParams = LogitParams()) -> Path:
+def save_expert_checkpoint(
+    directory: str | Path, tokenizer: ActionTokenizer | None = None, logit_params: LogitParams = LogitParams()
+) -> Path:
     """Write a teacher checkpoint for the expert (identity tokenizer: LIBERO's actions already lie in [-1, 1])."""
     from opd_core.checkpoint import save_checkpoint
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from opd_core.envs.base import Observation
-from opd_core.envs.libero.tasks import MAX_EPISODE_STEPS, catalog
 from opd_core.envs.libero.sim import PRIV
+from opd_core.envs.libero.tasks import MAX_EPISODE_STEPS, catalog
 from opd_core.errors import EnvironmentUnavailable
 
 
@@ -42,10 +42,14 @@ class LiberoObservation(Observation):
     wrist: np.ndarray | None = None
     """Wrist (eye-in-hand) RGB, uint8 [N, H, W, 3], flipped like the agent view."""
 
-    def take(self, index: np.ndarray) -> "LiberoObservation":
-        return LiberoObservation(self.image[index], self.proprio[index], [self.instructions[i] for i in index],
-                                 state=None if self.state is None else self.state[index],
-                                 wrist=None if self.wrist is None else self.wrist[index])
+    def take(self, index: np.ndarray) -> LiberoObservation:
+        return LiberoObservation(
+            self.image[index],
+            self.proprio[index],
+            [self.instructions[i] for i in index],
+            state=None if self.state is None else self.state[index],
+            wrist=None if self.wrist is None else self.wrist[index],
+        )
 
     def frame(self, index: int) -> np.ndarray:
         """Agent view | wrist side by side (the agent view alone without a wrist camera)."""
@@ -75,16 +79,33 @@ class _Worker:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"worker-{os.getpid()}-{index}-{time.time_ns()}.log"
         env = dict(os.environ)
-        for name, value in (("MUJOCO_GL", "egl"), ("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"),
-                            ("OPENBLAS_NUM_THREADS", "1"), ("NUMBA_NUM_THREADS", "1"), ("LP_NUM_THREADS", "1")):
+        for name, value in (
+            ("MUJOCO_GL", "egl"),
+            ("OMP_NUM_THREADS", "1"),
+            ("MKL_NUM_THREADS", "1"),
+            ("OPENBLAS_NUM_THREADS", "1"),
+            ("NUMBA_NUM_THREADS", "1"),
+            ("LP_NUM_THREADS", "1"),
+        ):
             env.setdefault(name, value)
         if env["MUJOCO_GL"] in ("egl", "osmesa"):
             env.setdefault("PYOPENGL_PLATFORM", env["MUJOCO_GL"])
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "opd_core.envs.libero.worker", str(child.fileno()), str(image_size),
-                 str(cameras)],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "opd_core.envs.libero.worker",
+                    str(child.fileno()),
+                    str(image_size),
+                    str(cameras),
+                ],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
         child.close()
         self.conn = parent
         self.start_timeout = start_timeout
@@ -120,13 +141,15 @@ class _Worker:
     def _receive(self, timeout: float, what: str):
         try:
             if not self.conn.poll(timeout):
-                raise WorkerFailure(f"worker {self.index} (pid {self.pid}) gave no {what} within {timeout:.0f} s "
-                                    "(hung)")
+                raise WorkerFailure(
+                    f"worker {self.index} (pid {self.pid}) gave no {what} within {timeout:.0f} s (hung)"
+                )
             return self.conn.recv()
         except (EOFError, ConnectionResetError, OSError) as exc:
             code = self.process.poll()
-            raise WorkerFailure(f"worker {self.index} (pid {self.pid}) died (exit code {code}): "
-                                f"{self.log_tail()}") from exc
+            raise WorkerFailure(
+                f"worker {self.index} (pid {self.pid}) died (exit code {code}): {self.log_tail()}"
+            ) from exc
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -165,7 +188,7 @@ class _Worker:
             self.log_path.unlink(missing_ok=True)
 
 
-_LIVE: "weakref.WeakSet[LiberoVecEnv]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[LiberoVecEnv] = weakref.WeakSet()
 
 
 @atexit.register
@@ -177,10 +200,20 @@ def _close_all() -> None:
 class LiberoVecEnv:
     """`VectorEnv` over LIBERO: reset(tasks, init_ids) -> LiberoObservation, step(actions [N, 7])."""
 
-    def __init__(self, num_envs: int, image_size: int = 128, max_episode_steps: int = 0, *,
-                 num_workers: int = 0, cameras: bool = True, wrist: bool | None = None, max_retries: int = 2,
-                 step_timeout: float | None = None, reset_timeout: float | None = None,
-                 start_timeout: float | None = None):
+    def __init__(
+        self,
+        num_envs: int,
+        image_size: int = 128,
+        max_episode_steps: int = 0,
+        *,
+        num_workers: int = 0,
+        cameras: bool = True,
+        wrist: bool | None = None,
+        max_retries: int = 2,
+        step_timeout: float | None = None,
+        reset_timeout: float | None = None,
+        start_timeout: float | None = None,
+    ):
         if num_envs < 0:
             raise ValueError("num_envs must not be negative")
         self.num_envs = num_envs
@@ -228,8 +261,9 @@ class LiberoVecEnv:
         suites = [self.catalog.suite_of(task) for task in tasks]  # KeyError names an unknown task
         self.tasks, self.suites = list(tasks), suites
         self.init_ids = np.asarray(init_ids, dtype=np.int64)
-        self.max_episode_steps = self._configured_max_steps or max((MAX_EPISODE_STEPS[s] for s in suites),
-                                                                   default=self.max_episode_steps)
+        self.max_episode_steps = self._configured_max_steps or max(
+            (MAX_EPISODE_STEPS[s] for s in suites), default=self.max_episode_steps
+        )
         self.done[:] = False
         self.failed[:] = False
         self.retries[:] = 0
@@ -245,8 +279,10 @@ class LiberoVecEnv:
         if actions.shape != (self.num_envs, 7):
             raise ValueError(f"expected actions of shape ({self.num_envs}, 7), got {actions.shape}")
         active = np.nonzero(~self.done & ~self.failed)[0]
-        self._execute({int(i): ("step", self.suites[i], self.tasks[i], self._last[i]["slot_state"], actions[i])
-                       for i in active}, "step")
+        self._execute(
+            {int(i): ("step", self.suites[i], self.tasks[i], self._last[i]["slot_state"], actions[i]) for i in active},
+            "step",
+        )
         return self._observation(), self.done.copy()
 
     def close(self) -> None:
@@ -301,8 +337,16 @@ class LiberoVecEnv:
         self._event("restart", index, slots, reason)
 
     def _event(self, kind: str, worker: int, slots: list[int], reason: str) -> None:
-        self.events.append({"time": time.time(), "kind": kind, "worker": worker, "slots": list(slots),
-                            "tasks": [self.tasks[s] for s in slots], "reason": reason[-500:]})
+        self.events.append(
+            {
+                "time": time.time(),
+                "kind": kind,
+                "worker": worker,
+                "slots": list(slots),
+                "tasks": [self.tasks[s] for s in slots],
+                "reason": reason[-500:],
+            }
+        )
         print(f"[libero] {kind} worker {worker} slots {list(slots)}: {reason[-300:]}", file=sys.stderr)
 
     def _execute(self, ops: dict[int, tuple], what: str) -> None:
@@ -364,8 +408,14 @@ class LiberoVecEnv:
         if self._last[slot] is None:  # failed before its first observation: a black frame stands in
             size = self.image_size
             blank = np.zeros((size, size, 3), np.uint8)
-            self._last[slot] = {"image": blank, "wrist": blank, "proprio": np.zeros(5, np.float32),
-                                "state": np.zeros(PRIV.SIZE, np.float32), "success": False, "slot_state": None}
+            self._last[slot] = {
+                "image": blank,
+                "wrist": blank,
+                "proprio": np.zeros(5, np.float32),
+                "state": np.zeros(PRIV.SIZE, np.float32),
+                "success": False,
+                "slot_state": None,
+            }
         self._event("episode_failed", index, [slot], reason)
 
     def _accept(self, slot: int, result: dict) -> None:
@@ -378,10 +428,13 @@ class LiberoVecEnv:
         if not last:  # an empty pool (e.g. an evaluation with no initial states)
             size = self.image_size
             empty = np.zeros((0, size, size, 3), np.uint8)
-            return LiberoObservation(empty, np.zeros((0, 5), np.float32), [],
-                                     state=np.zeros((0, PRIV.SIZE), np.float32), wrist=empty)
+            return LiberoObservation(
+                empty, np.zeros((0, 5), np.float32), [], state=np.zeros((0, PRIV.SIZE), np.float32), wrist=empty
+            )
         return LiberoObservation(
-            np.stack([r["image"] for r in last]), np.stack([r["proprio"] for r in last]).astype(np.float32),
+            np.stack([r["image"] for r in last]),
+            np.stack([r["proprio"] for r in last]).astype(np.float32),
             [self.catalog.instruction(t) for t in self.tasks],
             state=np.stack([r["state"] for r in last]).astype(np.float32),
-            wrist=np.stack([r["wrist"] for r in last]))
+            wrist=np.stack([r["wrist"] for r in last]),
+        )

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -53,11 +53,24 @@ class ProtocolResult:
 
 
 @torch.no_grad()
-def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None, *,
-                      init_states: int = NUM_FIXED_INIT_STATES, temperature: float = 0.0, image_size: int = 128,
-                      max_episode_steps: int = 0, num_envs: int = 0, num_workers: int = 0, cameras: bool = True,
-                      videos_per_task: int = 1, out_dir: str | Path | None = None, seed: int = 0,
-                      progress: Callable[[int], None] | None = None, env=None) -> ProtocolResult:
+def evaluate_protocol(
+    policy: Policy,
+    suite: str,
+    tasks: list[str] | None = None,
+    *,
+    init_states: int = NUM_FIXED_INIT_STATES,
+    temperature: float = 0.0,
+    image_size: int = 128,
+    max_episode_steps: int = 0,
+    num_envs: int = 0,
+    num_workers: int = 0,
+    cameras: bool = True,
+    videos_per_task: int = 1,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    env=None,
+) -> ProtocolResult:
     """Run the standard protocol; write `eval.json` and videos into `out_dir` when given.
 
     `num_envs` episodes run at once (default: every initial state of one task, at most 10); `env` may pass a
@@ -71,15 +84,34 @@ def evaluate_protocol(policy: Policy, suite: str, tasks: list[str] | None = None
         raise ValueError(f"init_states must be 1..{NUM_FIXED_INIT_STATES} (LIBERO's fixed initial states)")
     episodes = [(task, i) for task in tasks for i in range(init_states)]
     film = {k for k, (_, i) in enumerate(episodes) if i < videos_per_task} if out_dir and cameras else set()
-    outcome = run_episodes(policy, episodes, film, temperature=temperature, image_size=image_size,
-                           max_episode_steps=max_episode_steps, num_envs=num_envs or min(init_states, 10),
-                           num_workers=num_workers, cameras=cameras, seed=seed, progress=progress, env=env)
+    outcome = run_episodes(
+        policy,
+        episodes,
+        film,
+        temperature=temperature,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        num_envs=num_envs or min(init_states, 10),
+        num_workers=num_workers,
+        cameras=cameras,
+        seed=seed,
+        progress=progress,
+        env=env,
+    )
     table = outcome.success.reshape(len(tasks), init_states)
     per_task = {task: float(table[k].mean()) for k, task in enumerate(tasks)}
     lengths = outcome.lengths.reshape(len(tasks), init_states)
     mean_length = {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}
-    result = ProtocolResult(suite, per_task, float(table.mean()), len(episodes), init_states, mean_length,
-                            outcome.failed, time.perf_counter() - started)
+    result = ProtocolResult(
+        suite,
+        per_task,
+        float(table.mean()),
+        len(episodes),
+        init_states,
+        mean_length,
+        outcome.failed,
+        time.perf_counter() - started,
+    )
     if out_dir is not None:
         out_dir = Path(out_dir)
         result.videos = outcome.write_videos(episodes, out_dir / "videos", out_dir)
@@ -104,15 +136,34 @@ class EpisodeOutcome:
         for k in sorted(self.frames):
             task, i = episodes[k]
             path = write_mp4(Path(video_dir) / f"{task}__init{i}.mp4", self.frames[k], scale=2)
-            videos.append({"task": task, "init_state": i, "success": bool(self.success[k]),
-                           "path": str(path.relative_to(relative_to)), "cameras": "agent view | wrist"})
+            videos.append(
+                {
+                    "task": task,
+                    "init_state": i,
+                    "success": bool(self.success[k]),
+                    "path": str(path.relative_to(relative_to)),
+                    "cameras": "agent view | wrist",
+                }
+            )
         return videos
 
 
 @torch.no_grad()
-def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int], *, temperature: float,
-                 image_size: int, max_episode_steps: int, num_envs: int, num_workers: int = 0, cameras: bool = True,
-                 seed: int = 0, progress: Callable[[int], None] | None = None, env=None) -> EpisodeOutcome:
+def run_episodes(
+    policy: Policy,
+    episodes: list[tuple[str, int]],
+    film: set[int],
+    *,
+    temperature: float,
+    image_size: int,
+    max_episode_steps: int,
+    num_envs: int,
+    num_workers: int = 0,
+    cameras: bool = True,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    env=None,
+) -> EpisodeOutcome:
     """(task, init state) episodes under the protocol, `num_envs` at a time in the given (task) order, so that a
     worker holds few simulators at once (about 1-2 GB each). A batch never mixes suites, so each episode gets its
     own suite's step limit; the wrist camera is rendered only when an episode is filmed."""
@@ -120,9 +171,14 @@ def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int]
 
     own_env = env is None
     if own_env:
-        env = make_libero_env(max(1, min(len(episodes), num_envs)), image_size=image_size,
-                              max_episode_steps=max_episode_steps, num_workers=num_workers, cameras=cameras,
-                              wrist=bool(film))
+        env = make_libero_env(
+            max(1, min(len(episodes), num_envs)),
+            image_size=image_size,
+            max_episode_steps=max_episode_steps,
+            num_workers=num_workers,
+            cameras=cameras,
+            wrist=bool(film),
+        )
     generator = torch.Generator().manual_seed(seed)
     was_training = policy.training
     policy.eval()
@@ -135,8 +191,17 @@ def run_episodes(policy: Policy, episodes: list[tuple[str, int]], film: set[int]
             chunk = episodes[start:stop]
             padded = chunk + [chunk[-1]] * (env.num_envs - len(chunk))  # the pool has a fixed size
             filmed = {k - start for k in film if start <= k < stop}
-            rollout = collect(policy, env, [t for t, _ in padded], [i for _, i in padded], temperature, generator,
-                              film=filmed, keep_states=False, active=len(chunk))
+            rollout = collect(
+                policy,
+                env,
+                [t for t, _ in padded],
+                [i for _, i in padded],
+                temperature,
+                generator,
+                film=filmed,
+                keep_states=False,
+                active=len(chunk),
+            )
             success[start:stop] = rollout.success[: len(chunk)]
             lengths[start:stop] = rollout.lengths[: len(chunk)]
             failed += int(env.failed[: len(chunk)].sum())
@@ -161,26 +226,51 @@ def _batches(episodes: list[tuple[str, int]], size: int) -> list[tuple[int, int]
     return ranges
 
 
-def evaluate_run(policy: Policy, seen: list[str], unseen: list[str], *, init_states: int, temperature: float,
-                 image_size: int, max_episode_steps: int, video_tasks: list[str], video_dir: Path | None,
-                 run_dir: Path | None, seed: int = 0, num_envs: int = 0, num_workers: int = 0,
-                 progress: Callable[[int], None] | None = None) -> EvalResult:
+def evaluate_run(
+    policy: Policy,
+    seen: list[str],
+    unseen: list[str],
+    *,
+    init_states: int,
+    temperature: float,
+    image_size: int,
+    max_episode_steps: int,
+    video_tasks: list[str],
+    video_dir: Path | None,
+    run_dir: Path | None,
+    seed: int = 0,
+    num_envs: int = 0,
+    num_workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
     """The protocol on a run's seen and unseen tasks: init states 0..init_states-1, filming init state 0 of
     `video_tasks`. The training loop's evaluation and `opd eval`."""
     tasks = list(dict.fromkeys([*seen, *unseen]))
     episodes = [(task, i) for task in tasks for i in range(init_states)]
     film = {episodes.index((task, 0)) for task in video_tasks if task in tasks} if video_dir is not None else set()
-    outcome = run_episodes(policy, episodes, film, temperature=temperature, image_size=image_size,
-                           max_episode_steps=max_episode_steps, num_envs=num_envs or min(init_states, 10),
-                           num_workers=num_workers, seed=seed, progress=progress)
+    outcome = run_episodes(
+        policy,
+        episodes,
+        film,
+        temperature=temperature,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        num_envs=num_envs or min(init_states, 10),
+        num_workers=num_workers,
+        seed=seed,
+        progress=progress,
+    )
     table = outcome.success.reshape(len(tasks), init_states)
     per_task = {task: float(table[k].mean()) for k, task in enumerate(tasks)}
     lengths = outcome.lengths.reshape(len(tasks), init_states)
     videos = outcome.write_videos(episodes, video_dir, run_dir or video_dir) if film else []
-    details = {"failed_episodes": outcome.failed,
-               "mean_length": {task: float(lengths[k].mean()) for k, task in enumerate(tasks)}}
-    return EvalResult(per_task, mean_success(per_task, seen), mean_success(per_task, unseen) if unseen else None,
-                      videos, details)
+    details = {
+        "failed_episodes": outcome.failed,
+        "mean_length": {task: float(lengths[k].mean()) for k, task in enumerate(tasks)},
+    }
+    return EvalResult(
+        per_task, mean_success(per_task, seen), mean_success(per_task, unseen) if unseen else None, videos, details
+    )
 
 
 def evaluate_env_run(policy: Policy, env_name: str, seen: list[str], unseen: list[str], **options) -> EvalResult:

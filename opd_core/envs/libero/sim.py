@@ -26,23 +26,23 @@ NUM_NOOP_STEPS = 10
 class PRIV:
     """Index layout of the privileged state vector (float32 [PRIV.SIZE])."""
 
-    EEF = slice(0, 3)            # end-effector (grip site) position, world frame
-    APPROACH = slice(3, 6)       # hand approach axis (unit vector; (0, 0, -1) is pointing straight down)
-    FINGER_YAW = 6               # yaw of the finger-to-finger (closing) axis, radians
-    OPENING = 7                  # finger opening: left minus right finger joint, metres (about 0.08 fully open)
+    EEF = slice(0, 3)  # end-effector (grip site) position, world frame
+    APPROACH = slice(3, 6)  # hand approach axis (unit vector; (0, 0, -1) is pointing straight down)
+    FINGER_YAW = 6  # yaw of the finger-to-finger (closing) axis, radians
+    OPENING = 7  # finger opening: left minus right finger joint, metres (about 0.08 fully open)
     TARGET_CENTER = slice(8, 11)  # target object: world axis-aligned bounding box centre
-    TARGET_HALF = slice(11, 14)   # ... and half extents
-    TARGET_YAW = 14              # yaw of the target's long horizontal axis, radians
-    TARGET_LONG = 15             # the target's horizontal extent along that axis, metres
-    TARGET_SHORT = 16            # ... and across it
+    TARGET_HALF = slice(11, 14)  # ... and half extents
+    TARGET_YAW = 14  # yaw of the target's long horizontal axis, radians
+    TARGET_LONG = 15  # the target's horizontal extent along that axis, metres
+    TARGET_SHORT = 16  # ... and across it
     BASKET_CENTER = slice(17, 19)  # receptacle: xy centre of its bounding box
-    BASKET_TOP = 19              # receptacle rim height
-    BASKET_INNER = 20            # receptacle inner half width (smaller horizontal side, walls excluded)
-    GRASPED = 21                 # 1 when both fingers (pads or finger bodies) touch the target
-    FLOOR = 22                   # height of the surface the objects rest on
-    SUCCESS = 23                 # LIBERO's success predicate
-    VALID = 24                   # 1 when the task has the pick-and-place layout the expert understands
-    OBSTACLES = slice(25, 49)    # up to 6 other objects, nearest to the target first: (x, y, radius, top) each
+    BASKET_TOP = 19  # receptacle rim height
+    BASKET_INNER = 20  # receptacle inner half width (smaller horizontal side, walls excluded)
+    GRASPED = 21  # 1 when both fingers (pads or finger bodies) touch the target
+    FLOOR = 22  # height of the surface the objects rest on
+    SUCCESS = 23  # LIBERO's success predicate
+    VALID = 24  # 1 when the task has the pick-and-place layout the expert understands
+    OBSTACLES = slice(25, 49)  # up to 6 other objects, nearest to the target first: (x, y, radius, top) each
     MAX_OBSTACLES = 6
     SIZE = 49
 
@@ -76,7 +76,6 @@ class TaskSim:
         from libero.libero import get_libero_path
         from libero.libero.envs import OffScreenRenderEnv
         from libero.libero.envs.env_wrapper import ControlEnv
-
         from opd_core.envs.libero.tasks import libero_task
 
         self.suite, self.task = suite, task
@@ -86,11 +85,17 @@ class TaskSim:
         self.cameras, self.wrist = cameras, cameras and wrist
         if cameras:  # the wrist camera can be left out where nothing looks at it (halves the rendering)
             names = ["agentview", "robot0_eye_in_hand"] if self.wrist else ["agentview"]
-            self.env = OffScreenRenderEnv(bddl_file_name=bddl, camera_heights=image_size, camera_widths=image_size,
-                                          camera_names=names, hard_reset=False)
+            self.env = OffScreenRenderEnv(
+                bddl_file_name=bddl,
+                camera_heights=image_size,
+                camera_widths=image_size,
+                camera_names=names,
+                hard_reset=False,
+            )
         else:  # physics only (expert checks, benchmarks): no renderer at all
-            self.env = ControlEnv(bddl_file_name=bddl, use_camera_obs=False, has_offscreen_renderer=False,
-                                  hard_reset=False)
+            self.env = ControlEnv(
+                bddl_file_name=bddl, use_camera_obs=False, has_offscreen_renderer=False, hard_reset=False
+            )
         self.instruction = self.env.language_instruction
         self.last_obs: dict | None = None
         self.success = False
@@ -145,13 +150,22 @@ class TaskSim:
         mujoco.mj_getState(model, data, state, spec)
         robot = inner.robots[0]
         # robosuite samples each observable at some sub-step of a step, with its own clock: part of the state
-        observables = {name: (o._time_since_last_sample, o._sampled, o._current_delay,
-                              _copy(o._current_observed_value)) for name, o in inner._observables.items()}
-        return {"mj": state, "timestep": int(inner.timestep), "cur_time": float(inner.cur_time),
-                "gripper": np.array(robot.gripper.current_action), "goal_pos": np.array(robot.controller.goal_pos),
-                "goal_ori": np.array(robot.controller.goal_ori), "observables": observables,
-                "obs_cache": {k: _copy(v) for k, v in inner._obs_cache.items()},
-                "success": self.success, "task": self.task}
+        observables = {
+            name: (o._time_since_last_sample, o._sampled, o._current_delay, _copy(o._current_observed_value))
+            for name, o in inner._observables.items()
+        }
+        return {
+            "mj": state,
+            "timestep": int(inner.timestep),
+            "cur_time": float(inner.cur_time),
+            "gripper": np.array(robot.gripper.current_action),
+            "goal_pos": np.array(robot.controller.goal_pos),
+            "goal_ori": np.array(robot.controller.goal_ori),
+            "observables": observables,
+            "obs_cache": {k: _copy(v) for k, v in inner._obs_cache.items()},
+            "success": self.success,
+            "task": self.task,
+        }
 
     def load(self, slot_state: dict) -> None:
         import mujoco
@@ -163,8 +177,9 @@ class TaskSim:
             self._was_reset = True
         inner = self.env.env
         model, data = inner.sim.model._model, inner.sim.data._data
-        mujoco.mj_setState(model, data, np.asarray(slot_state["mj"], dtype=np.float64),
-                           mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_setState(
+            model, data, np.asarray(slot_state["mj"], dtype=np.float64), mujoco.mjtState.mjSTATE_INTEGRATION
+        )
         mujoco.mj_forward(model, data)
         inner.timestep, inner.cur_time, inner.done = int(slot_state["timestep"]), float(slot_state["cur_time"]), False
         robot = inner.robots[0]
@@ -195,8 +210,14 @@ class TaskSim:
         else:
             image = wrist = np.zeros((size, size, 3), np.uint8)
         proprio = np.concatenate([obs["robot0_eef_pos"], obs["robot0_gripper_qpos"][:2]]).astype(np.float32)
-        return {"image": image, "wrist": wrist, "proprio": proprio, "success": self.success,
-                "state": self.privileged(), "slot_state": self.save()}
+        return {
+            "image": image,
+            "wrist": wrist,
+            "proprio": proprio,
+            "success": self.success,
+            "state": self.privileged(),
+            "slot_state": self.save(),
+        }
 
     def privileged(self) -> np.ndarray:
         """The privileged state vector (see `PRIV`): poses of the robot, the target object and the receptacle."""
@@ -233,7 +254,7 @@ class TaskSim:
         obstacles.sort(key=lambda o: np.hypot(o[0] - center[0], o[1] - center[1]))
         slots = np.tile(np.array([10.0, 10.0, 0.0, -1.0], np.float32), PRIV.MAX_OBSTACLES)
         for k, obstacle in enumerate(obstacles[: PRIV.MAX_OBSTACLES]):
-            slots[4 * k: 4 * k + 4] = obstacle
+            slots[4 * k : 4 * k + 4] = obstacle
         out[PRIV.OBSTACLES] = slots
         return out
 
@@ -244,17 +265,25 @@ class TaskSim:
         model = e.sim.model
         raw = model._model
         names = list(getattr(e, "obj_of_interest", []) or [])
-        geometry: dict = {"names": names, "target": None, "basket": None, "others": [],
-                          "left_finger": model.body_name2id("gripper0_leftfinger"),
-                          "right_finger": model.body_name2id("gripper0_rightfinger")}
+        geometry: dict = {
+            "names": names,
+            "target": None,
+            "basket": None,
+            "others": [],
+            "left_finger": model.body_name2id("gripper0_leftfinger"),
+            "right_finger": model.body_name2id("gripper0_rightfinger"),
+        }
         planes = [g for g in range(raw.ngeom) if raw.geom_type[g] == 0]
         geometry["floor"] = float(max((e.sim.data.geom_xpos[g][2] for g in planes), default=0.0))
         # The expert's layout: exactly one movable object to pick and one receptacle (LIBERO-Object's tasks).
         if len(names) == 2 and names[0] in e.objects_dict and names[1] in e.objects_dict and "basket" in names[1]:
             geometry["target"] = _collision_geoms(raw, e.obj_body_id[names[0]])
             geometry["basket"] = _collision_geoms(raw, e.obj_body_id[names[1]])
-            geometry["others"] = [_collision_geoms(raw, e.obj_body_id[name]) for name in e.objects_dict
-                                  if name not in names and name in e.obj_body_id]
+            geometry["others"] = [
+                _collision_geoms(raw, e.obj_body_id[name])
+                for name in e.objects_dict
+                if name not in names and name in e.obj_body_id
+            ]
         self._geometry = geometry
         return geometry
 
@@ -273,8 +302,11 @@ def _collision_geoms(raw, body_id: int) -> np.ndarray:
                 bodies.add(b)
                 break
             parent = int(raw.body_parentid[parent])
-    geoms = [g for g in range(raw.ngeom) if int(raw.geom_bodyid[g]) in bodies
-             and (raw.geom_contype[g] or raw.geom_conaffinity[g])]
+    geoms = [
+        g
+        for g in range(raw.ngeom)
+        if int(raw.geom_bodyid[g]) in bodies and (raw.geom_contype[g] or raw.geom_conaffinity[g])
+    ]
     if not geoms:  # visual-only model: fall back to every geom of the body
         geoms = [g for g in range(raw.ngeom) if int(raw.geom_bodyid[g]) in bodies]
     return np.array(geoms, dtype=np.int64)

