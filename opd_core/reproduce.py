@@ -29,7 +29,11 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
         help="the quick preset (minutes on a laptop CPU from cached or --assets checkpoints) instead of the full one",
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default: the preset's; full: 3)")
-    parser.add_argument("--suites", default="object", help="comma-separated tabletop suites (default: object)")
+    parser.add_argument(
+        "--suites",
+        default="object",
+        help="comma-separated tabletop suites, or all (spatial,object,goal,long); default: object",
+    )
     parser.add_argument(
         "--assets",
         default=None,
@@ -49,6 +53,24 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
     return parser
 
 
+POST_TRAINING_SUITES = ("spatial", "object", "goal", "long")
+
+
+def parse_suites(text: str) -> list[str]:
+    """`--suites`: a comma-separated list (each once, in the order given) or `all`."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if names == ["all"]:
+        return list(POST_TRAINING_SUITES)
+    if not names:
+        raise ConfigError("--suites", "no suite given")
+    for name in names:
+        if name not in POST_TRAINING_SUITES:
+            raise ConfigError(
+                "--suites", f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}, or all)"
+            )
+    return list(dict.fromkeys(names))
+
+
 def _cmd_reproduce(args) -> int:
     from opd_core.envs.tabletop.tasks import CATALOG
     from opd_core.study import FULL, QUICK, run_study
@@ -60,10 +82,8 @@ def _cmd_reproduce(args) -> int:
         preset = preset.with_changes(seeds=args.seeds)
     if args.jobs < 1:
         raise ConfigError("--jobs", f"must be at least 1, got {args.jobs}")
-    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    suites = parse_suites(args.suites)
     for suite in suites:
-        if suite not in ("spatial", "object", "goal", "long"):
-            raise ConfigError("--suites", f"{suite!r} is not a post-training suite (spatial, object, goal, long)")
         CATALOG.suite_tasks(suite)
     summary = run_study(
         args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs

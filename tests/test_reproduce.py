@@ -145,7 +145,7 @@ def test_the_steps_claim_is_open_while_grpo_is_censored(rkl_steps, grpo_steps, v
 def test_report_and_plots_exist(study):
     out, summary = study
     report = (out / "report.md").read_text()
-    assert "Table 1" in report and "steps to reach 90%" in report and "claims" in report
+    assert "Table 2" in report and "Figure 2" in report and "Steps to reach 90%" in report and "claims" in report
     for kind in ("success", "entropy", "tradeoff", "ablation"):
         relative = summary["plots"]["object"][kind]
         assert f"]({relative})" in report

@@ -11,4 +11,5 @@ RESOURCES_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = RESOURCES_DIR / "configs"
 """The YAML recipes (`opd train CONFIG`, and the study's roles, see opd_core.study.recipes)."""
 ASSETS_DIR = RESOURCES_DIR / "assets"
-"""The shipped checkpoints (assets/tabletop: base, object teacher, 1-demo student; see StudyPreset.default_assets)."""
+"""The shipped checkpoints (assets/tabletop: the base, and per suite a teacher and 1-demo student; see
+StudyPreset.default_assets)."""

@@ -143,20 +143,18 @@ def summarize_method(
     total_steps: int,
     pipeline: str,
     switch_step: int | None,
+    fractions: tuple[float, ...] = (REACH_FRACTION,),
+    extended: bool = False,
 ) -> dict:
-    eval_threshold = REACH_FRACTION * teacher["seen_success"]
-    train_threshold = REACH_FRACTION * teacher["sampled_success"]
-    # a teacher at 0% makes "90% of the teacher" meaningless: no step is reported then
-    reach_eval = [
-        first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0 else None
-        for r in runs
-    ]
-    reach_train = [
-        first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
-        if train_threshold > 0
-        else None
-        for r in runs
-    ]
+    """One method over its seeds. `total_steps`: the nominal run length (the final row is the checkpoint there);
+    `extended`: its runs may have continued past it (Figure 2's extension), which only the step counts use."""
+    reach = {_fraction_key(f): _reach_at(f, runs, teacher) for f in sorted({*fractions, REACH_FRACTION})}
+    lengths = [r["eval_steps"][-1] if r["eval_steps"] else total_steps for r in runs]
+    censored_at = max([total_steps, *lengths]) if extended else total_steps
+    for row in reach.values():
+        row["censored_at"] = censored_at
+        row["lengths"] = lengths
+    full_runs, runs = runs, [_truncate(r, total_steps) for r in runs]  # Table 2's row: the nominal checkpoint
     final = {
         key: aggregate([r["eval"][key][-1] if r["eval"][key] else None for r in runs])
         for key in ("seen_success", "unseen_success", "pretrain_success")
@@ -181,20 +179,60 @@ def summarize_method(
         "group_size": specs[0].group_size,
         "total_steps": total_steps,
         "grpo_from_step": switch_step,
-        "curves": aggregate_curves([r["steps"] for r in runs], [r["train"] for r in runs]),
+        "curves": aggregate_curves([r["steps"] for r in full_runs], [r["train"] for r in full_runs]),
         "eval_curves": aggregate_curves(
-            [r["eval_steps"] for r in runs],
-            [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}} for r in runs],
+            [r["eval_steps"] for r in full_runs],
+            [{**r["eval"], **{f"task:{t}": v for t, v in r["per_task"].items()}} for r in full_runs],
         ),
-        "steps_to_90": {
-            "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
-            "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0},
-            "censored_at": total_steps,
-        },
+        "steps_to_90": reach[_fraction_key(REACH_FRACTION)],
+        "steps_to": reach,
+        "extended": extended,
         "final": final,
         "final_per_task": per_task,
         "seconds_per_step": aggregate([r["seconds_per_step"] for r in runs]),
         "wall_seconds": aggregate([r["wall_seconds"] for r in runs]),
+    }
+
+
+def _fraction_key(fraction: float) -> str:
+    return f"{round(100 * fraction)}"
+
+
+def _reach_at(fraction: float, runs: list[dict], teacher: dict) -> dict:
+    """First evaluated / trained step at `fraction` of the teacher, per seed."""
+    eval_threshold = fraction * teacher["seen_success"]
+    train_threshold = fraction * teacher["sampled_success"]
+    # a teacher at 0% makes "90% of the teacher" meaningless: no step is reported then
+    reach_eval = [
+        first_reach(r["eval_steps"], r["eval"]["seen_success"], eval_threshold) if eval_threshold > 0 else None
+        for r in runs
+    ]
+    reach_train = [
+        first_reach(r["steps"], r["train"]["train_success"], train_threshold, TRAIN_WINDOW)
+        if train_threshold > 0
+        else None
+        for r in runs
+    ]
+    return {
+        "fraction": fraction,
+        "eval": {**_reach(reach_eval), "threshold": eval_threshold, "defined": eval_threshold > 0},
+        "train": {**_reach(reach_train), "threshold": train_threshold, "defined": train_threshold > 0},
+    }
+
+
+def _truncate(run: dict, last_step: int) -> dict:
+    """The run as it stood at `last_step` (an extended run's nominal end)."""
+    keep = sum(step <= last_step for step in run["steps"])
+    keep_eval = sum(step <= last_step for step in run["eval_steps"])
+    if keep == len(run["steps"]) and keep_eval == len(run["eval_steps"]):
+        return run
+    return {
+        **run,
+        "steps": run["steps"][:keep],
+        "train": {k: v[:keep] for k, v in run["train"].items()},
+        "eval_steps": run["eval_steps"][:keep_eval],
+        "eval": {k: v[:keep_eval] for k, v in run["eval"].items()},
+        "per_task": {k: v[:keep_eval] for k, v in run["per_task"].items()},
     }
 
 
@@ -216,6 +254,76 @@ def _reach(values: list[int | None]) -> dict:
 def _tail_mean(values: list[float]) -> float | None:
     clean = [v for v in values[-FINAL_ENTROPY_WINDOW:] if not math.isnan(v)]
     return float(np.mean(clean)) if clean else None
+
+
+# ============================================================================================ speed-up
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def speedups(
+    methods: dict,
+    fractions: tuple[float, ...],
+    nominal_steps: int,
+    *,
+    distill: str = "reverse_kl",
+    others: tuple[str, ...] = ("grpo",),
+) -> list[dict]:
+    """Figure 2's ratio: (other method's steps) / (distillation's steps) to each fraction of the teacher (eval),
+    seeds paired by index, with a percentile bootstrap interval over seeds. A seed of the other method that never
+    got there counts at its run length (`censored_at`), so the ratio is then a lower bound; a distillation seed that
+    never got there leaves the ratio undefined. Also the success of each at the nominal step and at 3x it (the
+    paper's "distillation at 50 steps vs GRPO at 150")."""
+    if distill not in methods:
+        return []
+    out = []
+    for other in (m for m in others if m in methods):
+        for fraction in sorted(fractions):
+            key = _fraction_key(fraction)
+            d_reach, o_reach = methods[distill]["steps_to"][key], methods[other]["steps_to"][key]
+            d, o = d_reach["eval"]["values"], o_reach["eval"]["values"]
+            censored_at = o_reach["censored_at"]
+            row = {
+                "method": other,
+                "distill": distill,
+                "fraction": fraction,
+                "distill_steps": d,
+                "steps": o,
+                "censored_at": censored_at,
+                "reached": sum(v is not None for v in o),
+                "of": len(o),
+                "ratio": None,
+                "interval": None,
+                "lower_bound": None in o,
+                "defined": bool(d) and None not in d and sum(d) > 0,
+            }  # reached at step 0 in every seed: 0/0
+            if row["defined"] and d_reach["eval"]["defined"] and len(d) == len(o):
+                filled = np.array([censored_at if v is None else v for v in o], dtype=float)
+                base = np.array(d, dtype=float)
+                row["ratio"] = float(filled.mean() / base.mean())
+                rng = np.random.default_rng(BOOTSTRAP_SEED)
+                picks = rng.integers(0, len(base), size=(BOOTSTRAP_SAMPLES, len(base)))
+                ratios = filled[picks].mean(axis=1) / base[picks].mean(axis=1)
+                row["interval"] = [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
+            out.append(row)
+        row_at = {
+            "method": other,
+            "distill": distill,
+            "step": nominal_steps,
+            "other_step": 3 * nominal_steps,
+            "distill_success": _success_at(methods[distill], nominal_steps),
+            "other_success": _success_at(methods[other], 3 * nominal_steps),
+        }
+        out.append({"fraction": None, **row_at})
+    return out
+
+
+def _success_at(method: dict, step: int) -> float | None:
+    """Mean (over seeds) greedy seen success at `step`, None when not every seed was evaluated there."""
+    curves = method["eval_curves"]
+    if step not in curves["step"]:
+        return None
+    return curves["seen_success"]["mean"][curves["step"].index(step)]
 
 
 # ============================================================================================ claims
@@ -273,6 +381,11 @@ def claims(suite_result: dict) -> list[dict]:
                 text,
                 verdict,
             )
+
+    for row in suite_result.get("speedup", []):
+        if row["fraction"] is None or row["method"] != "grpo":
+            continue
+        add(*_speedup_claim(row))
 
     ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
     if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
@@ -355,6 +468,42 @@ def claims(suite_result: dict) -> list[dict]:
             "reported",
         )
     return out
+
+
+SPEEDUP_CLAIMED = 3.0
+"""The paper's Figure 2: distillation reaches the teacher's level in a third of GRPO's steps."""
+SPEEDUP_MIN_SEEDS = 5
+"""A speed claim decided on fewer seeds is left undetermined (three seeds once gave a 2x that did not hold)."""
+
+
+def _speedup_claim(row: dict) -> tuple[str, str, str, bool | str | None]:
+    fraction = round(100 * row["fraction"])
+    claim = f"GRPO needs at least {SPEEDUP_CLAIMED:g}x distillation's steps to reach {fraction}% of the teacher"
+    rule = (
+        f"the 95% bootstrap interval of GRPO / reverse-KL steps lies at or above {SPEEDUP_CLAIMED:g}: holds; "
+        f"below it: does not hold (undetermined if GRPO seeds were censored); straddling it, or fewer than "
+        f"{SPEEDUP_MIN_SEEDS} seeds: undetermined"
+    )
+    if row["ratio"] is None:
+        return (
+            claim,
+            rule,
+            "ratio undefined (distillation did not get there in every seed, or was there at step 0)",
+            None if not row["distill_steps"] else "undetermined",
+        )
+    low, high = row["interval"]
+    measured = (
+        f"{'>= ' if row['lower_bound'] else ''}{row['ratio']:.2f} [{low:.2f}, {high:.2f}] over "
+        f"{len(row['steps'])} seeds; reverse KL {row['distill_steps']}, GRPO {row['steps']}"
+        + (f" (None: censored at {row['censored_at']})" if row["lower_bound"] else "")
+    )
+    if len(row["steps"]) < SPEEDUP_MIN_SEEDS:
+        return claim, rule, measured, "undetermined"
+    if low >= SPEEDUP_CLAIMED:
+        return claim, rule, measured, True
+    if high < SPEEDUP_CLAIMED and not row["lower_bound"]:
+        return claim, rule, measured, False
+    return claim, rule, measured, "undetermined"
 
 
 def _fmt_reach(reach: dict) -> str:

@@ -32,18 +32,21 @@ def is_finished(config: RunConfig) -> bool:
     return (final_checkpoint(config) / META).is_file()
 
 
-def execute(config: RunConfig, *, progress: bool = False) -> tuple[Path, bool]:
-    """Make sure `config` has run to its last step; returns (final checkpoint, whether it ran now)."""
+def execute(config: RunConfig, *, progress: bool = False, extendable: bool = False) -> tuple[Path, bool]:
+    """Make sure `config` has run to its last step; returns (final checkpoint, whether it ran now).
+
+    `extendable`: the folder may hold the same run continued past `config`'s length (a study's extension), and
+    `config` may continue it (resuming past the length it was started with)."""
     from opd_core.train import train
 
     config.validate()
     out = Path(config.out_dir)
     if is_finished(config):
-        check_same_settings(config, out)
+        check_same_settings(config, out, extendable=extendable)
         return final_checkpoint(config), False
     resume = latest_checkpoint(out) is not None
     if resume:
-        check_same_settings(config, out)
+        check_same_settings(config, out, extendable=extendable)
     else:
         for name in LocalDirSink.FILES:  # a run killed before its first checkpoint: start it clean
             (out / name).unlink(missing_ok=True)
@@ -63,6 +66,7 @@ def execute_all(
     jobs: int = 1,
     progress: bool = False,
     on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None,
+    extendable: Callable[[RunConfig], bool] = lambda config: False,
 ) -> int:
     """Run every config to its last step, `jobs` at a time; returns how many ran now (the rest were finished).
 
@@ -74,7 +78,7 @@ def execute_all(
     if jobs <= 1:
         ran_now = 0
         for config in configs:
-            _, ran = execute(config, progress=progress)
+            _, ran = execute(config, progress=progress, extendable=extendable(config))
             ran_now += ran
             on_done(config, ran)
         return ran_now
@@ -84,7 +88,7 @@ def execute_all(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
     )
     try:
-        pending = {pool.submit(_execute_in_child, config): config for config in configs}
+        pending = {pool.submit(_execute_in_child, config, extendable(config)): config for config in configs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -105,10 +109,10 @@ def execute_all(
     return ran_now
 
 
-def _execute_in_child(config: RunConfig) -> tuple[bool, str | None]:
+def _execute_in_child(config: RunConfig, extendable: bool) -> tuple[bool, str | None]:
     """(ran now, None) or (False, the error as text): whatever a run raises reaches the parent as a message."""
     try:
-        _, ran = execute(config)
+        _, ran = execute(config, extendable=extendable)
         return ran, None
     except Exception as exc:  # noqa: BLE001 - reported by the parent with the run's folder
         detail = "" if isinstance(exc, (OpdError, ConfigError)) else "\n" + traceback.format_exc(limit=-3)
@@ -121,11 +125,20 @@ def _limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def check_same_settings(config: RunConfig, out: Path) -> None:
+LENGTH_FIELDS = ("steps", "grpo_steps")
+"""The fields an extension changes (opd_then_grpo extends its GRPO part)."""
+
+
+def check_same_settings(config: RunConfig, out: Path, *, extendable: bool = False) -> None:
+    """Refuse a folder made with other settings. `extendable`: its run length may differ from `config`'s (the run
+    was, or is being, extended); every other field must agree."""
     saved = _saved_config(out)
     if saved is None:
         return
     wanted, have = _comparable(config.to_dict()), _comparable(saved)
+    if extendable:
+        for key in LENGTH_FIELDS:
+            wanted.pop(key, None), have.pop(key, None)
     differ = sorted(key for key in wanted.keys() | have.keys() if wanted.get(key) != have.get(key))
     if differ:
         details = ", ".join(f"{k}: {have.get(k)!r} there, {wanted.get(k)!r} wanted" for k in differ[:4])

@@ -17,6 +17,7 @@ from pathlib import Path
 from opd_core.resources import RESOURCES_DIR
 from opd_core.study import analysis, plots, report
 from opd_core.study.assets import AssetStore
+from opd_core.study.extend import DISTILLATION, extend_runs, plan_extension
 from opd_core.study.jobs import execute_all, is_finished
 from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
@@ -91,11 +92,28 @@ def run_study(
             bar.set_postfix_str(Path(config.out_dir).name)
             bar.update(1)
 
+    extendable = {configs[spec].out_dir for spec in specs if spec.method in preset.extend_methods}
     ran_now = execute_all(
-        [configs[spec] for spec in specs], jobs=jobs, progress=progress and jobs == 1, on_done=advance
+        [configs[spec] for spec in specs],
+        jobs=jobs,
+        progress=progress and jobs == 1,
+        on_done=advance,
+        extendable=lambda config: config.out_dir in extendable,
     )
     if bar is not None:
         bar.close()
+
+    extensions = {}
+    if preset.extend_methods:
+        for suite in suites:
+            suite_assets, groups, _, _, refs = prepared[suite]
+            distill = [s.folder(out) for s in specs if s.suite == suite and s.method == DISTILLATION]
+            extensions[suite] = plan_extension(preset, refs["teacher"]["seen_success"], distill, groups)
+        extended_now = extend_runs(
+            preset, specs, configs, extensions, {suite: prepared[suite][1] for suite in suites}, out, jobs=jobs, log=log
+        )
+    else:
+        extended_now = 0
 
     summary = {
         "study": "opd reproduce",
@@ -106,6 +124,7 @@ def run_study(
         "wall_seconds": None,
         "runs_run_now": ran_now,
         "runs_reused": len(specs) - ran_now,
+        "extension_rounds_run_now": extended_now,
         "definitions": analysis.DEFINITIONS,
         "results": {},
     }
@@ -125,6 +144,8 @@ def run_study(
                 config.total_steps,
                 config.pipeline,
                 config.steps if config.pipeline == "opd_then_grpo" else None,
+                fractions=preset.reach_fractions,
+                extended=key in preset.extend_methods,
             )
             if key == "sft":
                 methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
@@ -139,6 +160,14 @@ def run_study(
                 "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()},
             },
         }
+        extension = extensions.get(suite)
+        result["extension"] = extension.to_dict() if extension is not None else None
+        result["speedup"] = analysis.speedups(
+            methods,
+            preset.reach_fractions,
+            preset.steps,
+            others=tuple(m for m in ("grpo", "opd_then_grpo") if m in preset.extend_methods) or ("grpo",),
+        )
         result["claims"] = analysis.claims(result)
         summary["results"][suite] = result
 
