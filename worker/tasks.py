@@ -14,12 +14,14 @@ import logging
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opd_core.config import ConfigError, RunConfig
-from opd_core.errors import OpdError, RankCrashedError
+from opd_core.errors import CheckpointSkippedWarning, OpdError, RankCrashedError
 from worker import lifecycle
 from worker.lifecycle import Claim
 from worker.run_end import RunEnd, record_end
@@ -109,7 +111,10 @@ def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
         from opd_core.train import train
 
         config = runnable_config(claim.config, data_dir)
-        result = train(config, sink, stop_requested=sink.stop_requested, resume=claim.resume)
+        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+            warnings.simplefilter("always", CheckpointSkippedWarning)  # every skip, not once per worker process
+            warnings.showwarning = _recording_skipped_checkpoints(sink, warnings.showwarning)
+            result = train(config, sink, stop_requested=sink.stop_requested, resume=claim.resume)
         return Outcome(result.status, step=result.step)
     except (ConfigError, OpdError) as exc:
         return Outcome("failed", error=str(exc), traceback=traceback.format_exc())
@@ -117,6 +122,25 @@ def _train(claim: Claim, sink: SqlSink, data_dir: Path) -> Outcome:
         return Outcome("crashed", error=str(exc), traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - any other failure is recorded on the run, with its traceback
         return Outcome("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+
+
+def _recording_skipped_checkpoints(sink: SqlSink, show: Callable[..., None]) -> Callable[..., None]:
+    """A warnings.showwarning that also writes a damaged checkpoint skipped on resume to the run's events (where
+    the dashboard shows why the run went back further than its newest checkpoint) and the worker log."""
+
+    def showwarning(message, category, *args, **kwargs) -> None:
+        if not issubclass(category, CheckpointSkippedWarning):
+            show(message, category, *args, **kwargs)
+            return
+        text = str(message).removeprefix("resume: ")
+        log.warning("run %s attempt %s: %s", sink.run_id, sink.attempt, text)
+        try:
+            with sink.store.session() as session:
+                lifecycle.add_event(session, sink.run_id, "checkpoint_skipped", text)
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the worker log above keeps the warning
+            log.warning("run %s: could not record the skipped checkpoint: %s", sink.run_id, exc)
+
+    return showwarning
 
 
 def _torch_threads() -> int | None:
