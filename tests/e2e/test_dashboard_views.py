@@ -12,8 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dashboard_browser import (
+from test_dashboard_browser import (  # the fixtures are this module's test parameters
     ARTIFACTS,
+    dashboard,  # noqa: F401
+    lab,  # noqa: F401
+    lab_settings,  # noqa: F401
+    page,  # noqa: F401
     pytestmark,  # noqa: F401
     settle,
     visit,
@@ -143,8 +147,10 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     visit(page, f"{url}/runs")
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
     shoot_at_widths(page, "runs", lambda p: p.get_by_test_id("stDataFrame").first.wait_for())
-    page.locator("input[aria-label='Selected runs (tick rows in the table, or pick here)']").click()
-    page.get_by_role("option", name=f"#{failed} grpo with a learning rate far too high · failed").click()
+    picker = page.locator("input[aria-label='Selected runs (tick rows in the table, or pick here)']")
+    picker.click()
+    picker.press_sequentially(f"#{failed} grpo")  # typing opens the list filtered to that run
+    page.get_by_role("option", name=f"#{failed} grpo with a learning rate far too high").click()
     page.keyboard.press("Escape")
     settle(page)
     page.get_by_role("link", name=f"Open the page of #{failed}").click()
