@@ -62,6 +62,7 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
         visit(page, f"{url}/{spec.name}")
         assert page.get_by_text("Page not found").count() == 0, spec.name
         page.locator("h1").first.wait_for(timeout=30_000)
+    visit(page, f"{url}/results")
     assert page.locator("h1").first.inner_text().strip() == "Results"
     visit(page, f"{url}/overview")
     assert page.locator("h1").first.inner_text().strip() == "OPD Lab"
