@@ -4,8 +4,9 @@ A top-down camera sees a table with receptacles (plate, bowl, tray, basket), sma
 gripper, whose drawn size grows with its height and whose colour shows whether it is closed. Actions are
 LIBERO's 7-D deltas (dx, dy, dz, droll, dpitch, dyaw, gripper); rotations do not move anything here, and the
 gripper closes when its action is positive. A block is grasped when the gripper closes low and close to it.
-Small deterministic execution noise (a hash of the episode seed and the time step) makes open-loop replay fail,
-so policies must close the loop, while every episode stays reproducible from its initial state.
+Small deterministic execution noise (a hash of the episode seed and the time step) perturbs every step while every
+episode stays reproducible from its initial state. (What makes an open-loop replay of a demo fail is the DART noise
+the demos are recorded with: the actions executed differ from the clean expert actions stored.)
 
 Rendering is the hot path: the static part of each scene (table and receptacles) is drawn once per episode, and
 per step only blocks and gripper are scattered into a copy of it with precomputed pixel offsets.
