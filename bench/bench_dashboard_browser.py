@@ -23,18 +23,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the dashboard start-up the browser tests use
 
 CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,31 +53,6 @@ DRAWN = """charts => {
     }
     return performance.now();
 }"""
-
-
-def start_dashboard(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = open(log_path, "w")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process, url
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"the dashboard did not start:\n{log_path.read_text()}")
 
 
 def time_visit(page, url: str, charts: int) -> float:
@@ -142,14 +113,16 @@ def main() -> None:
         os.environ.pop("OPD_DATABASE_URL", None)  # the embedded SQLite store, like bench_dashboard.py
         from bench_dashboard import fill_store
 
+        from dashboard_server import running_dashboard
+
         fill_seconds = fill_store(args.runs, args.steps)
         env = {**os.environ, "OPD_DATA_DIR": data_dir, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-        process, url = start_dashboard(env, Path(data_dir) / "streamlit.log")
-        query = "&".join(f"runs={i}" for i in range(1, args.runs + 1))
-        compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy" + (
-            f"&{args.extra}" if args.extra else ""
-        )
-        try:
+        with running_dashboard(env, Path(data_dir) / "streamlit.log") as server:
+            process, url = server.process, server.url
+            query = "&".join(f"runs={i}" for i in range(1, args.runs + 1))
+            compare = f"{url}/compare?{query}&keys=train/success&keys=train/entropy" + (
+                f"&{args.extra}" if args.extra else ""
+            )
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 viewport = {"width": args.width, "height": 1000}
@@ -168,9 +141,6 @@ def main() -> None:
                 )
                 bare = [time_bare_page(page, f"{url}/compare") for _ in range(args.repeats)]
                 browser.close()
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
     result = {
         "runs": args.runs,
         "steps": args.steps,

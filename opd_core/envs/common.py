@@ -1,11 +1,69 @@
-"""Helpers the built-in numpy simulators share (tabletop, twin): deterministic execution noise and pixel scatter.
+"""Helpers the built-in numpy simulators share (tabletop, twin): the task catalogue, deterministic execution noise
+and pixel scatter.
 
 Importing this module has no side effects; it imports nothing else of the project.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Generic, Protocol, TypeVar
+
 import numpy as np
+
+
+class NamedTask(Protocol):
+    """What the catalogue reads of a task (each simulator has its own richer Task dataclass)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def suite(self) -> str: ...
+
+    @property
+    def instruction(self) -> str: ...
+
+
+TaskT = TypeVar("TaskT", bound=NamedTask)
+
+
+class TaskCatalog(Generic[TaskT]):
+    """Lookup of a simulator's suites and tasks (implements envs.base.TaskSuiteProvider)."""
+
+    def __init__(self, env: str, suites: dict[str, list[TaskT]], suite_max_steps: Mapping[str, int]):
+        self.env = env
+        """The simulator's name, as the error messages say it (e.g. "tabletop")."""
+        self.suites = suites
+        self.tasks = {task.name: task for tasks in suites.values() for task in tasks}
+        self.suite_max_steps = suite_max_steps
+        """The default step limit of each suite."""
+
+    def suite_tasks(self, suite: str) -> list[str]:
+        if suite not in self.suites:
+            raise KeyError(f"unknown {self.env} suite {suite!r}; known: {', '.join(self.suites)}")
+        return [task.name for task in self.suites[suite]]
+
+    def task(self, name: str) -> TaskT:
+        if name not in self.tasks:
+            raise KeyError(f"unknown {self.env} task {name!r}")
+        return self.tasks[name]
+
+    def instruction(self, task: str) -> str:
+        return self.task(task).instruction
+
+    def max_episode_steps(self, suite: str) -> int:
+        return self.suite_max_steps[suite]
+
+    def suite_of(self, task: str) -> str:
+        return self.task(task).suite
+
+    def reset_max_steps(self, num_envs: int, tasks: Sequence[str], init_ids: Sequence[int]) -> int:
+        """Check a simulator's reset arguments (one task and init id per env) and return its step limit: the
+        longest default of the suites of these tasks."""
+        if len(tasks) != num_envs or len(init_ids) != num_envs:
+            raise ValueError(f"reset needs {num_envs} tasks and init ids")
+        return max(self.max_episode_steps(self.suite_of(task)) for task in tasks)
 
 
 def hash_normal(seed: np.ndarray, t: int, dims: int) -> np.ndarray:

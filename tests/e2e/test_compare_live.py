@@ -14,11 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -26,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dashboard_server import running_dashboard
 from polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,25 +168,9 @@ def lab(lab_settings):
 
 @pytest.fixture
 def dashboard(lab_settings, tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
     env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, tmp_path / "streamlit.log")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
+    with running_dashboard(env, tmp_path / "streamlit.log") as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -201,27 +181,6 @@ def browser():
             yield chromium
         finally:
             chromium.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"streamlit not healthy after {timeout} s:\n{log_path.read_text()}")
 
 
 # ============================================================================================ page helpers

@@ -11,16 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from dashboard_server import running_dashboard
 from opd_core.envs.libero import libero_available
 from polling import wait_for
 
@@ -75,25 +70,9 @@ def lab(lab_settings):
 @pytest.fixture
 def dashboard(lab_settings, tmp_path):
     """The dashboard as a researcher starts it (`python -m app`, bound to 127.0.0.1) on a free port."""
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - open for the object's (process's) lifetime, closed by its close()
     env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, tmp_path / "streamlit.log")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
+    with running_dashboard(env, tmp_path / "streamlit.log") as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -107,27 +86,6 @@ def page(request):
                 shoot(tab, "99-failure")  # what the browser showed when the test gave up
         finally:
             browser.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"streamlit not healthy after {timeout} s:\n{log_path.read_text()}")
 
 
 # ============================================================================================ helpers

@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from opd_core.envs.common import TaskCatalog
+
 OBJECT_KINDS = {  # name -> RGB
     "red block": (220, 40, 40),
     "green block": (40, 170, 60),
@@ -225,31 +227,4 @@ def _build() -> dict[str, list[Task]]:
     }
 
 
-class Catalog:
-    """Lookup of suites and tasks (implements envs.base.TaskSuiteProvider)."""
-
-    def __init__(self, suites: dict[str, list[Task]]):
-        self.suites = suites
-        self.tasks = {task.name: task for tasks in suites.values() for task in tasks}
-
-    def suite_tasks(self, suite: str) -> list[str]:
-        if suite not in self.suites:
-            raise KeyError(f"unknown tabletop suite {suite!r}; known: {', '.join(self.suites)}")
-        return [task.name for task in self.suites[suite]]
-
-    def task(self, name: str) -> Task:
-        if name not in self.tasks:
-            raise KeyError(f"unknown tabletop task {name!r}")
-        return self.tasks[name]
-
-    def instruction(self, task: str) -> str:
-        return self.task(task).instruction
-
-    def max_episode_steps(self, suite: str) -> int:
-        return SUITE_MAX_STEPS[suite]
-
-    def suite_of(self, task: str) -> str:
-        return self.task(task).suite
-
-
-CATALOG = Catalog(_build())
+CATALOG = TaskCatalog("tabletop", _build(), SUITE_MAX_STEPS)

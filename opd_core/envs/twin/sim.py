@@ -178,10 +178,7 @@ class TwinVecEnv:
 
     # ------------------------------------------------------------------ episode control
     def reset(self, tasks: list[str], init_ids: list[int]) -> Observation:
-        if len(tasks) != self.num_envs or len(init_ids) != self.num_envs:
-            raise ValueError(f"reset needs {self.num_envs} tasks and init ids")
-        suites = {CATALOG.suite_of(task) for task in tasks}
-        self.max_episode_steps = self._default_max_steps or max(CATALOG.max_episode_steps(s) for s in suites)
+        self.max_episode_steps = self._default_max_steps or CATALOG.reset_max_steps(self.num_envs, tasks, init_ids)
         self.closed[:] = False
         self.held[:] = -1
         self.obj_kind[:] = -1

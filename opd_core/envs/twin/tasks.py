@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from opd_core.envs.common import TaskCatalog
+
 ARMS = ("left", "right")
 REACH_X = ((-1.0, 0.3), (-0.3, 1.0))
 """Per arm (left, right): the x range its gripper can reach; the strip between -0.3 and 0.3 is shared."""
@@ -377,31 +379,4 @@ def _build() -> dict[str, list[Task]]:
     return {"twin": twin, "pretrain": pretrain, "unseen": unseen}
 
 
-class Catalog:
-    """Lookup of suites and tasks (implements envs.base.TaskSuiteProvider)."""
-
-    def __init__(self, suites: dict[str, list[Task]]):
-        self.suites = suites
-        self.tasks = {task.name: task for tasks in suites.values() for task in tasks}
-
-    def suite_tasks(self, suite: str) -> list[str]:
-        if suite not in self.suites:
-            raise KeyError(f"unknown twin suite {suite!r}; known: {', '.join(self.suites)}")
-        return [task.name for task in self.suites[suite]]
-
-    def task(self, name: str) -> Task:
-        if name not in self.tasks:
-            raise KeyError(f"unknown twin task {name!r}")
-        return self.tasks[name]
-
-    def instruction(self, task: str) -> str:
-        return self.task(task).instruction
-
-    def max_episode_steps(self, suite: str) -> int:
-        return SUITE_MAX_STEPS[suite]
-
-    def suite_of(self, task: str) -> str:
-        return self.task(task).suite
-
-
-CATALOG = Catalog(_build())
+CATALOG = TaskCatalog("twin", _build(), SUITE_MAX_STEPS)
