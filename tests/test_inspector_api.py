@@ -105,6 +105,7 @@ def test_a_run_without_teacher_is_inspected_against_a_shipped_or_another_runs_ch
     choices = lab.inspector_teachers(grpo)
     sources = [c.source for c in choices]
     assert "run" not in sources and "shipped" in sources and "checkpoint" in sources
+    assert Path(choices[0].path).resolve() == (SHIPPED / "teacher").resolve()  # the default first: its suite's
     other = next(c for c in choices if c.source == "checkpoint")
     assert other.label.startswith(f"#{finished} ") and other.path == lab.checkpoints(finished)[-1].path
 

@@ -403,13 +403,16 @@ def _forget_unsent(lab: _Lab, run_ids: list[int], sweep_id: int | None = None) -
 
 
 def inspector_teachers(run_id: int) -> list[TeacherChoice]:
-    """The teachers a run's rollouts can be inspected against: the run's own teacher (if it has one), the shipped
-    teachers for its env, and the final checkpoint of every other finished run on that env."""
+    """The teachers a run's rollouts can be inspected against, the default first (the run's own teacher, else the
+    shipped teacher of its suite): then the other shipped teachers for its env and the final checkpoint of every
+    other finished run on that env."""
     from worker import inspection
 
     run = _get(run_id)
     finished = list_runs(status="finished")
-    return inspection.teacher_choices(run, finished, lambda other: (checkpoints(other) or [None])[-1])
+    choices = inspection.teacher_choices(run, finished, lambda other: (checkpoints(other) or [None])[-1])
+    default = inspection.default_teacher(run, choices)
+    return [default, *(choice for choice in choices if choice != default)] if default else choices
 
 
 def inspect_actions(run_id: int, step: int, task: str, frame: int, teacher: str | None = None) -> ActionInspection:

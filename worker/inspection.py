@@ -140,7 +140,7 @@ def teacher_choices(run: Any, finished: list[Any], final_checkpoint: Callable[[i
 
 def default_teacher(run: Any, choices: list[TeacherChoice]) -> TeacherChoice | None:
     """The run's own teacher; else the shipped teacher of its suite; else the first choice."""
-    suite = (run.config or {}).get("suite", "")
+    suite = (run.config or {}).get("suite") or RunConfig.suite  # a stored config may omit a default field
     for wanted in ("run", f"shipped:{suite}", "shipped"):
         for choice in choices:
             if choice.source == wanted or (

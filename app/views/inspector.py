@@ -166,12 +166,9 @@ def _frame_caption(shown: Any) -> str:
 
 
 def _default_teacher_index(choices: list[Any], from_url: str | None) -> int:
+    """The teacher named in the URL, else the API's default (listed first)."""
     paths = [choice.path for choice in choices]
-    if from_url in paths:
-        return paths.index(from_url)
-    suite_shipped = [i for i, c in enumerate(choices) if c.source == "shipped"]
-    own = [i for i, c in enumerate(choices) if c.source == "run"]
-    return (own or suite_shipped or [0])[0]
+    return paths.index(from_url) if from_url in paths else 0
 
 
 def _number_columns() -> dict:
