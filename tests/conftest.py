@@ -246,3 +246,12 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def spawnable_main(monkeypatch):
+    """Spawned processes re-import the parent's __main__ by its file; Streamlit's AppTest (earlier in the suite)
+    leaves a generated script there that cannot run again. The opd CLI's __main__ is the console script."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))

@@ -77,11 +77,14 @@ def test_shipped_checkpoints_are_found_with_readable_names_and_roles():
 
     root = shipped_root()
     assert root is not None and (root / "object" / "teacher" / "meta.json").is_file()
-    by_role = {choice.role: choice for choice in shipped_checkpoints()}
-    assert set(by_role) == {"base", "teacher", "student"}
-    assert by_role["teacher"].label == "object teacher · shipped · seen 100% · step 1500"
-    assert by_role["student"].suite == "object" and by_role["student"].label.startswith("object 1-demo student · ")
-    assert by_role["base"].label.startswith("pre-trained base · shipped")
+    choices = shipped_checkpoints()
+    assert {choice.role for choice in choices} == {"base", "teacher", "student"}
+    teachers = {choice.suite: choice for choice in choices if choice.role == "teacher"}
+    students = {choice.suite: choice for choice in choices if choice.role == "student"}
+    assert set(teachers) == set(students) == {"spatial", "object", "goal", "long"}  # one pair shipped per suite
+    assert teachers["object"].label == "object teacher · shipped · seen 100% · step 1500"
+    assert students["object"].label.startswith("object 1-demo student · ")
+    assert [choice.label for choice in choices if choice.role == "base"][0].startswith("pre-trained base · shipped")
 
 
 def test_pickers_put_the_fields_role_on_the_suite_first_and_prefer_the_labs_own():
@@ -95,7 +98,8 @@ def test_pickers_put_the_fields_role_on_the_suite_first_and_prefer_the_labs_own(
     assert choices[0].label == "#1 my-teacher · object teacher · seen 80% · step 7"
     assert default_for(choices, "teacher_checkpoint", "object") == f"{lab.data_dir}/runs/1/checkpoints/step_7"
     assert default_for(choices, "student_checkpoint", "object").endswith("object/student")
-    assert default_for(choices, "teacher_checkpoint", "spatial") == ""  # no spatial teacher: none
+    assert default_for(choices, "teacher_checkpoint", "spatial").endswith("spatial/teacher")  # the shipped one
+    assert default_for(choices, "teacher_checkpoint", "pretrain") == ""  # no teacher for that suite: none
     assert [c.role for c in ordered_for(choices, "student_checkpoint", "object")][:1] == ["student"]
     distilled = lab.add_run(config=config(objective="forward_kl", name="fkl"))
     lab.checkpoint_rows[distilled.id] = [Checkpoint(distilled.id, 30, "runs/2/checkpoints/step_30", summary(0.6))]

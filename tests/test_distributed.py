@@ -16,6 +16,9 @@ from opd_core.train import train
 from opd_core.world import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from tinyrun import tiny_config
 
+# ranks are spawned: they must not re-run a __main__ that AppTest left behind (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("spawnable_main")
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets/tabletop/object"
 """The shipped 1-demo object student (its GRPO groups mix success and failure) and its teacher."""
 

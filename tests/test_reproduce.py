@@ -7,8 +7,6 @@ resuming a finished study); the paper's claims are measured by the command, neve
 import argparse
 import json
 import shutil
-import sys
-import types
 
 import pytest
 
@@ -156,13 +154,6 @@ def test_a_second_invocation_reuses_everything(study):
     out, _ = study
     again = run_study(out, MINI, progress=False, log=lambda *_: None)
     assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
-
-
-@pytest.fixture
-def spawnable_main(monkeypatch):
-    """Spawned processes re-import the parent's __main__ by its file; Streamlit's AppTest (earlier in the suite)
-    leaves a generated script there that cannot run again. The opd CLI's __main__ is the console script."""
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
 
 def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path, spawnable_main):
