@@ -31,8 +31,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
-SHORT_STEPS = 12
-"""The watched run: long enough (a second or more per step here) for the chart to be seen growing."""
+SHORT_STEPS = 60
+"""The watched run: long enough (0.4-1 s per step here, from the shipped student) for the chart to be seen growing."""
 
 pytestmark = [
     pytest.mark.slow,

@@ -90,7 +90,8 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
         60,
         "the preset's runs in the Runs table",
     )
-    assert "queued" in table or "running" in table, table
+    # queued, running, or already finished: on a quiet machine a tiny run takes a second or two
+    assert any(status in table for status in ("queued", "running", "finished")), table
     shoot(page, "21-runs-objective-ablation")
 
     # --- Compare draws their curves, with the shipped teacher's success as the reference line
@@ -138,7 +139,7 @@ def test_objective_ablation_from_a_fresh_store_with_only_the_shipped_checkpoints
         page.keyboard.press("Escape")
         visit(page, f"{url}/results")
         page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
-        assert "Teacher (reference)" in grid_text(page)
+        wait_for(lambda: "Teacher (reference)" in grid_text(page), 60, "the teacher row on Results")
         shoot(page, f"32-results-{width}")
     assert (ARTIFACTS / "32-results-1024.png").is_file()
 
