@@ -13,7 +13,16 @@ from pathlib import Path
 from streamlit.web import cli
 
 MAIN = Path(__file__).resolve().parent / "main.py"
-SAFE_DEFAULTS = ("--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false")
+SAFE_DEFAULTS = (
+    "--server.address",
+    "127.0.0.1",
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--server.enableStaticServing",  # app/static: the charts' plotly.js bundle (app/charts.py)
+    "true",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ if _REPO_ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import navigation  # noqa: E402
+from app import charts, navigation  # noqa: E402
 from app.navigation import PageSpec  # noqa: E402
 from app.views import compare, forgetting, launch, overview, results, runs, sweep, videos  # noqa: E402
 from app.views import inspector as inspector_view  # noqa: E402
@@ -38,8 +38,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def main(default: str = "overview") -> None:
-    st.set_page_config(page_title="OPD Lab", page_icon=":material/smart_toy:", layout="wide")
+    st.set_page_config(page_title="OPD Lab", page_icon="🤖", layout="wide")
     _warn_if_exposed()
+    with st.sidebar:
+        charts.preload_bundle()
     st.navigation(navigation.build(PAGES, default)).run()
 
 

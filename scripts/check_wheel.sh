@@ -55,6 +55,9 @@ for role in ("base", "teacher", "student", "opd"):
 assert (ASSETS_DIR / "tabletop" / "object" / "teacher" / "model.safetensors").is_file(), ASSETS_DIR
 assert (CONFIG_DIR / "libero").is_dir(), CONFIG_DIR
 assert (RESOURCES_DIR / QUICK.default_assets / "base").is_dir(), "opd reproduce --quick would not find its assets"
+import app
+
+assert (Path(app.__file__).parent / "static" / "plotly-basic.min.js").is_file(), "the charts' bundle is missing"
 print("[wheel] recipes and shipped assets found in", CONFIG_DIR.parent)
 PY
 "$opd" reproduce --help >/dev/null

@@ -15,6 +15,7 @@ import streamlit as st
 
 from app import exports
 from app.backend import api
+from app.charts import show_figure
 from app.compare import (
     DEFAULT_KEYS,
     DIM_FAMILIES,
@@ -26,7 +27,7 @@ from app.compare import (
     teacher_references,
     view_signature,
 )
-from app.figures import PLOTLY_CONFIG
+from app.html_table import html_table
 from app.live_series import shared_cache
 from app.run_groups import GROUP_NONE, GROUP_SETTINGS, grouping_fields
 from app.runs_table import any_active
@@ -34,6 +35,8 @@ from app.series import SPREADS, X_AXES
 from app.views.common import guarded, ids_from_query, init_from_query, labeller
 
 REFRESH_CHOICES = (2, 5, 10, 30)
+AXIS_CHOICES = {"step": "step", "env_steps": "env steps", "wall_time": "wall time"}
+"""The x-axis radio's short labels (the charts' axis titles say it in full): one line at 1024 px."""
 URL_STATE = {
     "runs": "compare_runs",
     "keys": "compare_keys",
@@ -131,7 +134,13 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
             st.session_state["compare_group"] = GROUP_SETTINGS
     axis_column, smooth_column = st.columns([5, 3])
     axis = axis_column.radio(
-        "x-axis", list(X_AXES), key="compare_x", format_func=X_AXES.get, horizontal=True, on_change=sync_url
+        "x-axis",
+        list(X_AXES),
+        key="compare_x",
+        format_func=AXIS_CHOICES.get,
+        horizontal=True,
+        on_change=sync_url,
+        help="Training step, environment steps or wall-clock seconds since the run started",
     )
     smoothing = smooth_column.slider(
         "EMA smoothing",
@@ -143,7 +152,7 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
         help="Weight of the running average (TensorBoard-style, debiased); the raw "
         "curve stays faintly behind the smoothed one",
     )
-    group_column, band_column, dims_column, live_column, refresh_column = st.columns([2, 2, 2, 1, 1])
+    group_column, band_column, dims_column, live_column = st.columns(4)
     group_by = group_column.selectbox(
         "Group by",
         fields,
@@ -168,14 +177,19 @@ def _controls(runs: list[Any]) -> tuple[str, float, str, str, str, bool, int]:
         on_change=sync_url,
         help="Entropy or KL per action dimension over training (train/<family>/<dim>): one panel per dimension",
     )
-    # no help icon: at 1024 px it would push the label out of this narrow column
-    live = live_column.toggle("Live", key="compare_live", on_change=sync_url)
-    refresh = refresh_column.selectbox(
-        "every (s)",
+    live = live_column.toggle(
+        "Live",
+        key="compare_live",
+        on_change=sync_url,
+        help="Redraw the charts while a selected run is active, as often as chosen below",
+    )
+    refresh = live_column.selectbox(
+        "Refresh period",
         REFRESH_CHOICES,
         index=0,
         key="compare_refresh",
-        help="Live: redraw the charts this often while a selected run is active",
+        format_func=lambda seconds: f"every {seconds} s",
+        label_visibility="collapsed",
     )
     return axis, smoothing, group_by, spread, dims, live, refresh
 
@@ -237,24 +251,14 @@ def _live_part(
         if active
         else "No selected run is active: the charts are final."
     )
-    st.dataframe(
-        diff_rows(runs, view.groups),
-        hide_index=True,
-        key="compare_diff",
-        column_config={
-            "run": st.column_config.LinkColumn(
-                "run", display_text=r"/run\?id=(\d+)", help="The run's page", width="small"
-            ),
-            "name": st.column_config.TextColumn("name", width="medium"),
-        },
-    )
+    st.html(html_table(diff_rows(runs, view.groups), links={"run": r"id=(\d+)"}))
     columns = st.columns(2)
     for index, (key, figure) in enumerate(view.figures):
         with columns[index % 2]:
-            st.plotly_chart(figure, config=_config(key), key=f"chart_{key}")
+            show_figure(figure, key=f"chart_{key}", filename=key)
             exports.download_buttons(figure, f"compare-{key.replace('/', '-')}", key=f"compare_export_{key}")
     if view.dims_figure is not None:
-        st.plotly_chart(view.dims_figure, config=_config(f"dims_{dims}"), key=f"chart_dims_{dims}")
+        show_figure(view.dims_figure, key=f"chart_dims_{dims}", filename=f"dims_{dims}")
         exports.download_buttons(view.dims_figure, f"compare-{dims}-per-dimension", key=f"compare_export_dims_{dims}")
     elif dims != DIMS_OFF:
         st.caption(f"No selected run has logged train/{dims}/<dim> yet.")
@@ -266,10 +270,3 @@ def _live_part(
         key="compare_csv",
         help="Raw values of every selected run and metric; for a PNG use the camera icon of a chart",
     )
-
-
-def _config(name: str) -> dict:
-    return {
-        **PLOTLY_CONFIG,
-        "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": name.replace("/", "_")},
-    }

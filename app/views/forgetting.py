@@ -12,7 +12,8 @@ import streamlit as st
 
 from app import exports
 from app.backend import api
-from app.figures import PLOTLY_CONFIG, forgetting_figure, forgetting_points
+from app.charts import show_figure
+from app.figures import forgetting_figure, forgetting_points
 from app.run_groups import group_runs
 from app.views.common import guarded, ids_from_query, labeller, query_writer
 from app.views.run import page_url
@@ -56,14 +57,7 @@ def render() -> None:
         return
     labels = {run_id: group.legend for group in group_runs(runs) for run_id in group.run_ids}
     figure = fit_panel_titles(forgetting_figure(points, tasks, labels, {run.id: run.name for run in runs}), tasks)
-    st.plotly_chart(
-        figure,
-        config={
-            **PLOTLY_CONFIG,
-            "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": "forgetting"},
-        },
-        key="forgetting_chart",
-    )
+    show_figure(figure, key="forgetting_chart", filename="forgetting")
     exports.download_buttons(figure, "forgetting", key="forgetting_export")
     st.download_button(
         "Download the points (CSV)",

@@ -15,6 +15,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app.backend import api
+from app.charts import show_figure
 from app.views.common import guarded, labeller
 
 STUDENT_COLOR = "#1f77b4"
@@ -131,12 +132,10 @@ def render() -> None:
             key="inspector_zoom",
             help=f"Show the bins where either distribution has at least {MASS_SHOWN:g} probability.",
         )
-        st.plotly_chart(
+        show_figure(
             distribution_figure(shown.distributions, zoom=zoom),
-            config={
-                "displaylogo": False,
-                "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"inspector-run{run_id}-step{step}"},
-            },
+            key="inspector_chart",
+            filename=f"inspector-run{run_id}-step{step}",
         )
     st.caption(HOW_TO_READ)
     st.dataframe(shown.distributions.rows(), hide_index=True, column_config=_number_columns())

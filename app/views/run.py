@@ -20,7 +20,8 @@ import streamlit as st
 
 from app import exports, navigation
 from app.backend import api
-from app.figures import PLOTLY_CONFIG, SUCCESS_RANGE, color_of
+from app.charts import show_figure
+from app.figures import SUCCESS_RANGE, color_of
 from app.forms import field_sections
 from app.run_groups import method_label
 from app.runs_table import duration_seconds, format_duration, status_text
@@ -240,17 +241,7 @@ def _checkpoints(lab: Any, run: Any) -> None:
         return
     if any(row["seen success"] is not None or row["unseen success"] is not None for row in rows):
         figure = checkpoint_figure(rows, f"Evaluation success of #{run.id}")
-        st.plotly_chart(
-            figure,
-            config={
-                **PLOTLY_CONFIG,
-                "toImageButtonOptions": {
-                    **PLOTLY_CONFIG["toImageButtonOptions"],
-                    "filename": f"run-{run.id}-evaluations",
-                },
-            },
-            key="run_chart",
-        )
+        show_figure(figure, key="run_chart", filename=f"run-{run.id}-evaluations")
         exports.download_buttons(figure, f"run-{run.id}-evaluations", key="run_chart_export")
     numbers = [key for key in dict.fromkeys(k for row in rows for k in row) if key not in ("step", "path")]
     st.dataframe(

@@ -18,7 +18,8 @@ import streamlit as st
 
 from app import exports
 from app.backend import api
-from app.figures import PLOTLY_CONFIG, SUCCESS_RANGE, color_of, is_success_key
+from app.charts import show_figure
+from app.figures import SUCCESS_RANGE, color_of, is_success_key
 from app.run_groups import IDENTITY_FIELDS
 from app.views.common import guarded, ids_from_query, labeller, query_writer
 from app.views.run import page_url
@@ -230,18 +231,11 @@ def render() -> None:
         st.info(f"None of these runs has logged {key} yet.")
         return
     scatter = scatter_figure(points, field, key, how)
-    st.plotly_chart(
-        scatter,
-        config={
-            **PLOTLY_CONFIG,
-            "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": "sweep-scatter"},
-        },
-        key="sweep_scatter",
-    )
+    show_figure(scatter, key="sweep_scatter", filename="sweep-scatter")
     exports.download_buttons(scatter, "sweep-scatter", key="sweep_scatter_export")
     if len(fields) > 1:
         parallel = parallel_figure(points, fields, key, how)
-        st.plotly_chart(parallel, config=PLOTLY_CONFIG, key="sweep_parallel")
+        show_figure(parallel, key="sweep_parallel", filename="sweep-parallel")
         exports.download_buttons(parallel, "sweep-parallel", key="sweep_parallel_export")
     st.dataframe(
         [

@@ -1,7 +1,8 @@
 """Videos: the evaluation rollouts of several runs at one checkpoint step, in a grid.
 
 One checkpoint-step slider drives every player; a row per run (tasks across) or a column per run (tasks down);
-each player carries the episode's outcome as a badge (✓ success in green, ✗ failure in red).
+each player carries the episode's outcome as a badge (✓ success in green, ✗ failure in red); the players play,
+pause and seek together (app/video_sync.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import streamlit as st
 
 from app import navigation
 from app.backend import api
+from app.video_sync import sync_players
 from app.views.common import artifact, guarded, ids_from_query, labeller, query_writer
 
 DEFAULT_RUNS = 2
@@ -81,6 +83,13 @@ def render() -> None:
     autoplay = layout_column.toggle(
         "Play all together", key="videos_autoplay", help="Start every player at once, muted, looping"
     )
+    synced = layout_column.toggle(
+        "Players in step",
+        value=True,
+        key="videos_synced",
+        help="Play, pause, seek and speed on one player move every player to the same moment of its episode",
+    )
+    sync_players(synced)
     tasks = grid_tasks(videos, step)
     kept = [t for t in st.session_state.get("videos_tasks", []) if t in tasks]
     st.session_state["videos_tasks"] = kept or tasks[:2]

@@ -302,7 +302,7 @@ def test_compare_holds_its_selection_curves_and_url_while_runs_change_status(lab
     assert "train/reverse_kl" in url_state(page)["keys"]
     assert any("Reverse KL (train)" in chart["title"] for chart in charts(page))
 
-    move("the x-axis", lambda: page.get_by_text("environment steps", exact=True).click())
+    move("the x-axis", lambda: page.get_by_text("env steps", exact=True).click())
     assert url_state(page)["x"] == ["env_steps"]
 
     def smoothing():

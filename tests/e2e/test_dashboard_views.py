@@ -8,6 +8,7 @@ Videos and Forgetting at 1440 and 1024 px wide (artifacts/dashboard/views-*.png)
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,17 @@ def charts_drawn(count: int):
     return ready
 
 
+def wait_for_players(page, condition, what: str, read: str = "v.currentTime", timeout: float = 15.0) -> None:
+    """Wait until `condition` holds for every player's `read` (a JS expression of v, the video element)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        times = page.locator("video").evaluate_all(f"vs => vs.map(v => {read})")
+        if condition(times):
+            return
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}: {times}"
+        page.wait_for_timeout(100)
+
+
 def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     url = dashboard
     sweep_id, run_ids = many_runs
@@ -194,6 +206,15 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
         v.play().then(() => setTimeout(() => done(v.currentTime), 500), e => done(-1)); })""")
     )
     assert played > 0
+    # the players move together: speed, seeking, playing and pausing one moves every other
+    page.locator("video").nth(1).evaluate("v => { v.pause(); v.playbackRate = 0.25; }")  # a 1 s clip lasts 4 s
+    wait_for_players(page, lambda rates: rates == [0.25] * 6, "every player at a quarter speed", "v.playbackRate")
+    page.locator("video").nth(0).evaluate("v => { v.currentTime = 0.5; }")
+    wait_for_players(page, lambda times: all(abs(t - 0.5) < 0.05 for t in times), "every player at 0.5 s")
+    page.locator("video").nth(2).evaluate("v => { v.muted = true; return v.play(); }")
+    wait_for_players(page, lambda times: all(t > 0.5 for t in times), "every player playing on")
+    page.locator("video").nth(3).evaluate("v => v.pause()")
+    wait_for_players(page, lambda states: all(p and not e for p, e in states), "all paused", "[v.paused, v.ended]")
     shoot_at_widths(page, "videos", lambda p: p.locator("video").nth(5).wait_for())
 
     # --- forgetting: four panels whose titles fit
