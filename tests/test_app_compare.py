@@ -1,9 +1,7 @@
 """The Compare page's data + figure build (app.compare), against the in-memory API."""
 
 import csv
-import html
 import io
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from app import backend
 from app.compare import build_view, chart_keys, diff_rows, legend_title, runs_csv, teacher_references, view_signature
 from app.views.common import labeller
+from html_tables import read_html_table
 from test_app_fakes import Checkpoint, FakeApi, Run, config, series, summary
 
 
@@ -120,19 +119,6 @@ def _live_runs(lab: FakeApi) -> list[int]:
     return ids
 
 
-def _diff_table(at) -> dict[str, list[str]]:
-    """Compare's config diff table (an st.html table) as columns of cell texts, a link cell as its URL."""
-    body = next(element.value for element in at.html if "opd-table" in element.value)
-    headers = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", body)]
-    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)[1:]]
-
-    def text(cell: str) -> str:
-        link = re.search(r'href="([^"]*)"', cell)
-        return html.unescape(link.group(1) if link else cell)
-
-    return {name: [text(row[i]) for row in rows] for i, name in enumerate(headers)}
-
-
 def test_runs_stay_selected_by_id_while_their_statuses_change_and_a_control_moves(page_lab):
     """Issue 12's bug: status in the option labels made Streamlit map the browser's (old) labels to nothing."""
     ids = _live_runs(page_lab)
@@ -145,7 +131,7 @@ def test_runs_stay_selected_by_id_while_their_statuses_change_and_a_control_move
     assert at.multiselect(key="compare_runs").value == ids
     assert at.query_params["runs"] == [str(i) for i in ids] and at.query_params["smooth"] == "0.4"
     # the statuses are redrawn: the diff table holds them, and the labels hold none
-    table = _diff_table(at)
+    table = read_html_table(at)
     assert table["status"] == ["running", "finished", "finished"]
     assert table["run"] == [f"/run?id={i}" for i in ids]
     assert "objective" in table and "seed" in table and "lr" not in table

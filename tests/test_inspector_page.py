@@ -8,6 +8,7 @@ import pytest
 
 from app import backend
 from app.views.inspector import distribution_figure, shown_range
+from html_tables import read_html_table
 from test_app_fakes import Checkpoint, FakeApi, Video, config
 from test_app_pages import open_page, texts
 
@@ -47,8 +48,11 @@ def test_the_page_opens_the_rollout_named_in_the_url_and_follows_the_slider(lab)
     slider = at.slider(key=f"inspector_frame_{run.id}_0_{TASK}")
     assert (slider.value, slider.max) == (5, 11)
     assert ("inspect_actions", run.id, 0, TASK, 5, "/ckpt/teacher") in lab.calls
-    table = at.dataframe[0].value
-    assert list(table["dimension"]) == ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+    table = read_html_table(at)
+    assert list(table) == ["quantity", "dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+    assert table["quantity"][6:8] == ["KL(S ‖ T)", "KL(T ‖ S)"]
+    numbers = lab.inspect_actions(run.id, 0, TASK, 5, "/ckpt/teacher").distributions
+    assert table["dz"][6] == f"{numbers.reverse_kl[2]:.3g}" and table["gripper"][0] == str(numbers.chosen_bins[6])
     assert "Frame **5** of 12" in texts(at) and "replay took the filmed episode" in texts(at)
     slider.set_value(9).run()
     assert ("inspect_actions", run.id, 0, TASK, 9, "/ckpt/teacher") in lab.calls

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from app.backend import api
 from app.charts import show_figure
+from app.html_table import html_table
 from app.views.common import guarded, labeller
 
 STUDENT_COLOR = "#1f77b4"
@@ -31,7 +32,8 @@ HOW_TO_READ = (
     "where the teacher has mass, even on one of several teacher modes (mode-seeking). **Forward KL** KL(teacher ‖ "
     "student), what `forward_kl` minimises, is large when the student misses mass the teacher has (mode-covering). "
     "`hard_ce` keeps only the teacher's argmax (▼), whatever its spread. Entropies H in nats; a uniform 256-bin "
-    "distribution has H = 5.55."
+    "distribution has H = 5.55. In the table, S is the student, T the teacher, and the chosen bin the action "
+    "the student took at this frame."
 )
 
 
@@ -138,7 +140,7 @@ def render() -> None:
             filename=f"inspector-run{run_id}-step{step}",
         )
     st.caption(HOW_TO_READ)
-    st.dataframe(shown.distributions.rows(), hide_index=True, column_config=_number_columns())
+    st.html(html_table(per_quantity(shown.distributions.rows())))
 
 
 def _frame_caption(shown: Any) -> str:
@@ -170,22 +172,32 @@ def _default_teacher_index(choices: list[Any], from_url: str | None) -> int:
     return paths.index(from_url) if from_url in paths else 0
 
 
-def _number_columns() -> dict:
-    """Short headers (the table must fit beside nothing at 1024 px), the long names as help."""
-    number = st.column_config.NumberColumn
-    short = {
-        "chosen bin": ("bin", None),
-        "chosen value": ("value", "%.3f"),
-        "student argmax": ("argmax S", None),
-        "teacher argmax": ("argmax T", None),
-        "p_student(chosen)": ("p_S(bin)", "%.3f"),
-        "p_teacher(chosen)": ("p_T(bin)", "%.3f"),
-        "reverse KL": ("RKL", "%.4f"),
-        "forward KL": ("FKL", "%.4f"),
-        "student entropy": ("H_S", "%.3f"),
-        "teacher entropy": ("H_T", "%.3f"),
-    }
-    return {name: number(label, format=fmt, help=name) for name, (label, fmt) in short.items()}
+QUANTITIES = {
+    "chosen bin": "chosen bin",
+    "chosen value": "its value",
+    "student argmax": "argmax S",
+    "teacher argmax": "argmax T",
+    "p_student(chosen)": "p_S(chosen)",
+    "p_teacher(chosen)": "p_T(chosen)",
+    "reverse KL": "KL(S ‖ T)",
+    "forward KL": "KL(T ‖ S)",
+    "student entropy": "H_S",
+    "teacher entropy": "H_T",
+}
+"""The table's rows, in order, with their labels (S the student, T the teacher, as the caption above says)."""
+
+
+def per_quantity(rows: list[dict]) -> list[dict]:
+    """The inspector's numbers with a column per action dimension and a row per quantity: seven or fourteen
+    narrow columns fit at 1024 px where eleven quantity columns did not."""
+    table = []
+    for key, label in QUANTITIES.items():
+        line: dict[str, Any] = {"quantity": label}
+        for row in rows:
+            value = row[key]
+            line[row["dimension"]] = str(value) if isinstance(value, int) else f"{value:.3g}"
+        table.append(line)
+    return table
 
 
 def _int(value: str | None) -> int | None:

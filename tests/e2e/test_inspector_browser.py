@@ -54,7 +54,9 @@ def test_the_inspector_shows_seven_panels_for_a_frame_of_a_real_rollout(lab, das
     assert facts["traces"].count("student") == 7 and facts["traces"].count("teacher") == 7
     page.get_by_test_id("stImage").first.wait_for()
     page.get_by_text("The replay took the filmed episode's steps and outcome").wait_for()
-    page.get_by_test_id("stDataFrame").first.wait_for()
+    table = page.locator(".opd-table").first
+    table.wait_for()
+    assert table.evaluate("t => t.scrollWidth <= t.clientWidth + 1"), "the numbers table scrolls at 1440 px"
     page.get_by_text("Frame 3 of", exact=False).first.wait_for()
     tall(page, "inspector-1440")
 
@@ -68,6 +70,8 @@ def test_the_inspector_shows_seven_panels_for_a_frame_of_a_real_rollout(lab, das
     visit(page, page.url)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     assert len(plot_facts(page)["titles"]) == 7
+    table = page.locator(".opd-table").first
+    assert table.evaluate("t => t.scrollWidth <= t.clientWidth + 1"), "the numbers table scrolls at 1024 px"
     tall(page, "inspector-1024")
 
 
