@@ -25,8 +25,16 @@ SAFE_DEFAULTS = (
 )
 
 
+def _preload() -> None:
+    """Import the pages and the worker API before the server listens: the first visitor's session would
+    otherwise wait for these imports (Streamlit runs every session's script in this process)."""
+    import app.main  # noqa: F401  (its `main()` runs only as Streamlit's script)
+    import worker.api  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> None:
     sys.argv = ["streamlit", "run", str(MAIN), *SAFE_DEFAULTS, *(sys.argv[1:] if argv is None else argv)]
+    _preload()
     cli.main()
 
 
