@@ -23,6 +23,9 @@ METHOD_LABELS = {
     "opd_then_grpo": "distill then GRPO",
 }
 
+OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
+"""The distillation objectives (the objective ablation); the other methods are pipelines."""
+
 TRADEOFF_METHODS = ("sft", "grpo", "reverse_kl")
 """The methods of the seen-unseen trade-off plot (paper Fig. 3)."""
 
@@ -46,11 +49,23 @@ class StudyPreset:
     eval_init_states: int
     """Fixed initial states per task at every evaluation (the same for the teacher, base and student rows)."""
     distill_steps_before_grpo: int
-    """opd_then_grpo: reverse-KL steps before switching to GRPO; the GRPO part is `steps` minus this."""
+    """opd_then_grpo: the latest step at which GRPO takes over from distillation (when reverse KL has not
+    plateaued earlier, see `plateau_evals`); an evaluated step. GRPO then runs to `steps` in all."""
     sft_steps: int
     """Offline-SFT baseline: gradient steps on the 50-demo set, from the student (recipe of the teacher YAML)."""
     sft_eval_every: int
     """Offline-SFT baseline: evaluate every K gradient steps (its points of the trade-off plot)."""
+    plateau_evals: int = 3
+    """opd_then_grpo: distillation has plateaued at the first evaluated step where its best seen success has not
+    improved by more than `plateau_gain` over the last `plateau_evals` evaluations; GRPO starts from the reverse-KL
+    run's checkpoint there (same seed), or at `distill_steps_before_grpo` if that comes first."""
+    plateau_gain: float = 0.02
+    """opd_then_grpo: the improvement (seen success, absolute) below which distillation counts as plateaued."""
+    objective_lrs: tuple[float, ...] = ()
+    """The objective ablation again at these learning rates (the main runs use the recipe's lr): method keys
+    <method>_lr<lr>, e.g. forward_kl_lr0.001."""
+    objective_lr_methods: tuple[str, ...] = ("forward_kl",)
+    """The objectives run again at each of `objective_lrs`."""
     ablation_trajectories: int = 32
     """Group-size ablation: trajectories per step held fixed (paper: 32), B = this / G."""
     ablation_group_sizes: tuple[int, ...] = (2, 4, 8)
@@ -97,8 +112,23 @@ class StudyPreset:
         for name in ("seeds", "steps", "batch_tasks", "group_size", "sft_steps", "ablation_trajectories"):
             if getattr(self, name) < 1:
                 raise ValueError(f"preset field {name} must be at least 1")
-        if "opd_then_grpo" in self.methods and not 0 < self.distill_steps_before_grpo < self.steps:
-            raise ValueError("distill_steps_before_grpo must leave at least one GRPO step and be at least 1")
+        if "opd_then_grpo" in self.methods:
+            if not 0 < self.distill_steps_before_grpo < self.steps or self.distill_steps_before_grpo % self.eval_every:
+                raise ValueError(
+                    "distill_steps_before_grpo must be an evaluated step (a multiple of eval_every) that leaves at "
+                    "least one GRPO step"
+                )
+            if "reverse_kl" not in self.methods or "opd_then_grpo" in self.extend_methods:
+                raise ValueError(
+                    "opd_then_grpo continues the reverse_kl runs: it needs reverse_kl, and is not extended"
+                )
+            if self.plateau_evals < 1 or self.plateau_gain < 0:
+                raise ValueError("plateau_evals must be at least 1 and plateau_gain at least 0")
+        unknown = set(self.objective_lr_methods) - (set(OBJECTIVES) & set(self.methods))
+        if self.objective_lrs and unknown:
+            raise ValueError(f"objective_lr_methods {sorted(unknown)} are not objectives among the preset's methods")
+        if any(lr <= 0 for lr in self.objective_lrs):
+            raise ValueError(f"objective_lrs must be positive, got {self.objective_lrs}")
         unknown = set(self.extend_methods) - set(self.methods)
         if unknown:
             raise ValueError(f"extend_methods {sorted(unknown)} are not among the preset's methods")
@@ -127,10 +157,13 @@ QUICK = StudyPreset(
     group_size=8,
     eval_every=5,
     eval_init_states=5,
-    distill_steps_before_grpo=7,
+    distill_steps_before_grpo=15,
+    plateau_evals=2,
     sft_steps=150,
     sft_eval_every=30,
     default_assets="assets/tabletop",
+    objective_lrs=(1e-3,),
+    objective_lr_methods=("forward_kl",),
 )
 """About 9 minutes on a 2-core CPU from the shipped assets (15 steps took 6.5 min measured with another job
 running; 20 leaves the methods more room inside the 15-minute budget): 9 runs of 20 steps at B=4, G=8 (32
@@ -147,12 +180,14 @@ FULL = StudyPreset(
     group_size=8,
     eval_every=5,
     eval_init_states=10,
-    distill_steps_before_grpo=15,
+    distill_steps_before_grpo=35,
     sft_steps=1500,
     sft_eval_every=150,
     videos_per_eval=1,
     default_assets="assets/tabletop",
     extend_methods=("grpo",),
+    objective_lrs=(1e-3,),
+    objective_lr_methods=("reverse_kl", "forward_kl", "hard_ce"),
 )
 """The study as the issue states it: 5 seeds (speed claims rest on at least 5), GRPO extended until it reaches 90%
 of the teacher or three times the steps reverse KL needed, B=8 x G=8 (64 trajectories per step), 50 steps per
