@@ -70,8 +70,9 @@ def queued(tmp_path_factory):
     workers = LabWorkers(root)
     failed = True
     try:
-        for _ in range(2):
-            workers.start(settings, concurrency=1)
+        started = [workers.start(settings, concurrency=1, wait=False) for _ in range(2)]
+        for worker in started:  # both start at once; a loaded machine takes a while to import Celery and torch
+            worker.wait_ready(timeout=240)
         assets = _assets(root / "assets")
         out = root / "study"
         summary = run_queued_study(out, MINI, suites=SUITES, assets=assets, progress=False, poll_seconds=0.3, log=print)

@@ -166,11 +166,13 @@ QUICK = StudyPreset(
     objective_lr_methods=("forward_kl",),
 )
 """About 9 minutes on a 2-core CPU from the shipped assets (15 steps took 6.5 min measured with another job
-running; 20 leaves the methods more room inside the 15-minute budget): 9 runs of 20 steps at B=4, G=8 (32
-trajectories, the paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks
-x 5 initial states every 5 steps, and an offline-SFT baseline of 150 gradient steps (about one on-policy run's wall
-time). Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about 2-3 s at 32
-trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
+running; 20 leaves the methods more room inside the 15-minute budget): 10 runs at B=4, G=8 (32 trajectories, the
+paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks x 5 initial
+states every 5 steps: the four objectives, GRPO and the G=2 / G=4 ablation points (20 steps each), forward KL again
+at lr 1e-3 (20 steps), distill then GRPO (GRPO from the reverse-KL checkpoint at step 10 or 15, 5-10 steps: the
+distillation part is the reverse-KL run's own), and an offline-SFT baseline of 150 gradient steps (about one
+on-policy run's wall time). Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about
+2-3 s at 32 trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
 
 FULL = StudyPreset(
     name="full",
@@ -191,9 +193,11 @@ FULL = StudyPreset(
 )
 """The study as the issue states it: 5 seeds (speed claims rest on at least 5), GRPO extended until it reaches 90%
 of the teacher or three times the steps reverse KL needed, B=8 x G=8 (64 trajectories per step), 50 steps per
-method, the G ablation at 32 trajectories per step (three extra runs per seed), the SFT baseline with the
-teacher's 1500-step recipe. Measured on a 2-core CPU from the shipped assets at 3 seeds and without the
-extension: 1 h 24 min with `--jobs 2` (30 runs; 6,700 CPU-seconds, so about 2 h with one job) for the object
-suite; 5 seeds and four suites are about 4 x 5/3 times that, plus the GRPO extensions."""
+method, the G ablation at 32 trajectories per step (three extra runs per seed), reverse KL, forward KL and hard CE
+again at lr 1e-3 (three more), distill then GRPO from the reverse-KL checkpoint where distillation plateaued (step
+15 to 35), the SFT baseline with the teacher's 1500-step recipe. Measured on a 2-core CPU from the shipped assets
+at 3 seeds, without the extension and the lr-1e-3 runs: 1 h 24 min with `--jobs 2` (30 runs; 6,700 CPU-seconds, so
+about 2 h with one job) for the object suite; 5 seeds and four suites (260 runs) are about 4 x 5/3 x 13/10 times
+that, plus the GRPO extensions: days on this machine, hours spread over a few `opd worker` machines (`--queue`)."""
 
 PRESETS = {"quick": QUICK, "full": FULL}
