@@ -180,3 +180,23 @@ def test_the_lab_cli_adds_queue_to_reproduce_and_refuses_jobs_with_it(capsys):
     assert not parser.parse_args(["reproduce", "--out", "x"]).queue
     assert main(["reproduce", "--out", "x", "--queue", "--jobs", "2"]) == 2
     assert "drop --jobs with --queue" in capsys.readouterr().err
+
+
+def test_extend_refuses_a_run_not_ended_a_length_not_longer_and_other_fields(tmp_path):
+    """No worker: the launched run stays queued (its message waits in the filesystem broker)."""
+    from tinyrun import tiny_config
+    from worker import api
+
+    api.configure(_fast_settings(tmp_path / "data"))
+    try:
+        run_id = api.launch(tiny_config(Path("set-by-the-lab"), pipeline="grpo", steps=2).to_dict())
+        with pytest.raises(api.RunStateError, match="only an ended run"):
+            api.extend(run_id, steps=4)
+        with pytest.raises(api.RunStateError, match="needs more"):
+            api.extend(run_id, steps=2)
+        with pytest.raises(api.ConfigError, match="only steps and grpo_steps"):
+            api.extend(run_id, lr=1.0)
+        run = api.get_run(run_id)
+        assert (run.status, run.total_steps, run.attempt, run.config["steps"]) == ("queued", 2, 1, 2)
+    finally:
+        api.configure(None)
