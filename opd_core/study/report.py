@@ -236,12 +236,14 @@ def distill_then_grpo(results: dict) -> list[str]:
         )
     if not rows:
         return []
-    verdict = (
-        "no suite measured"
-        if not gains
-        else f"GRPO {'adds' if sum(gains) > 0 else 'takes away'} {100 * abs(sum(gains) / len(gains)):.1f} points on "
-        f"average over {len(gains)} suite(s) (the paper: adds 6.0)"
-    )
+    if not gains:
+        verdict = "no suite measured"
+    else:
+        mean = sum(gains) / len(gains)
+        what = "adds" if mean > 0 else "takes away" if mean < 0 else "neither adds nor takes away"
+        verdict = (
+            f"GRPO {what} {100 * abs(mean):.1f} points on average over {len(gains)} suite(s) (the paper: adds 6.0)"
+        )
     lines = [
         "## Distill then GRPO: what GRPO adds after distillation plateaued",
         "",
