@@ -254,7 +254,7 @@ def test_an_extension_stops_at_the_first_evaluation_past_the_threshold(tmp_path)
                 lengths[spec.run_id] = config.total_steps
             return len(items)
 
-    preset = MINI.with_changes(steps=5, eval_every=5, methods=("reverse_kl", "grpo"))
+    preset = MINI.with_changes(steps=5, eval_every=5, extend_chunk=0, methods=("reverse_kl", "grpo"))
     spec = RunSpec("object", "grpo", 0, 2, 2)
     config = RunConfig(pipeline="grpo", steps=5, out_dir=str(spec.folder(tmp_path)))
     groups = {"object": TaskGroups([], [], [])}
