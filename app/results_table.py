@@ -199,3 +199,69 @@ def _per_suite(runs: Sequence[Any], value_of, once_per: str | None = None) -> di
 def _suite_order(suites: Sequence[str]) -> list[str]:
     present = list(dict.fromkeys(suites))
     return [s for s in SUITE_ORDER if s in present] + [s for s in present if s not in SUITE_ORDER]
+
+
+# ---- a study's Table 2 (`opd reproduce --queue`) ----------------------------------------------------------------
+HANDOFF = "opd_then_grpo"
+"""Distill then GRPO: its runs start from the distilled checkpoint, not from the student."""
+STUDY_TAG, METHOD_TAG, ROW_STEP_TAG = "study:", "method:", "table2-step:"
+"""The tags worker.study_queue gives a study's runs: which study, which method, and the step whose checkpoint is
+the method's Table 2 cell (an extended run goes on past it)."""
+
+
+def tag_value(run: Any, prefix: str) -> str | None:
+    return next((tag.removeprefix(prefix) for tag in run.tags if tag.startswith(prefix)), None)
+
+
+def studies(runs: Sequence[Any]) -> list[str]:
+    """The studies among `runs`, newest first (by their newest run)."""
+    newest: dict[str, int] = {}
+    for run in runs:
+        name = tag_value(run, STUDY_TAG)
+        if name is not None:
+            newest[name] = max(newest.get(name, 0), run.id)
+    return sorted(newest, key=newest.get, reverse=True)
+
+
+def study_table(
+    runs: Sequence[Any],
+    checkpoints_by_run: Mapping[int, Sequence[Any]],
+    summaries: Mapping[str, Mapping[str, Any]],
+    artifact_path: Callable[[str], Any] = str,
+) -> ResultsTable:
+    """Table 2 of one study's runs laid out as its report.md does: the teacher and the student init (measured
+    once per suite), then distill, distill then GRPO, GRPO and offline SFT; a column per suite, each cell the seen
+    success at the method's Table 2 step, mean ± std over seeds. Methods outside Table 2 are left out."""
+    from opd_core.study.report import TABLE_2_ROWS
+
+    suites = _suite_order([run.config.get("suite", "") for run in runs])
+    labels = dict(TABLE_2_ROWS)
+    rows = []
+    teacher = _per_suite(
+        runs, lambda run: teacher_success(run.config, summaries, artifact_path), once_per="teacher_checkpoint"
+    )
+    from_student = [run for run in runs if tag_value(run, METHOD_TAG) != HANDOFF]  # it starts from a distilled one
+    init = _per_suite(
+        from_student, lambda run: initial_success(checkpoints_by_run.get(run.id, ())), once_per="student_checkpoint"
+    )
+    if teacher:
+        rows.append(ResultsRow(labels["teacher"], "reference", teacher))
+    if init:
+        rows.append(ResultsRow(labels["student_init"], "init", init))
+    for method, label in TABLE_2_ROWS[2:]:
+        members = [run for run in runs if tag_value(run, METHOD_TAG) == method]
+        cells = _per_suite(members, lambda run: _success_at_row_step(run, checkpoints_by_run.get(run.id, ())))
+        if cells:
+            rows.append(ResultsRow(label, "method", cells))
+    return ResultsTable(suites, rows)
+
+
+def _success_at_row_step(run: Any, checkpoints: Sequence[Any]) -> float | None:
+    step = tag_value(run, ROW_STEP_TAG)
+    if step is None or not step.isdigit():
+        return final_success(checkpoints)
+    return (
+        final_success([c for c in checkpoints if c.step <= int(step)])
+        if any(c.step == int(step) for c in checkpoints)
+        else None
+    )

@@ -71,7 +71,8 @@ def parse_suites(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _cmd_reproduce(args) -> int:
+def _cmd_reproduce(args, run=None) -> int:
+    """`run`: the study runner (default opd_core.study.run_study; the lab passes one that uses its queue)."""
     from opd_core.envs.tabletop.tasks import CATALOG
     from opd_core.study import FULL, QUICK, run_study
 
@@ -85,9 +86,12 @@ def _cmd_reproduce(args) -> int:
     suites = parse_suites(args.suites)
     for suite in suites:
         CATALOG.suite_tasks(suite)
-    summary = run_study(
-        args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs
-    )
+    if run is None:
+        summary = run_study(
+            args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs
+        )
+    else:
+        summary = run(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress)
     brief = {
         suite: {
             m: {

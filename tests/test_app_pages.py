@@ -398,3 +398,52 @@ def test_demo_sizes_follow_the_quick_study_preset():
 
     for name in ("steps", "batch_tasks", "group_size", "eval_every", "eval_init_states"):
         assert QUICK_SIZES[name] == getattr(QUICK, name), name
+
+
+def test_results_page_lays_a_queued_study_out_as_table_2(lab):
+    from worker.study_queue import study_tags
+
+    populated(lab)  # runs outside the study stay out of its table
+    teachers = {}
+    for suite, seen in (("object", 0.9), ("long", 0.6)):
+        teacher = lab.add_run(config=config(pipeline="sft", suite=suite, name=f"teacher-{suite}"))
+        lab.checkpoint_rows[teacher.id] = [
+            Checkpoint(teacher.id, 100, f"runs/{teacher.id}/checkpoints/step_100", summary(seen))
+        ]
+        teachers[suite] = lab.artifact_path(f"runs/{teacher.id}/checkpoints/step_100")
+    for suite, method, seed, successes in (
+        ("object", "reverse_kl", 0, {0: 0.2, 2: 0.7}),
+        ("object", "reverse_kl", 1, {0: 0.2, 2: 0.8}),
+        ("object", "grpo", 0, {0: 0.2, 2: 0.5, 4: 0.9}),  # extended past its Table 2 step (2) to 4
+        ("long", "reverse_kl", 0, {0: 0.1, 2: 0.4}),
+    ):
+        run = lab.add_run(
+            config=config(
+                suite=suite,
+                seed=seed,
+                teacher_checkpoint=teachers[suite],
+                student_checkpoint=f"/assets/{suite}/student",
+                pipeline="grpo" if method == "grpo" else "opd",
+            ),
+            tags=study_tags("mini", method, 2),
+            step=max(successes),
+            total_steps=max(successes),
+        )
+        lab.checkpoint_rows[run.id] = [
+            Checkpoint(run.id, s, f"runs/{run.id}/checkpoints/step_{s}", summary(v)) for s, v in successes.items()
+        ]
+    at = open_page("results")
+    assert not at.exception
+    assert at.selectbox(key="results_study").value == "mini"
+    table = at.dataframe[0].value
+    assert list(table["method"]) == [
+        "Teacher",
+        "Student init (1 demo/task)",
+        "Distill (reverse KL)",
+        "GRPO (sparse reward)",
+    ]
+    assert list(table["object"]) == ["90.0", "20.0", "75.0 ± 7.1", "50.0"]
+    assert list(table["long"]) == ["60.0", "10.0", "40.0", ""]
+    assert list(table["avg."]) == ["75.0", "15.0", "57.5", ""]
+    at.selectbox(key="results_study").set_value("").run()
+    assert "Offline SFT" in list(at.dataframe[0].value["method"]), "the runs grouped by settings, as before"

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from opd_core.config import RunConfig
 from opd_core.study import METHODS, StudyPreset, run_study
 from opd_core.study.assets import AssetStore
 from opd_core.study.jobs import StudyError, check_same_settings, execute_all
@@ -44,6 +45,8 @@ MINI = StudyPreset(
     retention_tasks=1,
     seen_tasks=2,
     pretrain_tasks=2,
+    objective_lrs=(1e-3,),
+    objective_lr_methods=("forward_kl",),
     max_episode_steps=8,
     common_overrides=TINY,
     asset_overrides={
@@ -64,19 +67,56 @@ def study(tmp_path_factory):
 def test_every_method_ran_from_the_same_student_and_batch(study):
     out, summary = study
     methods = summary["results"]["object"]["methods"]
-    assert set(methods) == {*METHODS, "reverse_kl_G4"}  # G=2 at 4 trajectories is the main batch: not run twice
+    # G=2 at 4 trajectories is the main batch: not run twice
+    assert set(methods) == {*METHODS, "reverse_kl_G4", "forward_kl_lr0.001"}
     assert summary["results"]["object"]["ablation"]["group_sizes"] == {"2": "reverse_kl", "4": "reverse_kl_G4"}
     students = set()
     for spec in plan_runs(MINI, ["object"], [0]):
         folder = spec.folder(out)
-        assert (folder / f"checkpoints/step_{methods[spec.method]['total_steps']}/meta.json").is_file(), folder
-        config = (folder / "config.yaml").read_text()
-        students.add(next(line for line in config.splitlines() if line.startswith("student_checkpoint")))
+        config = RunConfig.load(folder / "config.yaml")
+        assert (folder / f"checkpoints/step_{config.total_steps}/meta.json").is_file(), folder
+        if spec.method == "opd_then_grpo":  # GRPO from the reverse-KL checkpoint where distillation stopped
+            assert config.pipeline == "grpo" and config.total_steps == MINI.steps - 1
+            assert config.student_checkpoint == str(out.resolve() / "runs/object/reverse_kl_seed0/checkpoints/step_1")
+        else:
+            students.add(config.student_checkpoint)
         if spec.method not in ("sft", "reverse_kl_G4"):
             assert (methods[spec.method]["batch_tasks"], methods[spec.method]["group_size"]) == (2, 2)
     assert len(students) == 1
     assert methods["reverse_kl_G4"]["batch_tasks"] == 1 and methods["reverse_kl_G4"]["group_size"] == 4
-    assert methods["opd_then_grpo"]["grpo_from_step"] == 1
+    assert methods["opd_then_grpo"]["grpo_from_step"] == [1]
+    assert methods["forward_kl_lr0.001"]["lr"] == 1e-3 and methods["forward_kl"]["lr"] != 1e-3
+    assert RunConfig.load(out / "runs/object/forward_kl_lr0.001_seed0/config.yaml").lr == 1e-3
+
+
+def test_distill_then_grpo_is_reported_with_its_rule_and_gain(study):
+    out, summary = study
+    block = summary["results"]["object"]["distill_then_grpo"]
+    assert block["switch_steps"] == [1] and block["plateaued"] == [False]  # 3 evaluations never fit in 1 step
+    assert "not improved by more than 0.02 over the last 3 evaluations" in block["rule"]
+    rkl = summary["results"]["object"]["methods"]["reverse_kl"]["eval_curves"]["seen_success"]["mean"]
+    stitched = summary["results"]["object"]["methods"]["opd_then_grpo"]["eval_curves"]["seen_success"]["mean"]
+    assert block["at_switch"]["values"] == [rkl[1]] and stitched[:2] == rkl[:2], "reverse KL's curve up to the switch"
+    assert block["gain"]["values"] == [pytest.approx(stitched[2] - rkl[1])]
+    report = (out / "report.md").read_text()
+    assert "## Distill then GRPO" in report and "### Objective ablation at two learning rates" in report
+    assert any(c["claim"].startswith("Distill then GRPO") for c in summary["results"]["object"]["claims"])
+    assert any("(lr 0.001)" in c["claim"] for c in summary["results"]["object"]["claims"])
+
+
+def test_the_plateau_rule_picks_the_first_flat_window():
+    from opd_core.study.handoff import switch_step
+
+    preset = MINI.with_changes(steps=50, eval_every=5, distill_steps_before_grpo=35, plateau_evals=2)
+
+    def run(values):
+        return {"folder": "x", "eval_steps": list(range(0, 5 * len(values), 5)), "eval": {"seen_success": values}}
+
+    # still rising by more than 0.02 per 2 evaluations at step 35: GRPO takes over there, the latest step
+    assert switch_step(preset, run([0.1, 0.5, 0.8, 0.85, 0.86, 0.9, 0.93, 0.96])) == (35, False)
+    # best so far 0.8 at step 10, 0.81 at step 20 (0.79 at 20 does not count): flat by 0.01 over 2 evaluations
+    assert switch_step(preset, run([0.1, 0.5, 0.8, 0.81, 0.79, 0.82, 0.9, 0.9])) == (20, True)
+    assert switch_step(preset.with_changes(plateau_gain=0.1), run([0.1, 0.5, 0.8, 0.85, 0.86, 0.9])) == (20, True)
 
 
 def test_summary_structure(study):
@@ -163,8 +203,8 @@ def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path, spaw
     assert parallel["runs_run_now"] == len(specs)
     assert set(parallel["results"]["object"]["methods"]) == set(summary["results"]["object"]["methods"])
     for spec in specs:
-        method = parallel["results"]["object"]["methods"][spec.method]
-        assert (spec.folder(tmp_path) / f"checkpoints/step_{method['total_steps']}/meta.json").is_file()
+        length = RunConfig.load(spec.folder(tmp_path) / "config.yaml").total_steps
+        assert (spec.folder(tmp_path) / f"checkpoints/step_{length}/meta.json").is_file()
 
 
 def test_failed_parallel_runs_are_named_after_the_others_end(study, tmp_path, spawnable_main):

@@ -37,7 +37,7 @@ MINI = StudyPreset(
     steps=2,
     batch_tasks=2,
     group_size=2,
-    eval_every=2,
+    eval_every=1,
     eval_init_states=1,
     distill_steps_before_grpo=1,
     sft_steps=2,
@@ -50,6 +50,7 @@ MINI = StudyPreset(
     common_overrides=SMALL,
     asset_overrides={"teacher": {"num_demos": 2}},
     extend_methods=("grpo",),
+    extend_chunk=2,
     reach_fractions=(0.8, 0.9),
 )
 
@@ -82,7 +83,8 @@ def test_every_method_ran_in_both_suites(study):
         methods = summary["results"][suite]["methods"]
         assert set(methods) == {*METHODS, "reverse_kl_G4"}
         for spec in plan_runs(MINI, [suite], [0]):
-            assert (spec.folder(out) / f"checkpoints/step_{methods[spec.method]['total_steps']}/meta.json").is_file()
+            length = methods[spec.method]["total_steps"] - (1 if spec.method == "opd_then_grpo" else 0)  # from step 1
+            assert (spec.folder(out) / f"checkpoints/step_{length}/meta.json").is_file()
 
 
 def test_report_lays_table_2_out_with_a_column_per_suite_and_avg(study):
@@ -133,7 +135,7 @@ def test_a_threshold_never_reached_is_censored_at_the_cap(study):
     grpo = result["methods"]["grpo"]
     assert grpo["steps_to"]["90"]["eval"]["values"] == [None]
     assert grpo["steps_to"]["90"]["censored_at"] == cap and grpo["eval_curves"]["step"][-1] == cap
-    assert grpo["final"]["seen_success"]["values"] == [grpo["eval_curves"]["seen_success"]["mean"][1]], (
+    assert grpo["final"]["seen_success"]["values"] == [grpo["eval_curves"]["seen_success"]["mean"][MINI.steps]], (
         "Table 2's GRPO row is the checkpoint at the nominal step, not the extended end"
     )
     report = (out / "report.md").read_text().split("### `long`")[1]
@@ -179,7 +181,7 @@ def test_speedup_is_paired_over_seeds_with_a_bootstrap_interval():
 
 
 def test_the_cap_is_three_times_distillations_slowest_seed_on_the_eval_cadence():
-    preset = MINI.with_changes(steps=50, eval_every=5)
+    preset = MINI.with_changes(steps=50, eval_every=5, distill_steps_before_grpo=5)
     assert extension_cap(preset, [10, 17, 15]) == 55
     assert extension_cap(preset, [10, None]) == 150
     assert extension_cap(preset, [0, 5]) == 50
@@ -231,7 +233,7 @@ def test_suites_all_means_the_four_post_training_suites():
         parse_suites(" , ")
 
 
-def test_an_extension_stops_at_the_first_evaluation_past_the_threshold(monkeypatch, tmp_path):
+def test_an_extension_stops_at_the_first_evaluation_past_the_threshold(tmp_path):
     """GRPO at 0 until step 10, then at the teacher: extended 5 -> 10 and no further (cap 15)."""
     from opd_core.config import RunConfig
     from opd_core.study import extend
@@ -240,24 +242,23 @@ def test_an_extension_stops_at_the_first_evaluation_past_the_threshold(monkeypat
     lengths = {"grpo_seed0": 5}
     runs_made = []
 
-    def fake_read_run(folder, groups):
-        steps = list(range(0, lengths[Path(folder).name] + 1, 5))
-        return {"eval_steps": steps, "eval": {"seen_success": [1.0 if s >= 10 else 0.0 for s in steps]}}
+    class FakeExecutor:
+        def read(self, spec, config, groups):
+            steps = list(range(0, lengths[spec.run_id] + 1, 5))
+            return {"eval_steps": steps, "eval": {"seen_success": [1.0 if s >= 10 else 0.0 for s in steps]}}
 
-    def fake_execute_all(configs, jobs, extendable):
-        for config in configs:
-            assert extendable(config)
-            runs_made.append(config.total_steps)
-            lengths[Path(config.out_dir).name] = config.total_steps
-        return len(configs)
+        def run_all(self, items, extendable):
+            for spec, config in items:
+                assert extendable(config)
+                runs_made.append(config.total_steps)
+                lengths[spec.run_id] = config.total_steps
+            return len(items)
 
-    monkeypatch.setattr(extend, "read_run", fake_read_run)
-    monkeypatch.setattr(extend, "execute_all", fake_execute_all)
-    preset = MINI.with_changes(steps=5, eval_every=5)
+    preset = MINI.with_changes(steps=5, eval_every=5, extend_chunk=0, methods=("reverse_kl", "grpo"))
     spec = RunSpec("object", "grpo", 0, 2, 2)
     config = RunConfig(pipeline="grpo", steps=5, out_dir=str(spec.folder(tmp_path)))
     groups = {"object": TaskGroups([], [], [])}
     target = extend.Extension(threshold=0.9, cap=extension_cap(preset, [5]), distill_steps=[5])
     assert target.cap == 15
-    ran = extend.extend_runs(preset, [spec], {spec: config}, {"object": target}, groups, tmp_path)
+    ran = extend.extend_runs(preset, [spec], {spec: config}, {"object": target}, groups, FakeExecutor())
     assert ran == 1 and runs_made == [10]

@@ -1,8 +1,8 @@
 """The lab's Python API: the only module the dashboard imports (it never touches Celery or SQL itself).
 
-Actions: launch, launch_sweep, cancel, resume, delete, set_tags, set_notes. Queries: list_runs, get_run,
-run_events, metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps, artifact_path. Everything
-returned is a plain dataclass (see worker.queries) or dict of numpy arrays.
+Actions: launch, launch_sweep, launch_group, cancel, resume, extend, delete, set_tags, set_notes. Queries:
+list_runs, get_run, run_events, metric_keys, metrics, latest_metrics, checkpoints, videos, list_sweeps,
+artifact_path. Everything returned is a plain dataclass (see worker.queries) or dict of numpy arrays.
 
 Settings come from the environment (OPD_DATA_DIR, OPD_DATABASE_URL, OPD_BROKER_URL, ...) on first use, when the
 database is also migrated to the newest schema; `configure(settings)` points the API elsewhere (tests, tools).
@@ -44,8 +44,10 @@ from worker.store import Store, StoreUnavailable, describe_url, utcnow
 __all__ = [
     "launch",
     "launch_sweep",
+    "launch_group",
     "cancel",
     "resume",
+    "extend",
     "delete",
     "set_tags",
     "set_notes",
@@ -177,9 +179,11 @@ def launch(
     return run_id
 
 
-def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list], name: str) -> tuple[int, list[int]]:
+def launch_sweep(
+    base_config: RunConfig | dict[str, Any], grid: dict[str, list], name: str, tags: Sequence[str] = ()
+) -> tuple[int, list[int]]:
     """Queue one run per point of the cartesian product of `grid` (config field -> values) over `base_config`,
-    as one sweep. Every config is validated before anything is written."""
+    as one sweep, every run with `tags`. Every config is validated before anything is written."""
     base = _as_dict(base_config)
     names = _check_grid(grid)
     configs = []
@@ -187,9 +191,29 @@ def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list],
         point = dict(zip(names, values))
         label = " ".join(f"{key}={value}" for key, value in point.items())
         configs.append(_validated({**base, **point, "name": f"{name} {label}".strip()}))
+    return _launch_as_sweep(configs, name, {key: list(grid[key]) for key in names}, tags)
+
+
+def launch_group(
+    configs: Sequence[RunConfig | dict[str, Any]], name: str, tags: Sequence[str] = ()
+) -> tuple[int, list[int]]:
+    """Queue these runs as one sweep (configs that are not a grid's product, e.g. one per seed with its own
+    starting checkpoint); the sweep's grid lists, per field that differs between them, each run's value in order.
+    Every config is validated before anything is written."""
+    if not configs:
+        raise ConfigError("configs", "a sweep needs at least one run")
+    dicts = [_as_dict(config) for config in configs]
+    differ = [key for key in dicts[0] if key not in ("name", "out_dir") and len({repr(d.get(key)) for d in dicts}) > 1]
+    validated = [_validated(d) for d in dicts]
+    return _launch_as_sweep(validated, name, {key: [d.get(key) for d in dicts] for key in differ}, tags)
+
+
+def _launch_as_sweep(
+    configs: list[RunConfig], name: str, grid: dict[str, list], tags: Sequence[str]
+) -> tuple[int, list[int]]:
     lab = _current()
     with lab.store.session() as session:
-        sweep = Sweep(name=name, grid={key: list(grid[key]) for key in names}, created_at=utcnow())
+        sweep = Sweep(name=name, grid=grid, created_at=utcnow())
         session.add(sweep)
         session.flush()
         sweep_id = sweep.id
@@ -201,6 +225,7 @@ def launch_sweep(base_config: RunConfig | dict[str, Any], grid: dict[str, list],
                 name=config.name,
                 queue=queue_for(config.device),
                 total_steps=config.total_steps,
+                tags=tags,
                 sweep_id=sweep_id,
             )
             for config in configs
@@ -238,6 +263,28 @@ def resume(run_id: int) -> None:
     if requeued is None:
         run = _get(run_id)
         raise RunStateError(f"run {run_id} is {run.status}: only crashed, cancelled or failed runs can be resumed")
+    attempt, queue = requeued
+    _send(lab, run_id, attempt=attempt, queue=queue)
+
+
+def extend(run_id: int, **lengths: int) -> None:
+    """Continue a run to a longer length under the same id (`steps=`, and `grpo_steps=` for opd_then_grpo): a
+    finished, crashed, cancelled or failed run is queued again and resumes from its newest checkpoint, its metric
+    series continuing. A length not longer than the run's is refused (RunStateError), as is a queued or running
+    run."""
+    unknown = set(lengths) - {"steps", "grpo_steps"}
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "only steps and grpo_steps can be extended")
+    lab = _current()
+    run = _get(run_id)
+    config = RunConfig.from_dict({**run.config, **lengths}).validate()
+    if config.total_steps <= run.total_steps:
+        raise RunStateError(
+            f"run {run_id} has {run.total_steps} steps: extending it needs more, not {config.total_steps}"
+        )
+    requeued = lifecycle.requeue_longer(lab.store, run_id, dict(lengths), config.total_steps)
+    if requeued is None:
+        raise RunStateError(f"run {run_id} is {run.status}: only an ended run can be extended")
     attempt, queue = requeued
     _send(lab, run_id, attempt=attempt, queue=queue)
 

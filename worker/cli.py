@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
+    _add_queue_to_reproduce(subparsers.choices["reproduce"])
     worker = subparsers.add_parser("worker", help="start a worker that runs queued runs (Celery)")
     worker.add_argument(
         "-Q",
@@ -86,6 +87,31 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
         command = subparsers.add_parser(name, help=help_text)
         command.add_argument("run_id", type=int)
         command.set_defaults(handler=handler)
+
+
+def _add_queue_to_reproduce(reproduce: argparse.ArgumentParser) -> None:
+    """opd_core's `opd reproduce` runs the study here; the lab adds `--queue`: its runs go to the workers."""
+    reproduce.add_argument(
+        "--queue",
+        action="store_true",
+        help="send every run to the lab's store and broker (a sweep per suite and method) for `opd worker` "
+        "processes to execute, wait for them, and build the report from the store; again: continues",
+    )
+    reproduce.add_argument(
+        "--poll-seconds", type=float, default=5.0, help="--queue: how often to look at the runs' status (default 5)"
+    )
+    local_handler = reproduce.get_default("handler")
+
+    def handler(args) -> int:
+        if not args.queue:
+            return local_handler(args)
+        if args.jobs != 1:
+            raise ConfigError("--jobs", "runs on the queue are spread by the workers: drop --jobs with --queue")
+        from worker.study_queue import run_queued_study
+
+        return local_handler(args, run=lambda *a, **kw: run_queued_study(*a, poll_seconds=args.poll_seconds, **kw))
+
+    reproduce.set_defaults(handler=handler)
 
 
 def _queue_list(text: str) -> list[str]:

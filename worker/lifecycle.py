@@ -4,6 +4,7 @@
     queued   --request_cancel-->  cancelled           (running: the flag its worker polls every step)
     running with a heartbeat older than the threshold  = crashed  (queries say so; reap_stale writes it)
     crashed | cancelled | failed  --requeue_for_resume-->  queued as attempt + 1, resuming
+    finished | crashed | cancelled | failed  --requeue_longer-->  queued as attempt + 1, resuming to a longer length
     queued too long with no message waiting  --mark_resent-->  queued (same attempt, message sent again)
 
 Every transition writes a row to run_events (the run's status history, with why) in the same transaction.
@@ -278,6 +279,45 @@ def requeue_for_resume(
             run_id,
             "resume",
             f"queued as attempt {attempt} to resume ({why}) after it was {status}" + (f": {error}" if error else ""),
+        )
+        return attempt, queue
+
+
+def requeue_longer(store: Store, run_id: int, lengths: dict[str, int], total_steps: int) -> tuple[int, str] | None:
+    """A finished (or resumable) run continued to a longer length: its config gets `lengths` (steps, grpo_steps),
+    and it is queued as attempt + 1 resuming from its newest checkpoint. Returns (attempt, queue), or None when
+    the run is queued or running (nothing is changed then)."""
+    with store.session() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.status not in ("finished", *RESUMABLE_STATUSES):
+            return None
+        before, step = run.total_steps, run.step
+        updated = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.attempt == run.attempt, Run.status == run.status)
+            .values(
+                config={**run.config, **lengths},
+                total_steps=total_steps,
+                progress=min(1.0, step / total_steps) if total_steps else 0.0,
+                status="queued",
+                attempt=Run.attempt + 1,
+                resume=True,
+                cancel_requested=False,
+                finished_at=None,
+                error=None,
+                traceback=None,
+                queued_at=utcnow(),
+                resumed_from_step=None,
+            )
+        ).rowcount
+        if not updated:
+            return None
+        attempt, queue = session.execute(select(Run.attempt, Run.queue).where(Run.id == run_id)).one()
+        add_event(
+            session,
+            run_id,
+            "resume",
+            f"queued as attempt {attempt} to continue from step {step} to {total_steps} steps (was {before})",
         )
         return attempt, queue
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.backend import api
 from app.references import reference_summaries
-from app.results_table import results_table
+from app.results_table import STUDY_TAG, results_table, studies, study_table, tag_value
 from app.views.common import guarded
 
 
@@ -20,32 +20,48 @@ def render() -> None:
         "student-init row the step-0 evaluation of the runs."
     )
     lab = api()
-    sweeps = {sweep.id: sweep.name for sweep in lab.list_sweeps()}
-    left, right = st.columns(2)
-    sweep_id = left.selectbox(
-        "Sweep",
-        [None, *sweeps],
-        key="results_sweep",
-        format_func=lambda s: "all runs" if s is None else f"#{s} {sweeps[s]}",
+    all_runs = sorted(lab.list_runs(), key=lambda run: run.id)  # rows in launch order
+    found = studies(all_runs)
+    study = st.selectbox(
+        "Table",
+        [*found, ""],
+        key="results_study",
+        format_func=lambda s: f"Table 2 of study {s!r}" if s else "runs grouped by their settings",
+        help="A study sent with `opd reproduce --queue` is laid out as its report.md's Table 2",
     )
+    left, right = st.columns(2)
+    if not study:
+        sweeps = {sweep.id: sweep.name for sweep in lab.list_sweeps()}
+        sweep_id = left.selectbox(
+            "Sweep",
+            [None, *sweeps],
+            key="results_sweep",
+            format_func=lambda s: "all runs" if s is None else f"#{s} {sweeps[s]}",
+        )
     include_unfinished = right.toggle(
         "Include unfinished runs",
         value=False,
         key="results_unfinished",
         help="Use the latest checkpoint of running, cancelled or crashed runs too",
     )
-    all_runs = sorted(lab.list_runs(), key=lambda run: run.id)  # rows in launch order
     runs = [
         run
         for run in all_runs
-        if (sweep_id is None or run.sweep_id == sweep_id) and (include_unfinished or run.status == "finished")
+        if (tag_value(run, STUDY_TAG) == study if study else sweep_id is None or run.sweep_id == sweep_id)
+        and (include_unfinished or run.status == "finished")
     ]
     if not runs:
         st.info("No finished runs to tabulate yet.")
         return
     checkpoints = {run.id: lab.checkpoints(run.id) for run in runs}
     summaries = {path: summary for path, (_, summary) in reference_summaries(lab, runs, all_runs).items()}
-    table = results_table(runs, checkpoints, summaries, lab.artifact_path)
+    tabulate = study_table if study else results_table
+    table = tabulate(runs, checkpoints, summaries, lab.artifact_path)
+    if study:
+        st.caption(
+            f"Study {study!r}: each method's cell is its checkpoint at the study's nominal length (an extended "
+            "Figure-2 run goes on past it), mean ± standard deviation over seeds; Avg. over the suites."
+        )
     if not table.rows:
         st.info("The selected runs have no evaluated checkpoint yet.")
         return

@@ -54,9 +54,15 @@ DEFINITIONS = {
 # ============================================================================================ one run
 def read_run(folder: Path, groups: TaskGroups) -> dict:
     """Per-step training series and per-checkpoint evaluation series of one run folder."""
+    return run_from_rows(read_metrics(folder), str(folder), groups)
+
+
+def run_from_rows(rows: list[dict], where: str, groups: TaskGroups) -> dict:
+    """The same from metric rows ({"step": s, key: value, ...}) wherever they were read (a folder, the store);
+    `where` names the run's folder in the summary."""
     train_rows: dict[int, dict] = {}
     eval_rows: dict[int, dict] = {}
-    for row in read_metrics(folder):
+    for row in rows:
         step = int(row["step"])
         if "train/loss" in row:
             train_rows.setdefault(step, {}).update(row)
@@ -70,7 +76,7 @@ def read_run(folder: Path, groups: TaskGroups) -> dict:
     }
     step_seconds = [_num(train_rows[s].get("time/step_seconds")) for s in steps]
     return {
-        "folder": str(folder),
+        "folder": where,
         "steps": steps,
         "train": {name: [_num(train_rows[s].get(key)) for s in steps] for name, key in TRAIN_KEYS.items()},
         "eval_steps": eval_steps,
@@ -145,6 +151,7 @@ def summarize_method(
     switch_step: int | None,
     fractions: tuple[float, ...] = (REACH_FRACTION,),
     extended: bool = False,
+    lr: float | None = None,
 ) -> dict:
     """One method over its seeds. `total_steps`: the nominal run length (the final row is the checkpoint there);
     `extended`: its runs may have continued past it (Figure 2's extension), which only the step counts use."""
@@ -173,6 +180,7 @@ def summarize_method(
     return {
         "label": METHOD_LABELS.get(method, _ablation_label(method)),
         "pipeline": pipeline,
+        "lr": lr,
         "seeds": [spec.seed for spec in specs],
         "runs": [r["folder"] for r in runs],
         "batch_tasks": specs[0].batch_tasks,
@@ -237,6 +245,9 @@ def _truncate(run: dict, last_step: int) -> dict:
 
 
 def _ablation_label(method: str) -> str:
+    if "_lr" in method:
+        base, lr = method.rsplit("_lr", 1)
+        return f"{METHOD_LABELS.get(base, base)} at lr {lr}"
     return f"reverse KL, G={method.split('_G')[-1]}" if "_G" in method else method
 
 
@@ -387,42 +398,60 @@ def claims(suite_result: dict) -> list[dict]:
             continue
         add(*_speedup_claim(row))
 
-    ent = {m: methods[m]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m in methods}
-    if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
-        fkl, hce, rk = (ent[m]["entropy"]["mean"] for m in ("forward_kl", "hard_ce", "reverse_kl"))
-        fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
-        t_ent = teacher["entropy"]
-        t_on = ent["forward_kl"]["teacher_entropy_on_student_states"]["mean"]
-        add(
-            "Forward KL's entropy rises above its start and above the teacher's",
-            "final > start and final > teacher (on its own states)",
-            f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f} on its own states"
-            + (f", {t_on:.2f} on forward-KL student states" if t_on is not None else ""),
-            fkl > fkl0 and fkl > t_ent,
-        )
-        add(
-            "Hard CE's entropy ends lowest and below its start",
-            "final < start and lowest of the three",
-            f"hard CE {hce0:.2f} -> {hce:.2f}",
-            hce < hce0 and hce < min(fkl, rk),
-        )
-        add(
-            "Reverse KL's entropy ends between them",
-            "hard CE < reverse KL < forward KL (final)",
-            f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}",
-            hce < rk < fkl,
-        )
+    for suffix, lr in _lr_suffixes(methods):
+        at = f" (lr {lr:g})" if lr is not None else ""
+        ent = {
+            m: methods[m + suffix]["final"] for m in ("forward_kl", "hard_ce", "reverse_kl") if m + suffix in methods
+        }
+        if len(ent) == 3 and all(ent[m]["entropy"]["mean"] is not None for m in ent):
+            fkl, hce, rk = (ent[m]["entropy"]["mean"] for m in ("forward_kl", "hard_ce", "reverse_kl"))
+            fkl0, hce0 = ent["forward_kl"]["entropy_start"]["mean"], ent["hard_ce"]["entropy_start"]["mean"]
+            t_ent = teacher["entropy"]
+            t_on = ent["forward_kl"]["teacher_entropy_on_student_states"]["mean"]
+            add(
+                f"Forward KL's entropy rises above its start and above the teacher's{at}",
+                "final > start and final > teacher (on its own states)",
+                f"forward KL {fkl0:.2f} -> {fkl:.2f}; teacher {t_ent:.2f} on its own states"
+                + (f", {t_on:.2f} on forward-KL student states" if t_on is not None else ""),
+                fkl > fkl0 and fkl > t_ent,
+            )
+            add(
+                f"Hard CE's entropy ends lowest and below its start{at}",
+                "final < start and lowest of the three",
+                f"hard CE {hce0:.2f} -> {hce:.2f}",
+                hce < hce0 and hce < min(fkl, rk),
+            )
+            add(
+                f"Reverse KL's entropy ends between them{at}",
+                "hard CE < reverse KL < forward KL (final)",
+                f"hard CE {hce:.2f}, reverse KL {rk:.2f}, forward KL {fkl:.2f}",
+                hce < rk < fkl,
+            )
+        valley = success_valley(methods.get("forward_kl" + suffix))
+        if valley is not None:
+            add(
+                f"Forward KL shows an early success valley{at}",
+                "min training success in the first third of the steps < step-1 success - 0.10 (the paper: a drop "
+                "of more than 50%)",
+                f"step 1 {valley['start']:.2f}, early minimum {valley['minimum']:.2f} at step {valley['step']} "
+                f"({_relative(valley['drop'])})",
+                valley["minimum"] < valley["start"] - 0.10,
+            )
 
-    fkl_run = methods.get("forward_kl")
-    if fkl_run and fkl_run["curves"]["step"]:
-        values = [v for v in fkl_run["curves"]["train_success"]["mean"] if v is not None]
-        early = values[: max(2, len(values) // 3)]
-        start, low = values[0], min(early)
+    handoff = suite_result.get("distill_then_grpo")
+    if handoff and handoff["gain"]["mean"] is not None:
+        switches = handoff["switch_steps"]
         add(
-            "Forward KL shows an early success valley",
-            "min training success in the first third of the steps < step-1 success - 0.10",
-            f"step 1 {start:.2f}, early minimum {low:.2f}",
-            low < start - 0.10,
+            "Distill then GRPO: GRPO adds success to the plateaued distilled student (the paper: +6.0 points on "
+            "average, distill 87.4 -> distill + GRPO 93.4)",
+            "mean over seeds of (seen success after GRPO at the study's length - seen success at the switch) > 0; "
+            + handoff["rule"],
+            f"switch at step(s) {', '.join(map(str, switches))} ({sum(handoff['plateaued'])}/{len(switches)} by the "
+            f"plateau rule, the others at the latest step); {_pts(handoff['at_switch'])} at the switch -> "
+            f"{_pts(handoff['after_grpo'])} after GRPO ({_signed(handoff['gain'])} points; per seed "
+            f"{', '.join(_signed_value(v) for v in handoff['gain']['values'])}); reverse KL continued instead: "
+            f"{_pts(handoff['distill_continued'])} ({_signed(handoff['gain_vs_distill_continued'])} points)",
+            handoff["gain"]["mean"] > 0,
         )
 
     sft = methods.get("sft")
@@ -468,6 +497,44 @@ def claims(suite_result: dict) -> list[dict]:
             "reported",
         )
     return out
+
+
+def _lr_suffixes(methods: dict) -> list[tuple[str, float | None]]:
+    """("", the main lr) and ("_lr<lr>", lr) for every other learning rate an objective ran at."""
+    main = next((methods[m].get("lr") for m in ("forward_kl", "reverse_kl", "hard_ce") if m in methods), None)
+    others = sorted({key.rsplit("_lr", 1)[1] for key in methods if "_lr" in key}, key=float)
+    return [("", main), *((f"_lr{lr}", float(lr)) for lr in others)]
+
+
+def success_valley(method: dict | None) -> dict | None:
+    """Forward KL's early valley: the lowest training success in the first third of the steps vs step 1."""
+    if not method or not method["curves"]["step"]:
+        return None
+    pairs = [
+        (s, v) for s, v in zip(method["curves"]["step"], method["curves"]["train_success"]["mean"]) if v is not None
+    ]
+    if not pairs:
+        return None
+    early = pairs[: max(2, len(pairs) // 3)]
+    start = pairs[0][1]
+    step, minimum = min(early, key=lambda pair: pair[1])
+    return {"start": start, "minimum": minimum, "step": step, "drop": (start - minimum) / start if start > 0 else None}
+
+
+def _relative(drop: float | None) -> str:
+    return "relative drop undefined: step-1 success 0" if drop is None else f"a relative drop of {100 * drop:.0f}%"
+
+
+def _pts(agg: dict) -> str:
+    return "–" if agg["mean"] is None else f"{100 * agg['mean']:.1f}"
+
+
+def _signed(agg: dict) -> str:
+    return "–" if agg["mean"] is None else _signed_value(agg["mean"])
+
+
+def _signed_value(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
 
 
 SPEEDUP_CLAIMED = 3.0

@@ -13,11 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from opd_core.config import RunConfig
-from opd_core.study.analysis import first_reach, read_run
-from opd_core.study.jobs import execute_all
+from opd_core.study.analysis import first_reach
 from opd_core.study.plan import RunSpec, TaskGroups
 from opd_core.study.presets import StudyPreset
 
@@ -56,16 +54,14 @@ def run_length(config: RunConfig, length: int) -> RunConfig:
     return config.replace(steps=length)
 
 
-def plan_extension(
-    preset: StudyPreset, teacher_seen: float, distill_folders: list[Path], groups: TaskGroups
-) -> Extension | None:
-    """The suite's threshold and cap; None when the teacher's success is 0 (a fraction of it means nothing)."""
+def plan_extension(preset: StudyPreset, teacher_seen: float, distill_runs: list[dict]) -> Extension | None:
+    """The suite's threshold and cap from its reverse-KL runs (analysis.read_run's dicts); None when the teacher's
+    success is 0 (a fraction of it means nothing)."""
     threshold = max(preset.reach_fractions) * teacher_seen
     if threshold <= 0:
         return None
     steps = []
-    for folder in distill_folders:
-        run = read_run(folder, groups)
+    for run in distill_runs:
         steps.append(first_reach(run["eval_steps"], run["eval"]["seen_success"], threshold))
     return Extension(threshold, extension_cap(preset, steps), steps)
 
@@ -76,9 +72,8 @@ def extend_runs(
     configs: dict[RunSpec, RunConfig],
     extensions: dict[str, Extension | None],
     groups: dict[str, TaskGroups],
-    out: Path,
+    executor,
     *,
-    jobs: int = 1,
     log: Callable[[str], None] = lambda message: None,
 ) -> int:
     """Extend every run of `preset.extend_methods` round by round until each reached its suite's threshold or its
@@ -90,18 +85,18 @@ def extend_runs(
         pending = []
         for spec in candidates:
             target = extensions[spec.suite]
-            run = read_run(spec.folder(out), groups[spec.suite])
+            run = executor.read(spec, configs[spec], groups[spec.suite])
             length = run["eval_steps"][-1] if run["eval_steps"] else 0
             if (
                 length >= target.cap
                 or first_reach(run["eval_steps"], run["eval"]["seen_success"], target.threshold) is not None
             ):
                 continue
-            pending.append(run_length(configs[spec], min(target.cap, length + chunk)))
+            pending.append((spec, run_length(configs[spec], min(target.cap, length + chunk))))
         if not pending:
             return ran
         log(
             f"[study] extending {len(pending)} run(s) toward their threshold: "
-            + ", ".join(f"{Path(c.out_dir).parent.name}/{Path(c.out_dir).name} -> {c.total_steps}" for c in pending)
+            + ", ".join(f"{s.suite}/{s.run_id} -> {c.total_steps}" for s, c in pending)
         )
-        ran += execute_all(pending, jobs=jobs, extendable=lambda config: True)
+        ran += executor.run_all(pending, extendable=lambda config: True)

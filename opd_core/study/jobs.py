@@ -156,3 +156,50 @@ def _saved_config(out: Path) -> dict | None:
 
 def _comparable(values: dict) -> dict:
     return {k: v for k, v in values.items() if k not in PATH_FIELDS}
+
+
+class LocalExecutor:
+    """Where a study's runs execute when no queue is asked for: here, `jobs` processes at a time, each run in its
+    own folder under the study (DIR/runs/<suite>/<method>_seed<k>), read back from that folder's metrics.jsonl.
+
+    The study talks to its executor only through `finished`, `run_all`, `read`, `checkpoint` and `describe`; the
+    worker package gives another one (worker.study_queue.QueueExecutor) that sends the runs to the lab's store and
+    broker."""
+
+    def __init__(self, *, jobs: int = 1, progress: bool = False):
+        self.jobs = jobs
+        self.progress = progress
+
+    def finished(self, spec, config: RunConfig) -> bool:
+        return is_finished(config)
+
+    def run_all(
+        self,
+        items: Sequence[tuple],
+        *,
+        extendable: Callable[[RunConfig], bool] = lambda config: False,
+        on_done: Callable[[RunConfig, bool], None] = lambda config, ran: None,
+    ) -> int:
+        """Run every (spec, config) to its config's length; returns how many ran now."""
+        return execute_all(
+            [config for _, config in items],
+            jobs=self.jobs,
+            progress=self.progress and self.jobs == 1,
+            on_done=on_done,
+            extendable=extendable,
+        )
+
+    def read(self, spec, config: RunConfig, groups) -> dict:
+        from opd_core.study.analysis import read_run
+
+        return read_run(Path(config.out_dir), groups)
+
+    def checkpoint(self, spec, config: RunConfig, step: int) -> Path:
+        """The run's checkpoint at `step` (a later run starts from it)."""
+        path = Path(config.out_dir) / "checkpoints" / f"step_{step}"
+        if not (path / META).is_file():
+            raise StudyError(f"{config.out_dir} has no checkpoint at step {step}")
+        return path
+
+    def describe(self) -> dict:
+        return {"mode": "local", "jobs": self.jobs}

@@ -1,8 +1,12 @@
 """Which runs a study makes, and the RunConfig of each: every method from the same student with the same batch.
 
 Run folders: DIR/runs/<suite>/<method>_seed<k>. Method keys are the METHODS names plus `reverse_kl_G<g>` for the
-group-size ablation (reverse KL at a fixed number of trajectories per step, B = trajectories / G); an ablation
-point whose batch equals the main batch is the main reverse-KL run itself and is not run twice.
+group-size ablation (reverse KL at a fixed number of trajectories per step, B = trajectories / G; an ablation
+point whose batch equals the main batch is the main reverse-KL run itself and is not run twice) and
+`<objective>_lr<lr>` for the objective ablation at another learning rate.
+
+opd_then_grpo is a GRPO run from the same seed's reverse-KL checkpoint at the step where distillation plateaued
+(handoff.switch_step): its config is made once the reverse-KL runs have ended, and its folder holds the GRPO part.
 """
 
 from __future__ import annotations
@@ -52,10 +56,12 @@ def task_groups(preset: StudyPreset, suite: str, base_tasks: list[str]) -> TaskG
 class RunSpec:
     suite: str
     method: str
-    """Method key: a METHODS name or reverse_kl_G<g>."""
+    """Method key: a METHODS name, reverse_kl_G<g> or <objective>_lr<lr>."""
     seed: int
     batch_tasks: int
     group_size: int
+    lr: float | None = None
+    """The objective ablation's other learning rate; None: the recipe's."""
 
     @property
     def run_id(self) -> str:
@@ -63,10 +69,17 @@ class RunSpec:
 
     @property
     def base_method(self) -> str:
-        return "reverse_kl" if self.method.startswith("reverse_kl_G") else self.method
+        if self.method.startswith("reverse_kl_G"):
+            return "reverse_kl"
+        return self.method.rsplit("_lr", 1)[0] if self.lr is not None else self.method
 
     def folder(self, out: Path) -> Path:
         return Path(out) / "runs" / self.suite / self.run_id
+
+
+def lr_method(method: str, lr: float) -> str:
+    """The method key of an objective at another learning rate: forward_kl at 1e-3 -> forward_kl_lr0.001."""
+    return f"{method}_lr{lr:g}"
 
 
 def ablation_methods(preset: StudyPreset) -> dict[int, str]:
@@ -92,6 +105,10 @@ def plan_runs(preset: StudyPreset, suites: list[str], seeds: list[int]) -> list[
             for g, key in ablation_methods(preset).items():
                 if key != "reverse_kl":
                     specs.append(RunSpec(suite, key, seed, preset.ablation_trajectories // g, g))
+            for lr in preset.objective_lrs:
+                for method in preset.objective_lr_methods:
+                    key = lr_method(method, lr)
+                    specs.append(RunSpec(suite, key, seed, preset.batch_tasks, preset.group_size, lr=lr))
     return specs
 
 
@@ -105,8 +122,10 @@ def method_config(
     teacher: Path,
     demos: Path | None,
     out: Path,
+    switch_step: int | None = None,
 ) -> RunConfig:
-    """The RunConfig of one run: the OPD YAML recipe (the teacher's SFT recipe for `sft`) sized by the preset."""
+    """The RunConfig of one run: the OPD YAML recipe (the teacher's SFT recipe for `sft`) sized by the preset.
+    opd_then_grpo: `student` is the distilled checkpoint at `switch_step`, and GRPO runs the remaining steps."""
     common = dict(
         name=f"study-{spec.suite}-{spec.run_id}",
         seed=spec.seed,
@@ -136,19 +155,19 @@ def method_config(
             group_size=spec.group_size,
             eval_every=preset.eval_every,
             save_every=preset.eval_every,
-            **_pipeline(spec.base_method, preset),
+            **_pipeline(spec.base_method, preset, switch_step),
         )
-    return config.replace(**{**preset.common_overrides, **preset.method_overrides}).validate()
+    config = config.replace(**{**preset.common_overrides, **preset.method_overrides})
+    if spec.lr is not None:
+        config = config.replace(lr=spec.lr)
+    return config.validate()
 
 
-def _pipeline(method: str, preset: StudyPreset) -> dict:
+def _pipeline(method: str, preset: StudyPreset, switch_step: int | None) -> dict:
     if method == "grpo":
         return {"pipeline": "grpo", "steps": preset.steps, "grpo_steps": 0}
     if method == "opd_then_grpo":
-        return {
-            "pipeline": "opd_then_grpo",
-            "objective": "reverse_kl",
-            "steps": preset.distill_steps_before_grpo,
-            "grpo_steps": preset.steps - preset.distill_steps_before_grpo,
-        }
+        if switch_step is None or not 0 < switch_step < preset.steps:
+            raise ValueError(f"opd_then_grpo needs the step GRPO takes over at, in (0, {preset.steps}): {switch_step}")
+        return {"pipeline": "grpo", "steps": preset.steps - switch_step, "grpo_steps": 0}
     return {"pipeline": "opd", "objective": method, "steps": preset.steps, "grpo_steps": 0}

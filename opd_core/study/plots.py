@@ -1,14 +1,15 @@
 """PNG plots of a study, drawn from summary.json's numbers with matplotlib's object API (no pyplot state).
 
 Per suite: success curves (paper Fig. 2), entropy curves with the teacher as reference (Fig. 4), the seen-unseen
-trade-off with one panel per unseen task (Fig. 3), and the group-size ablation (Fig. 5).
+trade-off with one panel per unseen task (Fig. 3), the group-size ablation (Fig. 5), and the objective ablation at
+each learning rate (entropy and training success, when objectives ran at a second one).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from opd_core.study.presets import METHODS, TRADEOFF_METHODS
+from opd_core.study.presets import METHODS, OBJECTIVES, TRADEOFF_METHODS
 
 COLORS = {
     "reverse_kl": "#d62728",
@@ -46,8 +47,10 @@ def _band(ax, steps, curve, label, color, marker=None):
 
 
 def _switch(ax, method: dict, color):
-    if method.get("grpo_from_step"):
-        ax.axvline(method["grpo_from_step"] + 0.5, color=color, linestyle=":", linewidth=1)
+    """Where distill then GRPO switched: one line per distinct switch step of its seeds."""
+    steps = method.get("grpo_from_step")
+    for step in sorted(set(steps if isinstance(steps, list) else [steps] if steps else [])):
+        ax.axvline(step + 0.5, color=color, linestyle=":", linewidth=1)
 
 
 def success_plot(suite: str, result: dict, path: Path) -> Path:
@@ -97,6 +100,40 @@ def entropy_plot(suite: str, result: dict, path: Path) -> Path:
     ax.set(xlabel="training step", ylabel="entropy (nats per action dimension)", title=f"{suite}: policy entropy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(path)
+    return path
+
+
+def objective_groups(methods: dict) -> dict[float, list[str]]:
+    """lr -> the objectives' method keys run at it (the main runs at the recipe's lr, <objective>_lr<lr> at the
+    others); empty when no objective ran at a second learning rate."""
+    groups: dict[float, list[str]] = {}
+    for key, method in methods.items():
+        if key.rsplit("_lr", 1)[0] in OBJECTIVES and method.get("lr") is not None:
+            groups.setdefault(method["lr"], []).append(key)
+    return dict(sorted(groups.items())) if len(groups) > 1 else {}
+
+
+def objective_lr_plot(suite: str, result: dict, path: Path) -> Path | None:
+    """The objective ablation at each learning rate: entropy (top) and training success (bottom) per step."""
+    methods, ref = result["methods"], result["reference"]
+    groups = objective_groups(methods)
+    if not groups:
+        return None
+    fig, axes = _figure(len(groups), 2, width=5.0, height=3.5)
+    for column, (lr, keys) in enumerate(groups.items()):
+        top, bottom = axes[column], axes[len(groups) + column]
+        for key in keys:
+            m, color = methods[key], COLORS[key.rsplit("_lr", 1)[0]]
+            _band(top, m["curves"]["step"], m["curves"]["entropy"], m["label"], color)
+            _band(bottom, m["curves"]["step"], m["curves"]["train_success"], m["label"], color)
+        top.axhline(ref["teacher"]["entropy"], color="black", linewidth=1, label="teacher (own states)")
+        bottom.axhline(ref["student_init"]["sampled_success"], color="black", linewidth=0.8, linestyle=":")
+        top.set(title=f"{suite}: lr {lr:g}, entropy", ylabel="nats per action dimension")
+        bottom.set(title=f"lr {lr:g}, sampled training success", xlabel="training step", ylim=(-0.02, 1.02))
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+        top.legend(fontsize=6, loc="best")
     fig.savefig(path)
     return path
 
@@ -182,7 +219,9 @@ def draw_all(summary: dict, folder: Path) -> dict[str, dict[str, str]]:
             ("entropy", entropy_plot),
             ("tradeoff", tradeoff_plot),
             ("ablation", ablation_plot),
+            ("objective_lr", objective_lr_plot),
         ):
             path = draw(suite, result, folder / f"{kind}_{suite}.png")
-            made[suite][kind] = f"{folder.name}/{path.name}"
+            if path is not None:
+                made[suite][kind] = f"{folder.name}/{path.name}"
     return made

@@ -23,6 +23,9 @@ METHOD_LABELS = {
     "opd_then_grpo": "distill then GRPO",
 }
 
+OBJECTIVES = ("reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce")
+"""The distillation objectives (the objective ablation); the other methods are pipelines."""
+
 TRADEOFF_METHODS = ("sft", "grpo", "reverse_kl")
 """The methods of the seen-unseen trade-off plot (paper Fig. 3)."""
 
@@ -46,11 +49,23 @@ class StudyPreset:
     eval_init_states: int
     """Fixed initial states per task at every evaluation (the same for the teacher, base and student rows)."""
     distill_steps_before_grpo: int
-    """opd_then_grpo: reverse-KL steps before switching to GRPO; the GRPO part is `steps` minus this."""
+    """opd_then_grpo: the latest step at which GRPO takes over from distillation (when reverse KL has not
+    plateaued earlier, see `plateau_evals`); an evaluated step. GRPO then runs to `steps` in all."""
     sft_steps: int
     """Offline-SFT baseline: gradient steps on the 50-demo set, from the student (recipe of the teacher YAML)."""
     sft_eval_every: int
     """Offline-SFT baseline: evaluate every K gradient steps (its points of the trade-off plot)."""
+    plateau_evals: int = 3
+    """opd_then_grpo: distillation has plateaued at the first evaluated step where its best seen success has not
+    improved by more than `plateau_gain` over the last `plateau_evals` evaluations; GRPO starts from the reverse-KL
+    run's checkpoint there (same seed), or at `distill_steps_before_grpo` if that comes first."""
+    plateau_gain: float = 0.02
+    """opd_then_grpo: the improvement (seen success, absolute) below which distillation counts as plateaued."""
+    objective_lrs: tuple[float, ...] = ()
+    """The objective ablation again at these learning rates (the main runs use the recipe's lr): method keys
+    <method>_lr<lr>, e.g. forward_kl_lr0.001."""
+    objective_lr_methods: tuple[str, ...] = ("forward_kl",)
+    """The objectives run again at each of `objective_lrs`."""
     ablation_trajectories: int = 32
     """Group-size ablation: trajectories per step held fixed (paper: 32), B = this / G."""
     ablation_group_sizes: tuple[int, ...] = (2, 4, 8)
@@ -97,8 +112,23 @@ class StudyPreset:
         for name in ("seeds", "steps", "batch_tasks", "group_size", "sft_steps", "ablation_trajectories"):
             if getattr(self, name) < 1:
                 raise ValueError(f"preset field {name} must be at least 1")
-        if "opd_then_grpo" in self.methods and not 0 < self.distill_steps_before_grpo < self.steps:
-            raise ValueError("distill_steps_before_grpo must leave at least one GRPO step and be at least 1")
+        if "opd_then_grpo" in self.methods:
+            if not 0 < self.distill_steps_before_grpo < self.steps or self.distill_steps_before_grpo % self.eval_every:
+                raise ValueError(
+                    "distill_steps_before_grpo must be an evaluated step (a multiple of eval_every) that leaves at "
+                    "least one GRPO step"
+                )
+            if "reverse_kl" not in self.methods or "opd_then_grpo" in self.extend_methods:
+                raise ValueError(
+                    "opd_then_grpo continues the reverse_kl runs: it needs reverse_kl, and is not extended"
+                )
+            if self.plateau_evals < 1 or self.plateau_gain < 0:
+                raise ValueError("plateau_evals must be at least 1 and plateau_gain at least 0")
+        unknown = set(self.objective_lr_methods) - (set(OBJECTIVES) & set(self.methods))
+        if self.objective_lrs and unknown:
+            raise ValueError(f"objective_lr_methods {sorted(unknown)} are not objectives among the preset's methods")
+        if any(lr <= 0 for lr in self.objective_lrs):
+            raise ValueError(f"objective_lrs must be positive, got {self.objective_lrs}")
         unknown = set(self.extend_methods) - set(self.methods)
         if unknown:
             raise ValueError(f"extend_methods {sorted(unknown)} are not among the preset's methods")
@@ -127,17 +157,22 @@ QUICK = StudyPreset(
     group_size=8,
     eval_every=5,
     eval_init_states=5,
-    distill_steps_before_grpo=7,
+    distill_steps_before_grpo=15,
+    plateau_evals=2,
     sft_steps=150,
     sft_eval_every=30,
     default_assets="assets/tabletop",
+    objective_lrs=(1e-3,),
+    objective_lr_methods=("forward_kl",),
 )
 """About 9 minutes on a 2-core CPU from the shipped assets (15 steps took 6.5 min measured with another job
-running; 20 leaves the methods more room inside the 15-minute budget): 9 runs of 20 steps at B=4, G=8 (32
-trajectories, the paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks
-x 5 initial states every 5 steps, and an offline-SFT baseline of 150 gradient steps (about one on-policy run's wall
-time). Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about 2-3 s at 32
-trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
+running; 20 leaves the methods more room inside the 15-minute budget): 10 runs at B=4, G=8 (32 trajectories, the
+paper's ablation batch, so the G=8 ablation point is the main reverse-KL run), evaluating 18 tasks x 5 initial
+states every 5 steps: the four objectives, GRPO and the G=2 / G=4 ablation points (20 steps each), forward KL again
+at lr 1e-3 (20 steps), distill then GRPO (GRPO from the reverse-KL checkpoint at step 10 or 15, 5-10 steps: the
+distillation part is the reverse-KL run's own), and an offline-SFT baseline of 150 gradient steps (about one
+on-policy run's wall time). Budget used to choose it: an OPD step at B=8, G=8 takes 4-6 s on this machine, so about
+2-3 s at 32 trajectories; an evaluation of 18 tasks x 5 states takes a few seconds; an SFT step about 0.45 s."""
 
 FULL = StudyPreset(
     name="full",
@@ -147,18 +182,22 @@ FULL = StudyPreset(
     group_size=8,
     eval_every=5,
     eval_init_states=10,
-    distill_steps_before_grpo=15,
+    distill_steps_before_grpo=35,
     sft_steps=1500,
     sft_eval_every=150,
     videos_per_eval=1,
     default_assets="assets/tabletop",
     extend_methods=("grpo",),
+    objective_lrs=(1e-3,),
+    objective_lr_methods=("reverse_kl", "forward_kl", "hard_ce"),
 )
 """The study as the issue states it: 5 seeds (speed claims rest on at least 5), GRPO extended until it reaches 90%
 of the teacher or three times the steps reverse KL needed, B=8 x G=8 (64 trajectories per step), 50 steps per
-method, the G ablation at 32 trajectories per step (three extra runs per seed), the SFT baseline with the
-teacher's 1500-step recipe. Measured on a 2-core CPU from the shipped assets at 3 seeds and without the
-extension: 1 h 24 min with `--jobs 2` (30 runs; 6,700 CPU-seconds, so about 2 h with one job) for the object
-suite; 5 seeds and four suites are about 4 x 5/3 times that, plus the GRPO extensions."""
+method, the G ablation at 32 trajectories per step (three extra runs per seed), reverse KL, forward KL and hard CE
+again at lr 1e-3 (three more), distill then GRPO from the reverse-KL checkpoint where distillation plateaued (step
+15 to 35), the SFT baseline with the teacher's 1500-step recipe. Measured on a 2-core CPU from the shipped assets
+at 3 seeds, without the extension and the lr-1e-3 runs: 1 h 24 min with `--jobs 2` (30 runs; 6,700 CPU-seconds, so
+about 2 h with one job) for the object suite; 5 seeds and four suites (260 runs) are about 4 x 5/3 x 13/10 times
+that, plus the GRPO extensions: days on this machine, hours spread over a few `opd worker` machines (`--queue`)."""
 
 PRESETS = {"quick": QUICK, "full": FULL}

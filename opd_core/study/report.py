@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opd_core.study.analysis import DEFINITIONS
-from opd_core.study.presets import METHODS
+from opd_core.study.presets import METHOD_LABELS, METHODS
 
 REF_ROWS = ("base", "teacher", "student_init")
 
@@ -208,6 +208,123 @@ def figure_2(results: dict) -> list[str]:
     return lines
 
 
+def distill_then_grpo(results: dict) -> list[str]:
+    """What GRPO did after distillation had plateaued, per suite and on average (the paper: +6.0 points)."""
+    rows, gains, rule = [], [], None
+    for suite, result in results.items():
+        block = result.get("distill_then_grpo")
+        if not block:
+            continue
+        rule = block["rule"]
+        switches = ", ".join(
+            f"{step}{'' if plateaued else ' (latest)'}"
+            for step, plateaued in zip(block["switch_steps"], block["plateaued"])
+        )
+        gain = block["gain"]
+        if gain["mean"] is not None:
+            gains.append(gain["mean"])
+        rows.append(
+            [
+                suite,
+                switches,
+                _pct(block["at_switch"]),
+                _pct(block["after_grpo"]),
+                _points(gain),
+                _pct(block["distill_continued"]),
+                _points(block["gain_vs_distill_continued"]),
+            ]
+        )
+    if not rows:
+        return []
+    if not gains:
+        verdict = "no suite measured"
+    else:
+        mean = sum(gains) / len(gains)
+        what = "adds" if mean > 0 else "takes away" if mean < 0 else "neither adds nor takes away"
+        verdict = (
+            f"GRPO {what} {100 * abs(mean):.1f} points on average over {len(gains)} suite(s) (the paper: adds 6.0)"
+        )
+    lines = [
+        "## Distill then GRPO: what GRPO adds after distillation plateaued",
+        "",
+        f"Rule: {rule}. Switch step per seed ((latest): the plateau rule did not fire by then). Success: greedy "
+        f"seen success (%), mean ± std over seeds; gain in points, seeds paired. {verdict}.",
+        "",
+    ]
+    lines += _table(
+        [
+            "Suite",
+            "Switch step(s)",
+            "At the switch",
+            "After GRPO",
+            "GRPO's gain",
+            "Reverse KL continued",
+            "vs continued",
+        ],
+        rows,
+    )
+    return lines + [""]
+
+
+def _points(agg: dict) -> str:
+    if agg.get("mean") is None:
+        return "–"
+    text = f"{100 * agg['mean']:+.1f}"
+    return text + (f" ± {100 * agg['std']:.1f}" if agg.get("n", 1) > 1 else "")
+
+
+def objective_lrs(result: dict) -> list[str]:
+    """The objective ablation at each learning rate: success, the early valley and entropy."""
+    from opd_core.study.analysis import success_valley
+    from opd_core.study.plots import objective_groups
+
+    methods = result["methods"]
+    groups = objective_groups(methods)
+    if not groups:
+        return []
+    lines = [
+        "### Objective ablation at two learning rates",
+        "",
+        "The same objectives from the same student at each learning rate. Valley: the lowest sampled training "
+        "success (seed mean) in the first third of the steps vs step 1 (the paper: forward KL drops by more than "
+        "50% early on).",
+        "",
+    ]
+    rows = []
+    for lr, keys in groups.items():
+        for key in sorted(keys, key=lambda k: METHODS.index(k.rsplit("_lr", 1)[0])):
+            m = methods[key]
+            valley = success_valley(m)
+            valley_text = (
+                "–"
+                if valley is None
+                else f"{valley['start']:.2f} -> {valley['minimum']:.2f} at step {valley['step']}"
+                + ("" if valley["drop"] is None else f" ({100 * valley['drop']:.0f}% drop)")
+            )
+            rows.append(
+                [
+                    METHOD_LABELS[key.rsplit("_lr", 1)[0]],
+                    f"{lr:g}",
+                    _pm(m["final"]["seen_success"]),
+                    valley_text,
+                    _pm(m["final"]["entropy_start"]),
+                    _pm(m["final"]["entropy"]),
+                ]
+            )
+    lines += _table(
+        [
+            "Objective",
+            "lr",
+            "Final seen",
+            "Training success: step 1 -> early minimum",
+            "Entropy start",
+            "Entropy final",
+        ],
+        rows,
+    )
+    return lines + [""]
+
+
 def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
     preset, results = summary["preset"], summary["results"]
     suites = list(results)
@@ -225,6 +342,7 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         "",
     ]
     lines += table_2(results)
+    lines += distill_then_grpo(results)
     lines += figure_2(results)
 
     for suite in suites:
@@ -297,6 +415,8 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
             ["Method", "Eval success (greedy)", "Training success (sampled, 3-step mean)", "Run length"], rows
         )
 
+        lines += [""] + objective_lrs(result)
+
         ablation = result["ablation"]
         lines += ["", f"### Table 4: group size at {ablation['trajectories']} trajectories per step (reverse KL)", ""]
         rows = []
@@ -342,6 +462,11 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
                 "(arrows point to the last checkpoint).",
             ),
             ("ablation", "Group-size ablation (reverse KL)."),
+            (
+                "objective_lr",
+                "The objective ablation at each learning rate: entropy (top, the teacher's on its own states as "
+                "reference) and sampled training success (bottom, the student init dotted).",
+            ),
         ):
             if kind in plots.get(suite, {}):
                 lines += [f"![{kind} {suite}]({plots[suite][kind]})", "", f"*{caption}*", ""]

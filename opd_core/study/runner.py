@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opd_core.resources import RESOURCES_DIR
-from opd_core.study import analysis, plots, report
+from opd_core.study import analysis, handoff, plots, report
 from opd_core.study.assets import AssetStore
 from opd_core.study.extend import DISTILLATION, extend_runs, plan_extension
-from opd_core.study.jobs import execute_all, is_finished
-from opd_core.study.plan import ablation_methods, method_config, plan_runs, seen_tasks, task_groups
+from opd_core.study.jobs import LocalExecutor
+from opd_core.study.plan import RunSpec, ablation_methods, method_config, plan_runs, seen_tasks, task_groups
 from opd_core.study.presets import StudyPreset
 from opd_core.study.recipes import load_recipe
 from opd_core.study.references import ROLES, references
@@ -33,14 +33,18 @@ def run_study(
     assets: str | Path | None = None,
     progress: bool = True,
     jobs: int = 1,
+    executor=None,
     log=print,
 ) -> dict:
     """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json.
 
     `jobs` runs that many method runs at once, each in its own process (the assets are made first, in order).
+    `executor`: where the method runs execute and are read back from (default: jobs.LocalExecutor, here, into
+    out/runs; the worker package's QueueExecutor sends them to the lab's workers and reads them from its store).
     """
     started = time.perf_counter()
-    out = Path(out)
+    out = Path(out).resolve()  # run configs name the assets by absolute path (workers elsewhere read them too)
+    executor = executor or LocalExecutor(jobs=jobs, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     suites = list(suites)
     seeds = list(range(preset.seeds))
@@ -69,22 +73,30 @@ def run_study(
         prepared[suite] = (suite_assets, groups, opd_recipe, demos, refs)
 
     specs = plan_runs(preset, suites, seeds)
+    handoffs = [spec for spec in specs if spec.method == handoff.HANDOFF]
     configs = {}
-    for spec in specs:
+
+    def config_of(spec, student=None, switch=None):
         suite_assets, groups, opd_recipe, demos, _ = prepared[spec.suite]
-        configs[spec] = method_config(
+        return method_config(
             spec,
             preset,
             opd_recipe,
             suite_assets.sft_recipe,
             groups,
-            suite_assets.student.path,
+            student or suite_assets.student.path,
             suite_assets.teacher.path,
             demos,
             out,
+            switch_step=switch,
         )
-    reused = sum(is_finished(config) for config in configs.values())
-    log(f"[study] {len(specs)} runs ({reused} already finished) in {out / 'runs'}")
+
+    for spec in specs:
+        if spec not in handoffs:  # made once the reverse-KL run it continues has ended
+            configs[spec] = config_of(spec)
+    reused = sum(executor.finished(spec, config) for spec, config in configs.items())
+    where = out / "runs" if isinstance(executor, LocalExecutor) else executor.describe().get("where", "the queue")
+    log(f"[study] {len(specs)} runs ({reused} of the first {len(configs)} already finished) in {where}")
     bar = _bar(progress, len(specs))
 
     def advance(config, ran):
@@ -92,14 +104,24 @@ def run_study(
             bar.set_postfix_str(Path(config.out_dir).name)
             bar.update(1)
 
-    extendable = {configs[spec].out_dir for spec in specs if spec.method in preset.extend_methods}
-    ran_now = execute_all(
-        [configs[spec] for spec in specs],
-        jobs=jobs,
-        progress=progress and jobs == 1,
+    extendable = {configs[spec].out_dir for spec in configs if spec.method in preset.extend_methods}
+    ran_now = executor.run_all(
+        [(spec, configs[spec]) for spec in specs if spec in configs],
         on_done=advance,
         extendable=lambda config: config.out_dir in extendable,
     )
+    switches = {}
+    for spec in handoffs:
+        distill = distillation_of(spec)
+        switches[spec] = handoff.switch_step(preset, executor.read(distill, configs[distill], prepared[spec.suite][1]))
+        student = executor.checkpoint(distill, configs[distill], switches[spec][0])
+        configs[spec] = config_of(spec, student, switches[spec][0])
+    if handoffs:
+        log(
+            "[study] distill then GRPO from the reverse-KL checkpoints at steps "
+            + ", ".join(f"{s.suite}/seed{s.seed}: {switches[s][0]}" for s in handoffs)
+        )
+        ran_now += executor.run_all([(spec, configs[spec]) for spec in handoffs], on_done=advance)
     if bar is not None:
         bar.close()
 
@@ -107,10 +129,12 @@ def run_study(
     if preset.extend_methods:
         for suite in suites:
             suite_assets, groups, _, _, refs = prepared[suite]
-            distill = [s.folder(out) for s in specs if s.suite == suite and s.method == DISTILLATION]
-            extensions[suite] = plan_extension(preset, refs["teacher"]["seen_success"], distill, groups)
+            distill = [
+                executor.read(s, configs[s], groups) for s in specs if s.suite == suite and s.method == DISTILLATION
+            ]
+            extensions[suite] = plan_extension(preset, refs["teacher"]["seen_success"], distill)
         extended_now = extend_runs(
-            preset, specs, configs, extensions, {suite: prepared[suite][1] for suite in suites}, out, jobs=jobs, log=log
+            preset, specs, configs, extensions, {suite: prepared[suite][1] for suite in suites}, executor, log=log
         )
     else:
         extended_now = 0
@@ -125,27 +149,33 @@ def run_study(
         "runs_run_now": ran_now,
         "runs_reused": len(specs) - ran_now,
         "extension_rounds_run_now": extended_now,
+        "execution": executor.describe(),
         "definitions": analysis.DEFINITIONS,
         "results": {},
     }
     for suite in suites:
         suite_assets, groups, _, _, refs = prepared[suite]
         suite_specs = [s for s in specs if s.suite == suite]
-        methods = {}
+        methods, handoff_result = {}, None
         for key in dict.fromkeys(s.method for s in suite_specs):
             chosen = [s for s in suite_specs if s.method == key]
-            runs = [analysis.read_run(s.folder(out), groups) for s in chosen]
+            runs = [executor.read(s, configs[s], groups) for s in chosen]
             config = configs[chosen[0]]
+            if key == handoff.HANDOFF:
+                distill = [executor.read(distillation_of(s), configs[distillation_of(s)], groups) for s in chosen]
+                runs = [handoff.stitch(d, r, switches[s][0]) for s, d, r in zip(chosen, distill, runs)]
+                handoff_result = handoff.summarize(preset, [switches[s] for s in chosen], distill, runs)
             methods[key] = analysis.summarize_method(
                 key,
                 chosen,
                 runs,
                 refs["teacher"],
-                config.total_steps,
-                config.pipeline,
-                config.steps if config.pipeline == "opd_then_grpo" else None,
+                preset.steps if key == handoff.HANDOFF else config.total_steps,
+                key if key == handoff.HANDOFF else config.pipeline,
+                [switches[s][0] for s in chosen] if key == handoff.HANDOFF else None,
                 fractions=preset.reach_fractions,
                 extended=key in preset.extend_methods,
+                lr=config.lr,
             )
             if key == "sft":
                 methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
@@ -160,6 +190,7 @@ def run_study(
                 "group_sizes": {str(g): key for g, key in ablation_methods(preset).items()},
             },
         }
+        result["distill_then_grpo"] = handoff_result
         extension = extensions.get(suite)
         result["extension"] = extension.to_dict() if extension is not None else None
         result["speedup"] = analysis.speedups(
@@ -178,6 +209,11 @@ def run_study(
     (out / "report.md").write_text(report.render(summary, made))
     log(f"[study] done in {summary['wall_seconds']:.0f} s: {out / 'summary.json'}, {out / 'report.md'}")
     return summary
+
+
+def distillation_of(spec: RunSpec) -> RunSpec:
+    """The reverse-KL run a distill-then-GRPO run continues (same suite and seed)."""
+    return RunSpec(spec.suite, DISTILLATION, spec.seed, spec.batch_tasks, spec.group_size)
 
 
 def _reference_labels(suite_assets) -> dict[str, str]:
