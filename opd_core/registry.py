@@ -4,8 +4,8 @@ and never name one.
 
 How registration works (one rule, no import-time side effects elsewhere): every built-in entry is listed once,
 below, as `name -> "module:attr"`, a lazy spec that is imported on the first lookup of that name. Registering or
-listing a name imports nothing, so an optional extra (LIBERO, ALOHA) costs nothing until it is used, and using it without
-the extra installed raises its own `EnvironmentUnavailable` with the install command. Code outside the project
+listing a name imports nothing, so an optional extra (LIBERO, ALOHA) costs nothing until it is used, and using it
+without the extra installed raises its own `EnvironmentUnavailable` with the install command. Code outside the project
 adds entries with `register(name, entry_or_spec)` on the table (e.g. `ENVS.register("sim", "pkg.sim:ENV")`).
 
 Entries:
