@@ -75,6 +75,12 @@ def interpolate(plan: list[Waypoint], t: float) -> Waypoint:
     return plan[-1]
 
 
+POSTURE_WEIGHT = np.array([0.0, 0.0, 0.0, 0.03, 0.0, 0.03])
+"""IK pulls the two roll joints (forearm roll, wrist rotate) gently towards their posture (0, and the target's
+roll for the wrist): the grip orientations here need little else, and without the pull the solve drifts into the flipped-roll twin of a pose (roll and rotate at +-pi),
+far outside the action range."""
+
+
 class ArmIK:
     """Damped least-squares IK of one arm's grip point and orientation on a scratch `MjData`."""
 
@@ -100,10 +106,11 @@ class ArmIK:
         self.jacp = np.zeros((3, model.nv))
         self.jacr = np.zeros((3, model.nv))
 
-    def solve(self, qpos: np.ndarray, point: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    def solve(self, qpos: np.ndarray, point: np.ndarray, rotation: np.ndarray, roll: float = 0.0) -> np.ndarray:
         data = self.data
         data.qpos[:] = qpos
         q = qpos[self.qpos].copy()
+        posture = np.array([0.0, 0.0, 0.0, 0.0, 0.0, roll])
         for _ in range(self.iterations):
             data.qpos[self.qpos] = q
             mujoco.mj_kinematics(self.model, data)
@@ -113,11 +120,13 @@ class ArmIK:
             position_error = point - grip
             rotation_error = 0.5 * sum(np.cross(frame[:, i], rotation[:, i]) for i in range(3))
             mujoco.mj_jac(self.model, data, self.jacp, self.jacr, grip, self.body)
-            jac = np.vstack([self.jacp[:, self.dofs], self.rotation_weight * self.jacr[:, self.dofs]])
-            error = np.concatenate([position_error, self.rotation_weight * rotation_error])
-            if np.linalg.norm(error) < 1e-4:
+            jac = np.vstack(
+                [self.jacp[:, self.dofs], self.rotation_weight * self.jacr[:, self.dofs], np.diag(POSTURE_WEIGHT)]
+            )
+            error = np.concatenate([position_error, self.rotation_weight * rotation_error, POSTURE_WEIGHT * (posture - q)])
+            if np.linalg.norm(error[:6]) < 1e-4:
                 break
-            step = jac.T @ np.linalg.solve(jac @ jac.T + self.damping * np.eye(6), error)
+            step = np.linalg.solve(jac.T @ jac + self.damping * np.eye(6), jac.T @ error)
             step *= min(1.0, self.max_step / max(np.abs(step).max(), 1e-12))
             q = np.clip(q + step, self.low, self.high)
         now = qpos[self.qpos]
@@ -145,11 +154,18 @@ VERTICAL = np.pi / 2
 """Roll that makes a horizontal gripper close its fingers vertically."""
 
 
-def _pick(t0: int, obj: np.ndarray, start: np.ndarray, tilt: float, side: float) -> list[Waypoint]:
+CUBE_GRASP, PEG_GRASP, SOCKET_GRASP = 0.012, 0.016, 0.012
+"""Height of the grip point above each object's centre at the grasp: about 1 cm below its top face for the cube
+and the socket (4 cm tall); the flat peg (2 cm) is taken nearly vertically (PEG_TILT), so that the fingertips reach
+down along its sides without touching the table first."""
+PEG_TILT = np.deg2rad(80.0)
+
+
+def _pick(t0: int, obj: np.ndarray, start: np.ndarray, tilt: float, side: float, lift: float) -> list[Waypoint]:
     """Start -> above the object (back along the tilted approach) -> down onto it -> close, and hold still until
     the fingers have closed (closing while moving flings the object): ends at t0 + 105."""
     above = obj + np.array([0.05 * side, 0.0, 0.09])
-    grasp = obj + np.array([0.0, 0.0, 0.012])
+    grasp = obj + np.array([0.0, 0.0, lift])
     return [
         Waypoint(t0, start, 0.0, 0.0, 1.0),
         Waypoint(t0 + 50, above, tilt, 0.0, 1.0),
@@ -163,7 +179,7 @@ def transfer_plan(cube: np.ndarray, start: dict[str, np.ndarray]) -> dict[str, l
     """TransferCube: the right arm picks the cube (approach tilted down from +x) and brings it to MEET; the left
     arm comes in horizontally with its fingers closing vertically and grips the cube's -x half; the right arm lets
     go and backs off."""
-    right = _pick(0, cube, start["right"], -TILT, 1.0) + [
+    right = _pick(0, cube, start["right"], -TILT, 1.0, CUBE_GRASP) + [
         Waypoint(150, MEET, -TILT, 0.0, 0.0, carry=True),
         Waypoint(215, MEET, -TILT, 0.0, 0.0, carry=True),
         Waypoint(230, MEET, -TILT, 0.0, 1.0, carry=True),
@@ -191,12 +207,12 @@ def insertion_plan(peg: np.ndarray, socket: np.ndarray, start: dict[str, np.ndar
     """Insertion: both arms pick (tilted down, from outside); the socket goes to SOCKET_MEET, the peg to the
     socket's axis on +x at the socket's height, then slides in along -x."""
     along = socket + np.array([PEG_TO_SOCKET, 0.0, 0.0])  # the socket's current pose: closed-loop alignment
-    right = _pick(0, peg, start["right"], -TILT, 1.0) + [
-        Waypoint(150, SOCKET_MEET + np.array([PEG_TO_SOCKET + 0.08, 0.0, 0.0]), -TILT, 0.0, 0.0, carry=True),
-        Waypoint(180, along + np.array([0.07, 0.0, 0.0]), -TILT, 0.0, 0.0, carry=True),
-        Waypoint(250, along - np.array([0.01, 0.0, 0.0]), -TILT, 0.0, 0.0, carry=True),
+    right = _pick(0, peg, start["right"], -PEG_TILT, 1.0, PEG_GRASP) + [
+        Waypoint(150, SOCKET_MEET + np.array([PEG_TO_SOCKET + 0.08, 0.0, 0.0]), -PEG_TILT, 0.0, 0.0, carry=True),
+        Waypoint(180, along + np.array([0.07, 0.0, 0.0]), -PEG_TILT, 0.0, 0.0, carry=True),
+        Waypoint(250, along - np.array([0.01, 0.0, 0.0]), -PEG_TILT, 0.0, 0.0, carry=True),
     ]
-    left = _pick(0, socket, start["left"], TILT, -1.0) + [
+    left = _pick(0, socket, start["left"], TILT, -1.0, SOCKET_GRASP) + [
         Waypoint(150, SOCKET_MEET, TILT, 0.0, 0.0, carry=True),
         Waypoint(250, SOCKET_MEET, TILT, 0.0, 0.0, carry=True),
     ]
@@ -251,6 +267,6 @@ class ScriptedExpert:
                 offset = points[side] - objects[held]
                 point = point + offset * min(1.0, MAX_HOLD_OFFSET / max(np.linalg.norm(offset), 1e-9))
             rotation = rot_x(target.roll) @ rot_y(target.tilt) @ self.start_rotation[side]
-            action[7 * k : 7 * k + 6] = self.ik[side].solve(qpos, point, rotation)
+            action[7 * k : 7 * k + 6] = self.ik[side].solve(qpos, point, rotation, target.roll)
             action[7 * k + 6] = target.gripper
         return action
