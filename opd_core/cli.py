@@ -47,7 +47,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     ev.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     ev.add_argument("--unseen", default=None, help="comma-separated held-out task names")
     ev.add_argument(
-        "--init-states", type=int, default=None, help="initial states per task (default: 10 on tabletop, 50 on LIBERO)"
+        "--init-states",
+        type=int,
+        default=None,
+        help="initial states per task (default: 10 on tabletop, 50 on LIBERO and ALOHA)",
     )
     ev.add_argument("--num-envs", type=int, default=0, help="LIBERO: episodes stepped at once (default 10)")
     ev.add_argument(
@@ -145,7 +148,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from opd_core.checkpoint import load_policy, read_meta
     from opd_core.evaluate import evaluate
-    from opd_core.registry import task_catalog
+    from opd_core.registry import env_spec, task_catalog
 
     meta = read_meta(args.checkpoint)
     run_config = RunConfig.from_dict(meta.get("run_config") or {})
@@ -155,6 +158,7 @@ def _cmd_eval(args) -> int:
     unseen = _split(args.unseen) if args.unseen is not None else run_config.unseen_tasks
     out = Path(args.out or Path(args.checkpoint) / "eval")
     policy = load_policy(args.checkpoint)
+    spec = env_spec(env)
     if env == "libero":
         result = _evaluate_libero(args, policy, tasks, unseen, run_config, out)
     else:
@@ -163,7 +167,7 @@ def _cmd_eval(args) -> int:
             env,
             tasks,
             unseen,
-            init_states=args.init_states or 10,
+            init_states=args.init_states or spec.eval_init_states,
             temperature=args.temperature,
             image_size=run_config.image_size,
             video_tasks=tasks[: args.videos],
@@ -178,6 +182,8 @@ def _cmd_eval(args) -> int:
             f"LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, {actions}, "
             "at most 220/280/300/520 steps for spatial/object/goal/10"
         )
+    elif spec.protocol_note:
+        report["protocol"] = spec.protocol_note
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0

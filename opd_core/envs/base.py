@@ -89,6 +89,10 @@ class EnvSpec:
     """The action tokenizer of a fresh (untrained) student; None: fit the action statistics on the demos."""
     proprio_dim: int = 5
     """Width of `Observation.proprio` (5 per gripper), the input size a fresh student is built with."""
+    eval_init_states: int = 10
+    """Initial states per task `opd eval` runs by default."""
+    protocol_note: str = ""
+    """What `opd eval` reports as its protocol (empty: none)."""
     release_rollout_envs_before_eval: bool = False
     """True when the evaluation builds its own simulators and the training rollouts' must be closed first (LIBERO:
     GBs per simulator, never hold two sets)."""

@@ -77,8 +77,8 @@ def interpolate(plan: list[Waypoint], t: float) -> Waypoint:
 
 POSTURE_WEIGHT = np.array([0.0, 0.0, 0.0, 0.03, 0.0, 0.03])
 """IK pulls the two roll joints (forearm roll, wrist rotate) gently towards their posture (0, and the target's
-roll for the wrist): the grip orientations here need little else, and without the pull the solve drifts into the flipped-roll twin of a pose (roll and rotate at +-pi),
-far outside the action range."""
+roll for the wrist): the grip orientations here need little else, and without the pull the solve drifts into the
+flipped-roll twin of a pose (roll and rotate at +-pi), far outside the action range."""
 
 
 class ArmIK:
@@ -123,7 +123,9 @@ class ArmIK:
             jac = np.vstack(
                 [self.jacp[:, self.dofs], self.rotation_weight * self.jacr[:, self.dofs], np.diag(POSTURE_WEIGHT)]
             )
-            error = np.concatenate([position_error, self.rotation_weight * rotation_error, POSTURE_WEIGHT * (posture - q)])
+            error = np.concatenate(
+                [position_error, self.rotation_weight * rotation_error, POSTURE_WEIGHT * (posture - q)]
+            )
             if np.linalg.norm(error[:6]) < 1e-4:
                 break
             step = np.linalg.solve(jac.T @ jac + self.damping * np.eye(6), jac.T @ error)
