@@ -65,11 +65,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     ev.set_defaults(handler=_cmd_eval)
 
     demos = sub.add_parser("demos", help="generate expert demonstrations (LIBERO HDF5 layout)")
-    demos.add_argument("--env", default="tabletop", help="the built-in simulator: tabletop or twin")
+    demos.add_argument("--env", default="tabletop", help="tabletop or twin (built in), or aloha (the extra)")
     demos.add_argument("--suite", default="object")
     demos.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     demos.add_argument("--num", type=int, default=50, help="demos per task")
-    demos.add_argument("--noise", type=float, default=0.3, help="DART execution noise (std of xyz actions)")
+    demos.add_argument(
+        "--noise", type=float, default=0.3, help="DART execution noise (std of xyz actions; aloha: of arm joints)"
+    )
     demos.add_argument("--seed", type=int, default=0)
     demos.add_argument("--out", required=True)
     demos.set_defaults(handler=_cmd_demos)
@@ -225,7 +227,9 @@ def _cmd_demos(args) -> int:
     from opd_core.demos import NOISY_DIMS, generate_demos
     from opd_core.registry import task_catalog
 
-    if args.env not in NOISY_DIMS:
+    if args.env == "aloha":  # the extra's expert runs in its worker processes
+        from opd_core.envs.aloha.demos import generate_expert_demos as generate_demos
+    elif args.env not in NOISY_DIMS:
         raise ConfigError(
             "env", f"demos are generated on the built-in simulators {sorted(NOISY_DIMS)}, not {args.env!r}"
         )
@@ -237,8 +241,9 @@ def _cmd_demos(args) -> int:
     except KeyError as exc:
         raise ConfigError("tasks" if args.tasks else "suite", str(exc).strip("'\"")) from exc
     with tqdm(total=len(tasks) * args.num, desc="demos", unit="episode") as bar:
+        options = {} if args.env == "aloha" else {"env": args.env}
         counts = generate_demos(
-            tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update, env=args.env
+            tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update, **options
         )
     print(json.dumps({"out": args.out, "episodes": counts}, indent=1))
     return 0

@@ -216,3 +216,22 @@ def test_two_opd_steps_with_the_expert_teacher_then_an_eval_with_a_video(aloha, 
     assert report["per_task"] == {"transfer_cube": 1.0}, "the expert hands the cube over from seed 0"
     [video] = report["videos"]
     assert video["success"] and read_video_info(out / video["path"])["frames"] > 100
+
+
+def test_expert_demos_in_the_hdf5_layout_load_back_for_sft(aloha, tmp_path):
+    import h5py
+
+    from opd_core.data import load_demos
+    from opd_core.envs.aloha.demos import generate_expert_demos
+
+    counts = generate_expert_demos(["transfer_cube"], 1, tmp_path, image_size=16, noise=0.01, num_envs=1)
+    assert counts == {"transfer_cube": 1}, "the expert succeeds from seed 1000 with a little DART noise"
+    demos = load_demos(tmp_path, 1, ["transfer_cube"])
+    steps = len(demos)
+    assert 100 < steps < 300 and demos.images.shape == (steps, 16, 16, 3)
+    assert demos.proprio.shape == (steps, 10) and demos.actions.shape == (steps, 14)
+    assert np.abs(demos.actions).max() <= 1.0 and demos.instructions[0].startswith("pick up the red cube")
+    with h5py.File(tmp_path / "transfer_cube_demo.hdf5") as handle:
+        obs = handle["data/demo_0/obs"]
+        assert obs["ee_pos"].shape == (steps, 6) and obs["gripper_states"].shape == (steps, 4)
+        assert json.loads(handle["data"].attrs["env_args"])["env_name"] == "aloha"
