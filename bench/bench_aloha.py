@@ -49,7 +49,7 @@ def steps_per_second(workers: int, envs_per_worker: int, steps: int, image_size:
     }
 
 
-def expert_success(seeds: int, workers: int) -> dict:
+def expert_success(seeds: int, workers: int, tasks: list[str]) -> dict:
     """The expert through the teacher policy (greedy, binned), seeds 0..seeds-1 of each task, no rendering."""
     import torch
 
@@ -62,7 +62,7 @@ def expert_success(seeds: int, workers: int) -> dict:
     policy = AlohaExpertPolicy(ActionTokenizer.identity(ACTION_DIM))
     report = {"seeds": seeds, "per_task": {}, "mean_length": {}}
     started = time.perf_counter()
-    for task in CATALOG.suite_tasks(SUITE):
+    for task in tasks or CATALOG.suite_tasks(SUITE):
         env = make_aloha_env(seeds, image_size=8, num_workers=workers, cameras=False)
         try:
             rollout = collect(policy, env, [task] * seeds, list(range(seeds)), 0.0, torch.Generator().manual_seed(0))
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-opd", action="store_true")
     parser.add_argument("--expert-seeds", type=int, default=0, help="also run the expert on seeds 0..N-1 per task")
     parser.add_argument("--expert-workers", type=int, default=2)
+    parser.add_argument("--expert-tasks", default="", help="comma-separated tasks (default: both)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     report: dict = {
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         print(json.dumps(report["scaling"][-1]), file=sys.stderr, flush=True)
     if args.expert_seeds:
-        report["expert"] = expert_success(args.expert_seeds, args.expert_workers)
+        tasks = [t for t in args.expert_tasks.split(",") if t]
+        report["expert"] = expert_success(args.expert_seeds, args.expert_workers, tasks)
     if not args.skip_opd:
         report["opd_step"] = opd_step_seconds(args.opd_steps, args.image_size, args.opd_task)
     report["load_average_at_end"] = list(os.getloadavg())
