@@ -101,7 +101,9 @@ def test_workers_run_under_the_extras_interpreter_and_resets_follow_gym_alohas_s
     env = make_aloha_env(2, image_size=16, num_workers=1, cameras=False)
     try:
         obs = env.reset(["transfer_cube", "transfer_cube"], [3, 3])
-        assert os.path.realpath(f"/proc/{env.worker_pids[0]}/exe") == os.path.realpath(aloha_python())
+        with open(f"/proc/{env.worker_pids[0]}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+        assert argv[0].decode() == aloha_python() and argv[2].decode() == "opd_core.envs.aloha.worker"
         assert obs.image.shape == (2, 16, 16, 3) and obs.proprio.shape == (2, 10) and obs.state.shape == (2, 29)
         np.testing.assert_allclose(obs.state[0, 15:18], _sample_box(3), atol=1e-6)
         for _ in range(3):

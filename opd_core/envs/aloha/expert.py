@@ -156,10 +156,10 @@ VERTICAL = np.pi / 2
 """Roll that makes a horizontal gripper close its fingers vertically."""
 
 
-CUBE_GRASP, PEG_GRASP, SOCKET_GRASP = 0.012, 0.016, 0.012
+CUBE_GRASP, PEG_GRASP, SOCKET_GRASP = 0.012, 0.020, 0.012
 """Height of the grip point above each object's centre at the grasp: about 1 cm below its top face for the cube
-and the socket (4 cm tall); the flat peg (2 cm) is taken nearly vertically (PEG_TILT), so that the fingertips reach
-down along its sides without touching the table first."""
+and the socket (4 cm tall), at the flat peg's top (2 cm tall; taken nearly vertically, PEG_TILT): fingertips that
+press on the table jam and never close, and the 256-bin joint grid moves the grip a few mm either way."""
 PEG_TILT = np.deg2rad(80.0)
 
 
