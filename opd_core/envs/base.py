@@ -1,4 +1,5 @@
-"""The environment interface every simulator implements (the built-in tabletop, LIBERO), and its registry entry.
+"""The environment interface every simulator implements (the built-in tabletop and twin, LIBERO, ALOHA), and its
+registry entry.
 
 A `VectorEnv` advances a batch of episodes together. Observations are batched numpy arrays plus the instruction
 strings, so that any policy (built-in or transformers) can consume them. An `EnvSpec` is what an environment
