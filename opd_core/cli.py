@@ -47,7 +47,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     ev.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     ev.add_argument("--unseen", default=None, help="comma-separated held-out task names")
     ev.add_argument(
-        "--init-states", type=int, default=None, help="initial states per task (default: 10 on tabletop, 50 on LIBERO)"
+        "--init-states",
+        type=int,
+        default=None,
+        help="initial states per task (default: 10 on tabletop, 50 on LIBERO and ALOHA)",
     )
     ev.add_argument("--num-envs", type=int, default=0, help="LIBERO: episodes stepped at once (default 10)")
     ev.add_argument(
@@ -62,11 +65,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     ev.set_defaults(handler=_cmd_eval)
 
     demos = sub.add_parser("demos", help="generate expert demonstrations (LIBERO HDF5 layout)")
-    demos.add_argument("--env", default="tabletop", help="the built-in simulator: tabletop or twin")
+    demos.add_argument("--env", default="tabletop", help="tabletop or twin (built in), or aloha (the extra)")
     demos.add_argument("--suite", default="object")
     demos.add_argument("--tasks", default=None, help="comma-separated task names (default: the suite)")
     demos.add_argument("--num", type=int, default=50, help="demos per task")
-    demos.add_argument("--noise", type=float, default=0.3, help="DART execution noise (std of xyz actions)")
+    demos.add_argument(
+        "--noise", type=float, default=0.3, help="DART execution noise (std of xyz actions; aloha: of arm joints)"
+    )
     demos.add_argument("--seed", type=int, default=0)
     demos.add_argument("--out", required=True)
     demos.set_defaults(handler=_cmd_demos)
@@ -145,7 +150,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from opd_core.checkpoint import load_policy, read_meta
     from opd_core.evaluate import evaluate
-    from opd_core.registry import task_catalog
+    from opd_core.registry import env_spec, task_catalog
 
     meta = read_meta(args.checkpoint)
     run_config = RunConfig.from_dict(meta.get("run_config") or {})
@@ -155,6 +160,7 @@ def _cmd_eval(args) -> int:
     unseen = _split(args.unseen) if args.unseen is not None else run_config.unseen_tasks
     out = Path(args.out or Path(args.checkpoint) / "eval")
     policy = load_policy(args.checkpoint)
+    spec = env_spec(env)
     if env == "libero":
         result = _evaluate_libero(args, policy, tasks, unseen, run_config, out)
     else:
@@ -163,7 +169,7 @@ def _cmd_eval(args) -> int:
             env,
             tasks,
             unseen,
-            init_states=args.init_states or 10,
+            init_states=args.init_states or spec.eval_init_states,
             temperature=args.temperature,
             image_size=run_config.image_size,
             video_tasks=tasks[: args.videos],
@@ -178,6 +184,8 @@ def _cmd_eval(args) -> int:
             f"LIBERO standard: fixed initial states 0..n-1, 10 no-op steps, {actions}, "
             "at most 220/280/300/520 steps for spatial/object/goal/10"
         )
+    elif spec.protocol_note:
+        report["protocol"] = spec.protocol_note
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0
@@ -219,7 +227,9 @@ def _cmd_demos(args) -> int:
     from opd_core.demos import NOISY_DIMS, generate_demos
     from opd_core.registry import task_catalog
 
-    if args.env not in NOISY_DIMS:
+    if args.env == "aloha":  # the extra's expert runs in its worker processes
+        from opd_core.envs.aloha.demos import generate_expert_demos as generate_demos
+    elif args.env not in NOISY_DIMS:
         raise ConfigError(
             "env", f"demos are generated on the built-in simulators {sorted(NOISY_DIMS)}, not {args.env!r}"
         )
@@ -231,8 +241,9 @@ def _cmd_demos(args) -> int:
     except KeyError as exc:
         raise ConfigError("tasks" if args.tasks else "suite", str(exc).strip("'\"")) from exc
     with tqdm(total=len(tasks) * args.num, desc="demos", unit="episode") as bar:
+        options = {} if args.env == "aloha" else {"env": args.env}
         counts = generate_demos(
-            tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update, env=args.env
+            tasks, args.num, args.out, noise=args.noise, seed=args.seed, progress=bar.update, **options
         )
     print(json.dumps({"out": args.out, "episodes": counts}, indent=1))
     return 0

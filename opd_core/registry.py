@@ -4,9 +4,9 @@ and never name one.
 
 How registration works (one rule, no import-time side effects elsewhere): every built-in entry is listed once,
 below, as `name -> "module:attr"`, a lazy spec that is imported on the first lookup of that name. Registering or
-listing a name imports nothing, so an optional extra (LIBERO) costs nothing until it is used, and using it without
-the extra installed raises its own `EnvironmentUnavailable` with the install command. Code outside the project
-adds entries with `register(name, entry_or_spec)` on the table (e.g. `ENVS.register("aloha", "mypkg.aloha:ENV")`).
+listing a name imports nothing, so an optional extra (LIBERO, ALOHA) costs nothing until it is used, and using it
+without the extra installed raises its own `EnvironmentUnavailable` with the install command. Code outside the project
+adds entries with `register(name, entry_or_spec)` on the table (e.g. `ENVS.register("sim", "pkg.sim:ENV")`).
 
 Entries:
 - `ENVS`: an `opd_core.envs.base.EnvSpec` (make, catalog, evaluation protocol, a fresh student's tokenizer, ...).
@@ -77,6 +77,7 @@ ENVS: Registry[EnvSpec] = Registry(
         "tabletop": "opd_core.envs.tabletop.spec:ENV",
         "libero": "opd_core.envs.libero.spec:ENV",
         "twin": "opd_core.envs.twin.spec:ENV",
+        "aloha": "opd_core.envs.aloha.spec:ENV",
     },
 )
 POLICIES: Registry[type[Policy]] = Registry(
@@ -90,6 +91,7 @@ TEACHERS: Registry[type[Policy]] = Registry(
     "teacher kind",
     {
         "libero_expert": "opd_core.envs.libero.policy:LiberoExpertPolicy",
+        "aloha_expert": "opd_core.envs.aloha.policy:AlohaExpertPolicy",
     },
 )
 CHECKPOINT_LOADERS: Registry[Any] = Registry(

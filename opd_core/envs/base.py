@@ -1,4 +1,5 @@
-"""The environment interface every simulator implements (the built-in tabletop, LIBERO), and its registry entry.
+"""The environment interface every simulator implements (the built-in tabletop and twin, LIBERO, ALOHA), and its
+registry entry.
 
 A `VectorEnv` advances a batch of episodes together. Observations are batched numpy arrays plus the instruction
 strings, so that any policy (built-in or transformers) can consume them. An `EnvSpec` is what an environment
@@ -89,6 +90,10 @@ class EnvSpec:
     """The action tokenizer of a fresh (untrained) student; None: fit the action statistics on the demos."""
     proprio_dim: int = 5
     """Width of `Observation.proprio` (5 per gripper), the input size a fresh student is built with."""
+    eval_init_states: int = 10
+    """Initial states per task `opd eval` runs by default."""
+    protocol_note: str = ""
+    """What `opd eval` reports as its protocol (empty: none)."""
     release_rollout_envs_before_eval: bool = False
     """True when the evaluation builds its own simulators and the training rollouts' must be closed first (LIBERO:
     GBs per simulator, never hold two sets)."""

@@ -72,10 +72,23 @@ def _env_default(name: str, default: float) -> float:
 class _Worker:
     """One environment process and its end of the socket pair."""
 
-    def __init__(self, index: int, image_size: int, cameras: int, start_timeout: float):
+    def __init__(
+        self,
+        index: int,
+        image_size: int,
+        cameras: int,
+        start_timeout: float,
+        *,
+        python: str | None = None,
+        module: str = "opd_core.envs.libero.worker",
+        log_name: str = "opd-libero",
+        extra_env: dict[str, str] | None = None,
+    ):
+        """`python`: the interpreter of the worker (default this one; the ALOHA extra runs its own venv's),
+        `module`: the worker's entry point, run as `python -m module FD IMAGE_SIZE CAMERAS`."""
         self.index = index
         parent, child = Pipe(duplex=True)
-        log_dir = Path(tempfile.gettempdir()) / "opd-libero"
+        log_dir = Path(tempfile.gettempdir()) / log_name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"worker-{os.getpid()}-{index}-{time.time_ns()}.log"
         env = dict(os.environ)
@@ -90,12 +103,13 @@ class _Worker:
             env.setdefault(name, value)
         if env["MUJOCO_GL"] in ("egl", "osmesa"):
             env.setdefault("PYOPENGL_PLATFORM", env["MUJOCO_GL"])
+        env.update(extra_env or {})
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
+                    python or sys.executable,
                     "-m",
-                    "opd_core.envs.libero.worker",
+                    module,
                     str(child.fileno()),
                     str(image_size),
                     str(cameras),
@@ -198,7 +212,15 @@ def _close_all() -> None:
 
 
 class LiberoVecEnv:
-    """`VectorEnv` over LIBERO: reset(tasks, init_ids) -> LiberoObservation, step(actions [N, 7])."""
+    """`VectorEnv` over LIBERO: reset(tasks, init_ids) -> LiberoObservation, step(actions [N, 7]).
+
+    Another simulator reuses the pool (restarts, retries, deadlines) by overriding the hooks below the VectorEnv
+    methods: `ACTION_DIM`, `_make_catalog`, `_default_max_steps`, `_new_worker`, `_blank_result`, `_observation`
+    (the ALOHA extra: `opd_core.envs.aloha.pool`)."""
+
+    ACTION_DIM = 7
+    NAME = "libero"
+    """How the pool's event lines on stderr name the simulator."""
 
     def __init__(
         self,
@@ -219,7 +241,7 @@ class LiberoVecEnv:
         self.num_envs = num_envs
         self.image_size = image_size
         self._configured_max_steps = max_episode_steps
-        self.max_episode_steps = max_episode_steps or MAX_EPISODE_STEPS["libero_object"]
+        self.max_episode_steps = max_episode_steps or self._default_max_steps([])
         workers = num_workers or int(_env_default("OPD_LIBERO_WORKERS", 0)) or (os.cpu_count() or 1)
         self.num_workers = max(1, min(num_envs, workers))
         self.cameras = cameras
@@ -234,7 +256,7 @@ class LiberoVecEnv:
         self.reset_timeout = reset_timeout or _env_default("OPD_LIBERO_RESET_TIMEOUT", 240.0)
         """Extra seconds allowed for a request that may build simulators (resets, fresh workers, retries)."""
         self.start_timeout = start_timeout or _env_default("OPD_LIBERO_START_TIMEOUT", 120.0)
-        self.catalog = catalog()
+        self.catalog = self._make_catalog()
         self._workers: list[_Worker | None] = [None] * self.num_workers
         self._consecutive_start_failures = 0
         self.events: list[dict] = []
@@ -261,9 +283,7 @@ class LiberoVecEnv:
         suites = [self.catalog.suite_of(task) for task in tasks]  # KeyError names an unknown task
         self.tasks, self.suites = list(tasks), suites
         self.init_ids = np.asarray(init_ids, dtype=np.int64)
-        self.max_episode_steps = self._configured_max_steps or max(
-            (MAX_EPISODE_STEPS[s] for s in suites), default=self.max_episode_steps
-        )
+        self.max_episode_steps = self._configured_max_steps or self._default_max_steps(suites)
         self.done[:] = False
         self.failed[:] = False
         self.retries[:] = 0
@@ -276,8 +296,8 @@ class LiberoVecEnv:
     def step(self, actions: np.ndarray) -> tuple[LiberoObservation, np.ndarray]:
         self._check_open()
         actions = np.asarray(actions, dtype=np.float64)
-        if actions.shape != (self.num_envs, 7):
-            raise ValueError(f"expected actions of shape ({self.num_envs}, 7), got {actions.shape}")
+        if actions.shape != (self.num_envs, self.ACTION_DIM):
+            raise ValueError(f"expected actions of shape ({self.num_envs}, {self.ACTION_DIM}), got {actions.shape}")
         active = np.nonzero(~self.done & ~self.failed)[0]
         self._execute(
             {int(i): ("step", self.suites[i], self.tasks[i], self._last[i]["slot_state"], actions[i]) for i in active},
@@ -300,6 +320,30 @@ class LiberoVecEnv:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    # ------------------------------------------------------------------ hooks of the simulator
+    def _make_catalog(self):
+        return catalog()
+
+    def _default_max_steps(self, suites: list[str]) -> int:
+        """The step limit of episodes of these suites (none yet: the object suite's)."""
+        return max((MAX_EPISODE_STEPS[s] for s in suites), default=MAX_EPISODE_STEPS["libero_object"])
+
+    def _new_worker(self, index: int) -> _Worker:
+        return _Worker(index, self.image_size, 2 if self.wrist else int(self.cameras), self.start_timeout)
+
+    def _blank_result(self) -> dict:
+        """The last observation of an episode that failed before its first one (a black frame stands in)."""
+        size = self.image_size
+        blank = np.zeros((size, size, 3), np.uint8)
+        return {
+            "image": blank,
+            "wrist": blank,
+            "proprio": np.zeros(5, np.float32),
+            "state": np.zeros(PRIV.SIZE, np.float32),
+            "success": False,
+            "slot_state": None,
+        }
 
     # ------------------------------------------------------------------ extras
     @property
@@ -325,7 +369,7 @@ class LiberoVecEnv:
     def _worker(self, index: int) -> _Worker:
         worker = self._workers[index]
         if worker is None:
-            worker = _Worker(index, self.image_size, 2 if self.wrist else int(self.cameras), self.start_timeout)
+            worker = self._new_worker(index)
             self._workers[index] = worker
         return worker
 
@@ -347,7 +391,7 @@ class LiberoVecEnv:
                 "reason": reason[-500:],
             }
         )
-        print(f"[libero] {kind} worker {worker} slots {list(slots)}: {reason[-300:]}", file=sys.stderr)
+        print(f"[{self.NAME}] {kind} worker {worker} slots {list(slots)}: {reason[-300:]}", file=sys.stderr)
 
     def _execute(self, ops: dict[int, tuple], what: str) -> None:
         """Run one op per slot across the workers; retry or mark the slots of failed workers."""
@@ -405,17 +449,8 @@ class LiberoVecEnv:
 
     def _mark_failed(self, slot: int, index: int, reason: str) -> None:
         self.failed[slot] = True
-        if self._last[slot] is None:  # failed before its first observation: a black frame stands in
-            size = self.image_size
-            blank = np.zeros((size, size, 3), np.uint8)
-            self._last[slot] = {
-                "image": blank,
-                "wrist": blank,
-                "proprio": np.zeros(5, np.float32),
-                "state": np.zeros(PRIV.SIZE, np.float32),
-                "success": False,
-                "slot_state": None,
-            }
+        if self._last[slot] is None:  # failed before its first observation
+            self._last[slot] = self._blank_result()
         self._event("episode_failed", index, [slot], reason)
 
     def _accept(self, slot: int, result: dict) -> None:

@@ -63,8 +63,9 @@ class WorkerState:
         raise ValueError(f"unknown operation {kind!r}")
 
 
-def serve(conn: Connection, image_size: int, cameras: int) -> None:
-    state = WorkerState(image_size, cameras)
+def serve(conn: Connection, image_size: int, cameras: int, state: WorkerState | None = None) -> None:
+    """Answer requests until "close" or end of file; `state` builds the simulators (default: LIBERO's)."""
+    state = state or WorkerState(image_size, cameras)
     conn.send(("ready", os.getpid()))
     while True:
         try:
