@@ -178,7 +178,7 @@ class RunConfig:
     data_parallel: str = "ddp"
     """How ranks share the student: ddp (a full replica per rank, gradients all-reduced by DistributedDataParallel)
     | fsdp (FSDP2 fully_shard per transformer block: parameters, gradients and optimizer state sharded over ranks,
-    for students too big for one device; LoRA students shard their frozen base too)."""
+    for students too big for one device; LoRA students shard their frozen base too). A 1-rank run ignores it."""
 
     # ------------------------------------------------------------------
     def validate(self) -> RunConfig:

@@ -83,7 +83,12 @@ class FSDPStudent(Replica):
     `_no_split_modules`), then on the whole student. A LoRA student's frozen base is sharded with its adapters;
     only the adapters get gradients and AdamW state. Rollouts, evaluation and checkpoints use the gathered full
     parameters (`full_parameters`): a student whose training state (weights, gradients, two AdamW moments) does
-    not fit one device usually fits there for inference, as in veRL's and RLinf's FSDP rollouts."""
+    not fit one device usually fits there for inference, as in veRL's and RLinf's FSDP rollouts.
+
+    Each forward of a sharded block in the update is an all-gather, so every rank must run its blocks equally
+    often: a policy that splits a batch into a data-dependent number of model calls (TransformersVLA on a model
+    without position_ids, which batches equal-length prompts apart) can make ranks disagree and wait on each
+    other until the process group's timeout; such students train with ddp."""
 
     def __init__(self, module: torch.nn.Module, world: World):
         super().__init__(module)
@@ -132,6 +137,8 @@ class FSDPStudent(Replica):
         """The full AdamW state (gathered on every rank), keyed by parameter index as one process keys it."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
+        if not optimizer.state:  # before the first step (the same on every rank): get_optimizer_state_dict would
+            return optimizer.state_dict()  # initialise AdamW by a zero step, one step ahead of a 1-process run
         full = get_optimizer_state_dict(self.module, optimizer, options=StateDictOptions(full_state_dict=True))
         index = {name: k for k, name in enumerate(self._parameter_names(optimizer))}
         return {
@@ -142,6 +149,9 @@ class FSDPStudent(Replica):
     def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
+        if not state["state"]:
+            optimizer.load_state_dict(state)
+            return
         names = self._parameter_names(optimizer)
         full = {
             "state": {names[int(k)]: value for k, value in state["state"].items()},
