@@ -73,7 +73,9 @@ def _scalars(run_dir: Path) -> list[dict]:
 @pytest.fixture
 def one_torch_thread():
     """The 1-rank run computes in this process with the thread count each spawned rank gets (1 of 1 here): CPU
-    kernels may split their sums differently over another number of threads."""
+    kernels split their sums differently over another number of threads (measured: a 2-thread 1-rank GRPO run
+    against 1-thread ranks ends 1.3e-5 apart). Other tests change this process's thread count (the worker's pool
+    setup, the study jobs, opd_core.bench), which is how the equivalence could fail only after them."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
