@@ -17,10 +17,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from opd_core.config import ENVS, OBJECTIVES, PIPELINES, POLICY_KINDS, ConfigError, RunConfig, field_docs
+from opd_core.config import (
+    DATA_PARALLEL,
+    ENVS,
+    OBJECTIVES,
+    PIPELINES,
+    POLICY_KINDS,
+    ConfigError,
+    RunConfig,
+    field_docs,
+)
 from opd_core.envs.tabletop.tasks import CATALOG
 
-CHOICES = {"pipeline": PIPELINES, "objective": OBJECTIVES, "env": ENVS, "policy": POLICY_KINDS}
+CHOICES = {
+    "pipeline": PIPELINES,
+    "objective": OBJECTIVES,
+    "env": ENVS,
+    "policy": POLICY_KINDS,
+    "data_parallel": DATA_PARALLEL,
+}
 TASK_FIELDS = ("tasks", "unseen_tasks")
 CHECKPOINT_FIELDS = ("student_checkpoint", "teacher_checkpoint")
 DEMO_FIELDS = ("demos",)

@@ -48,11 +48,13 @@ def save_checkpoint(
     *,
     step: int,
     run_config: dict[str, Any] | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None = None,
     rng: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write atomically and durably (a temporary folder, fsynced, renamed into place) so that neither a killed
+    """`optimizer`: the optimizer or its state dict (a sharded run's, gathered in the one-process layout).
+
+    Write atomically and durably (a temporary folder, fsynced, renamed into place) so that neither a killed
     process nor a power cut leaves half a checkpoint under the final name; a failed write leaves nothing."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
@@ -76,7 +78,7 @@ def _write_checkpoint(
     policy: Policy,
     step: int,
     run_config: dict[str, Any] | None,
-    optimizer: torch.optim.Optimizer | None,
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None,
     rng: dict[str, Any] | None,
     extra: dict[str, Any] | None,
 ) -> None:
@@ -92,7 +94,8 @@ def _write_checkpoint(
         "extra": extra or {},
     }
     if optimizer is not None:
-        meta["optimizer"] = _split_optimizer_state(optimizer.state_dict(), tensors)
+        state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+        meta["optimizer"] = _split_optimizer_state(state, tensors)
     rng = dict(rng or {})
     if "torch" in rng:
         tensors["rng.torch"] = rng.pop("torch")
@@ -211,13 +214,24 @@ def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer 
     path = directory / "training_state.safetensors"
     tensors = load_file(str(path)) if path.exists() else {}
     if optimizer is not None:
-        if "optimizer" not in meta:
-            raise CheckpointError(f"{directory} holds no optimizer state to resume from")
-        optimizer.load_state_dict(_join_optimizer_state(meta["optimizer"], tensors))
+        optimizer.load_state_dict(_optimizer_state(directory, meta, tensors))
     rng = dict(meta.get("rng", {}))
     if "rng.torch" in tensors:
         rng["torch"] = tensors["rng.torch"]
     return TrainingState(meta["step"], meta.get("optimizer"), rng, meta.get("run_config", {}), meta.get("extra", {}))
+
+
+def optimizer_state(directory: str | Path) -> dict[str, Any]:
+    """The optimizer state dict a checkpoint holds (parameter index -> tensors, as `optimizer.state_dict()`)."""
+    directory = Path(directory)
+    path = directory / "training_state.safetensors"
+    return _optimizer_state(directory, read_meta(directory), load_file(str(path)) if path.exists() else {})
+
+
+def _optimizer_state(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    if "optimizer" not in meta:
+        raise CheckpointError(f"{directory} holds no optimizer state to resume from")
+    return _join_optimizer_state(meta["optimizer"], tensors)
 
 
 def rng_state(numpy_rng: np.random.Generator) -> dict[str, Any]:

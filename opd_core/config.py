@@ -23,6 +23,7 @@ POLICY_KINDS = registry.POLICIES.names()
 HF_DECODINGS = ("autoregressive", "parallel")
 HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ON_NONFINITE = ("stop", "skip")
+DATA_PARALLEL = ("ddp", "fsdp")
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 
 
@@ -169,6 +170,15 @@ class RunConfig:
     """Sample each trajectory from its own generator derived from (seed, step, trajectory index), so that the global
     batch is the same whatever the number of ranks. Always on when the run has more than one rank; on in a 1-rank
     run it reproduces a multi-rank run's batch (off: one generator for the whole batch, the 1-process default)."""
+    batch_shards: int = 0
+    """Shards (contiguous blocks of whole groups) the B x G trajectories are computed in: the student's rollout
+    queries, the teacher's labeling and every update minibatch run shard by shard, gradients accumulated over a
+    rank's shards, then summed over ranks. 0: one shard per rank. A 1-rank run with batch_shards: 2 makes the same
+    forward passes and gradient sums as a 2-rank run (the same parameters, to the bit, on the same hardware)."""
+    data_parallel: str = "ddp"
+    """How ranks share the student: ddp (a full replica per rank, gradients all-reduced by DistributedDataParallel)
+    | fsdp (FSDP2 fully_shard per transformer block: parameters, gradients and optimizer state sharded over ranks,
+    for students too big for one device; LoRA students shard their frozen base too). A 1-rank run ignores it."""
 
     # ------------------------------------------------------------------
     def validate(self) -> RunConfig:
@@ -240,6 +250,21 @@ class RunConfig:
         for name in ("nproc_per_node", "nnodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
+        _check_choice("data_parallel", self.data_parallel, DATA_PARALLEL)
+        if self.batch_shards < 0:
+            raise ConfigError("batch_shards", f"must not be negative, got {self.batch_shards}")
+        if self.batch_shards:
+            if self.batch_shards % self.world_size:
+                raise ConfigError(
+                    "batch_shards",
+                    f"{self.batch_shards} shards do not split over {self.world_size} ranks: "
+                    "make it a multiple of nnodes x nproc_per_node",
+                )
+            if self.batch_tasks % self.batch_shards:
+                raise ConfigError(
+                    "batch_shards",
+                    f"B={self.batch_tasks} instructions do not split into {self.batch_shards} shards of whole groups",
+                )
         if self.world_size == 1:
             return
         if self.pipeline == "sft":
@@ -261,9 +286,14 @@ class RunConfig:
         return self.nnodes * self.nproc_per_node
 
     @property
+    def shards(self) -> int:
+        """Shards of every step's trajectories (see `batch_shards`)."""
+        return self.batch_shards or self.world_size
+
+    @property
     def trajectory_seeding(self) -> bool:
         """Whether rollouts draw from per-trajectory generators (see `per_trajectory_seeds`)."""
-        return self.per_trajectory_seeds or self.world_size > 1
+        return self.per_trajectory_seeds or self.world_size > 1 or self.batch_shards > 1
 
     def hf_settings(self) -> dict[str, Any]:
         """The hf_* fields without their prefix (HFVLASettings keyword arguments)."""

@@ -51,12 +51,15 @@ def collect(
     film: set[int] = frozenset(),
     keep_states: bool = True,
     active: int | None = None,
+    shards: int = 1,
 ) -> Rollout:
     """Run one episode per environment (tasks[i] from init_ids[i]) with the policy sampling at `temperature`.
 
     `generator`: one for the whole batch, or a list with one per episode (each episode's draws then do not depend
     on the other episodes in the batch). `active`: only the first `active` episodes run (the rest pad an environment
-    of fixed size). An episode ends at success, at the step limit, or when the simulator lost it (`env.failed`)."""
+    of fixed size). An episode ends at success, at the step limit, or when the simulator lost it (`env.failed`).
+    `shards`: the policy is queried shard by shard (contiguous blocks of episodes), as the ranks of a run with that
+    many ranks query it (a forward pass's float rounding can depend on its batch size)."""
     n = len(tasks)
     obs = env.reset(tasks, init_ids)
     running = np.arange(n) < (n if active is None else active)
@@ -68,7 +71,7 @@ def collect(
         queried = np.nonzero(running)[0]
         current = obs.take(queried)
         rows = [generator[i] for i in queried] if isinstance(generator, list) else generator
-        bins, logp, logits = policy.sample(current, temperature, rows)
+        bins, logp, logits = _sample_by_shard(policy, current, queried // -(-n // shards), temperature, rows)
         if keep_states:
             kept["obs"].append(current)
             kept["actions"].append(bins.cpu())
@@ -90,6 +93,24 @@ def collect(
             if not running[queried].any():
                 break
     return _assemble(kept, success, lengths, tasks, frames, keep_states)
+
+
+def _sample_by_shard(
+    policy: Policy,
+    obs: Observation,
+    shard: np.ndarray,
+    temperature: float,
+    generator: torch.Generator | list[torch.Generator] | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`policy.sample` on each shard's rows of `obs` in turn (`shard`: each row's shard), joined in row order."""
+    if len(np.unique(shard)) <= 1:
+        return policy.sample(obs, temperature, generator)
+    parts = []
+    for k in np.unique(shard):
+        rows = np.nonzero(shard == k)[0]
+        rows_generator = [generator[i] for i in rows] if isinstance(generator, list) else generator
+        parts.append(policy.sample(obs.take(rows), temperature, rows_generator))
+    return tuple(torch.cat(column) for column in zip(*parts))
 
 
 def _assemble(kept, success, lengths, tasks, frames, keep_states) -> Rollout:

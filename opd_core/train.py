@@ -29,6 +29,7 @@ from opd_core import objectives
 from opd_core.checkpoint import (
     load_policy,
     load_training_state,
+    optimizer_state,
     restore_rng,
     rng_state,
     run_checkpoints,
@@ -37,6 +38,7 @@ from opd_core.checkpoint import (
 )
 from opd_core.config import ConfigError, RunConfig
 from opd_core.data import DemoSet, load_demos
+from opd_core.data_parallel import Replica, data_parallel
 from opd_core.envs.base import VectorEnv
 from opd_core.errors import CheckpointError, CheckpointSkippedWarning, DivergenceError
 from opd_core.eval_result import EvalResult, mean_success
@@ -92,6 +94,8 @@ class RunState:
     last_eval: dict = field(default_factory=dict)
     world: World = SINGLE
     """This process's rank in a multi-process run (SINGLE: the run is this one process)."""
+    parallel: Replica | None = None
+    """How the ranks share the student (DDP, FSDP2; one process: the student itself); set by `_setup`."""
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
@@ -194,7 +198,7 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool, world: World = SI
     demos = _load_sft_demos(config, seen) if config.pipeline == "sft" else None
     student = _build_student(config, demos)
     student.train()
-    world.broadcast_module_(student)  # every replica starts from rank 0's weights
+    parallel = data_parallel(student, world, config.data_parallel)  # every replica starts from rank 0's weights
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     teacher = (
         _load_teacher(config, student.tokenizer, student.chunk_size)
@@ -216,6 +220,7 @@ def _setup(config: RunConfig, sink: MetricsSink, resume: bool, world: World = SI
         teacher,
         demos,
         world=world,
+        parallel=parallel,
     )
 
 
@@ -298,8 +303,9 @@ def _resume(state: RunState) -> int | None:
     for checkpoint in candidates:
         try:
             verify_checkpoint(checkpoint)
-            state.student.load_weights(checkpoint)
-            saved = load_training_state(checkpoint, state.optimizer)
+            state.parallel.load_weights(checkpoint)
+            saved = load_training_state(checkpoint)
+            state.parallel.load_optimizer_state(state.optimizer, optimizer_state(checkpoint))
             break
         except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, SafetensorError) as exc:
             reason = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
@@ -393,8 +399,10 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     if config.trajectory_seeding:
         generator = trajectory_generators(config.seed, state.step, share.start, len(tasks))
     env = _rollout_env(state, len(tasks))
+    shards = config.shards // world.size
     try:
-        rollout = collect(state.student, env, tasks, init_ids, config.temperature, generator)
+        with state.parallel.full_parameters():
+            rollout = collect(state.student, env, tasks, init_ids, config.temperature, generator, shards=shards)
     except FloatingPointError as exc:  # finite updates can still blow the logits up (a huge lr)
         raise DivergenceError(
             state.step,
@@ -408,7 +416,12 @@ def _on_policy_step(state: RunState, phase: str) -> dict[str, float]:
     teacher_logits = None
     if state.teacher is not None and phase == "opd":
         teacher_logits = label_states(
-            state.teacher, rollout.obs, rollout.actions, config.label_batch_size, state.student.device
+            state.teacher,
+            rollout.obs,
+            rollout.actions,
+            config.label_batch_size,
+            state.student.device,
+            parts=_shard_states(rollout, shards),
         )
     t2 = time.perf_counter()
     # ---- Phase 3: policy update
@@ -485,51 +498,44 @@ def _grpo_objective(config: RunConfig, rollout: Rollout) -> UpdateObjective:
 
 def _update(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tuple[float, float, float]:
     """`updates_per_step` shuffled passes of minibatch steps; returns mean loss, mean grad norm, share of states
-    used."""
+    used.
+
+    The minibatches are drawn over the global state order (query round, then global trajectory index), the same
+    whatever the number of ranks; each is computed shard by shard (`batch_shards`), every shard's states in the
+    order its rank holds them, each shard's loss its share of the minibatch mean. A 1-rank run with as many shards
+    as a multi-rank run has ranks thus makes the same forward passes and adds the same gradients."""
     config = state.config
-    if state.world.distributed:
-        return _update_sharded(state, rollout, objective)
-    states = objective.states
-    if len(states) == 0:
-        return 0.0, 0.0, 0.0
-    losses, norms = [], []
-    for _ in range(config.updates_per_step):
-        order = state.rng.permutation(states)
-        for start in range(0, len(order), config.minibatch_size):
-            index = order[start : start + config.minibatch_size]
-            loss = objective.loss(state.student(rollout.obs.take(index), rollout.actions[index]), index)
-            grad_norm, applied = _optimize(state, loss)
-            if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
-                norms.append(grad_norm)
-                losses.append(loss.item())
-    return _mean(losses), _mean(norms), len(states) / len(rollout.obs)
-
-
-def _update_sharded(state: RunState, rollout: Rollout, objective: UpdateObjective) -> tuple[float, float, float]:
-    """`_update` over the ranks' states together: the same shuffled global minibatches as one process would draw
-    (state order: query round, then global trajectory index), each rank's loss its states' share of the minibatch
-    mean, so that the all-reduced gradient is the one-process gradient of the global minibatch."""
-    config, world = state.config, state.world
-    owner, local, carries = _global_states(world, rollout, objective.states)
+    shard, local, carries = _global_states(state.world, rollout, objective.states, config.shards)
     states = np.nonzero(carries)[0]
     if len(states) == 0:
         return 0.0, 0.0, 0.0
+    per_rank = config.shards // state.world.size
+    mine = range(state.world.rank * per_rank, (state.world.rank + 1) * per_rank)
     losses, norms = [], []
     for _ in range(config.updates_per_step):
         order = state.rng.permutation(states)
         for start in range(0, len(order), config.minibatch_size):
             index = order[start : start + config.minibatch_size]
-            mine = local[index[owner[index] == world.rank]]
-            loss_value = _all_reduced_backward(state, rollout, objective, mine, len(index))
+            parts = [local[index[shard[index] == k]] for k in mine]
+            loss_value = _accumulated_backward(state, rollout, objective, parts, len(index))
             grad_norm, applied = _clip_and_step(state, loss_value)
-            if applied:
+            if applied:  # a skipped (non-finite) update is counted in train/skipped_updates, not averaged in
                 norms.append(grad_norm)
                 losses.append(loss_value)
-    return _mean(losses), _mean(norms), len(states) / len(owner)
+    return _mean(losses), _mean(norms), len(states) / len(shard)
 
 
-def _global_states(world: World, rollout: Rollout, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Over the global state order: the rank that holds each state, its index there, whether it carries gradient."""
+def _shard_states(rollout: Rollout, shards: int) -> list[np.ndarray]:
+    """This rank's rollout states by shard (contiguous blocks of its trajectories), each in rollout order."""
+    per_shard = len(rollout.tasks) // shards
+    return [np.nonzero(rollout.trajectory // per_shard == k)[0] for k in range(shards)]
+
+
+def _global_states(
+    world: World, rollout: Rollout, states: np.ndarray, shards: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over the global state order: the shard that holds each state, its index on its rank, whether it carries
+    gradient."""
     trajectory = rollout.trajectory
     by_trajectory = np.argsort(trajectory, kind="stable")
     first = np.searchsorted(trajectory[by_trajectory], trajectory[by_trajectory], side="left")
@@ -540,34 +546,36 @@ def _global_states(world: World, rollout: Rollout, states: np.ndarray) -> tuple[
     offset = world.shard(len(rollout.tasks) * world.size).start
     parts = world.gather((query_round, trajectory + offset, carries))
     rounds, trajectories, carried = (np.concatenate(column) for column in zip(*parts))
-    owners = np.concatenate([np.full(len(p[0]), r) for r, p in enumerate(parts)])
     locals_ = np.concatenate([np.arange(len(p[0])) for p in parts])
     order = np.lexsort((trajectories, rounds))
-    return owners[order], locals_[order], carried[order]
+    per_shard = len(rollout.tasks) * world.size // shards
+    return trajectories[order] // per_shard, locals_[order], carried[order]
 
 
-def _all_reduced_backward(
-    state: RunState, rollout: Rollout, objective: UpdateObjective, mine: np.ndarray, total: int
+def _accumulated_backward(
+    state: RunState, rollout: Rollout, objective: UpdateObjective, parts: list[np.ndarray], total: int
 ) -> float:
-    """Backward of this rank's share of a global minibatch of `total` states, gradients summed over ranks;
-    returns the global minibatch loss."""
+    """Backward of this rank's shards of a global minibatch of `total` states, one micro-batch per shard, the
+    gradients accumulated locally and summed over ranks by the data-parallel engine on the last one; returns the
+    global minibatch loss.
+
+    DDP and FSDP2 average over ranks, so each loss is scaled by the world size too (a power of two scales floats
+    exactly: a 2-rank run's averaged gradient is, bit for bit, the 1-rank run's accumulated one). A rank with no
+    state in its last shard still joins that synced backward, with one state at weight 0."""
+    world, parallel = state.world, state.parallel
     state.optimizer.zero_grad(set_to_none=True)
     partial = 0.0
-    if len(mine):
-        loss = objective.loss(state.student(rollout.obs.take(mine), rollout.actions[mine]), mine) * (len(mine) / total)
-        loss.backward()
-        partial = loss.item()
-    params = [p for p in state.student.parameters() if p.requires_grad]
-    device = params[0].device
-    grads = [torch.zeros(p.numel(), device=device) if p.grad is None else p.grad.reshape(-1).float() for p in params]
-    present = [float(p.grad is not None) for p in params]  # a weight no rank reached keeps grad None (as AdamW wants)
-    flat = state.world.sum_tensor_(torch.cat([*grads, torch.tensor([*present, partial], device=device)]))
-    offset = 0
-    for k, p in enumerate(params):
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).to(p.dtype) if flat[-1 - len(params) + k] > 0 else None
-        offset += n
-    return flat[-1].item()
+    for position, mine in enumerate(parts):
+        synced = position == len(parts) - 1
+        if len(mine) == 0 and not (synced and world.distributed):
+            continue
+        rows = mine if len(mine) else np.zeros(1, np.int64)
+        weight = len(mine) / total
+        with parallel.gradient_sync(synced):
+            loss = objective.loss(parallel.train_module(rollout.obs.take(rows), rollout.actions[rows]), rows)
+            (loss * (weight * world.size)).backward()
+        partial += loss.item() * weight
+    return world.sum([partial])[0]
 
 
 def _mean(values: list[float]) -> float:
@@ -604,8 +612,14 @@ def _run_eval(state: RunState, step: int) -> EvalResult:
     video_tasks = state.seen[: config.videos_per_eval] + (state.unseen[:1] if config.videos_per_eval else [])
     if env_spec(config.env).release_rollout_envs_before_eval:
         state.close_rollout_env()  # the evaluation builds its own simulators: never hold two sets (LIBERO: GBs each)
-    if state.world.distributed:
-        return _run_eval_sharded(state, step, video_tasks)
+    with state.parallel.full_parameters():
+        if state.world.distributed:
+            return _run_eval_sharded(state, step, video_tasks)
+        return _evaluate_here(state, step, video_tasks)
+
+
+def _evaluate_here(state: RunState, step: int, video_tasks: list[str]) -> EvalResult:
+    config = state.config
     return evaluate(
         state.student,
         config.env,
@@ -666,14 +680,16 @@ def _save(state: RunState, step: int) -> None:
         extra["rank_rng"] = state.world.gather(
             {"torch": torch.get_rng_state().tolist(), "generator": state.generator.get_state().tolist()}
         )
-        if not state.world.is_main:
-            return
+    optimizer = state.parallel.optimizer_state(state.optimizer)  # FSDP2: every rank takes part in gathering
+    student = state.parallel.checkpoint_module()  # these two
+    if not state.world.is_main:
+        return
     save_checkpoint(
         path,
-        state.student,
+        student,
         step=step,
         run_config=state.config.to_dict(),
-        optimizer=state.optimizer,
+        optimizer=optimizer,
         rng=rng_state(state.rng),
         extra=extra,
     )

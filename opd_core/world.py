@@ -68,12 +68,6 @@ class World:
         torch.distributed.all_gather_object(out, obj)
         return out
 
-    def sum_tensor_(self, tensor: torch.Tensor) -> torch.Tensor:
-        """In-place sum over ranks of a tensor (the flattened gradients)."""
-        if self.distributed:
-            torch.distributed.all_reduce(tensor)
-        return tensor
-
     def broadcast_module_(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers on every rank (a replica that started differently is overwritten)."""
         if self.distributed:

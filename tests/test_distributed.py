@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from opd_core.checkpoint import load_policy, load_training_state
+from hf_models import build_tiny_llava
+from opd_core.checkpoint import load_policy, load_training_state, save_checkpoint
 from opd_core.config import ConfigError
 from opd_core.policies.base import sample_bins
+from opd_core.registry import build_policy
 from opd_core.sinks import LocalDirSink, read_metrics
+from opd_core.tokenizer import ActionTokenizer
 from opd_core.train import train
 from opd_core.world import SINGLE, World, merge_eval_details, shard_tasks, trajectory_generators
 from tinyrun import tiny_config
@@ -67,30 +70,41 @@ def _scalars(run_dir: Path) -> list[dict]:
 
 
 # ============================================================================================ equivalence
-@pytest.mark.parametrize(("pipeline", "steps", "tolerance"), [("opd", 1, 1e-2), ("grpo", 2, 1e-3)])
-def test_two_ranks_equal_one_rank_of_the_same_global_batch(tmp_path, pipeline, steps, tolerance):
-    """Same seed and global batch (B=2 x G=4, one group per rank; 40-state minibatches that straddle the ranks):
-    the 2-rank run logs the 1-rank run's metrics (success, entropy, KL, loss, grad norm, eval) and ends with its
-    parameters. AdamW divides each gradient by its own magnitude, so float-rounding noise in weights whose gradient
-    is ~0 grows to ~lr: parameters are compared by the norm of their difference against how far training moved
-    them, the metrics of step 1 (rollouts before any update) tightly and of later steps loosely. The OPD run (every
-    state carries gradient, so many weights get ~0 gradients) is one step of 4 updates, the GRPO run two steps."""
-    one = _run(_config(tmp_path / "one", 1, pipeline, steps=steps, eval_every=steps))
-    two = _run(_config(tmp_path / "two", 2, pipeline, steps=steps, eval_every=steps))
+@pytest.fixture
+def one_torch_thread():
+    """The 1-rank run computes in this process with the thread count each spawned rank gets (1 of 1 here): CPU
+    kernels split their sums differently over another number of threads (measured: a 2-thread 1-rank GRPO run
+    against 1-thread ranks ends 1.3e-5 apart). Other tests change this process's thread count (the worker's pool
+    setup, the study jobs, opd_core.bench), which is how the equivalence could fail only after them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("pipeline", ["opd", "grpo"])
+def test_two_ranks_equal_one_rank_of_the_same_global_batch(tmp_path, pipeline):
+    """Same seed and global batch (B=2 x G=4, one group per rank; 40-state minibatches that straddle the ranks),
+    two steps of two passes each: the 2-rank DDP run logs the 1-rank run's metrics (success, entropy, KL, loss,
+    grad norm, eval) and ends with its parameters, to float tolerance. The 1-rank run computes in the 2 shards the
+    ranks hold (batch_shards: 2): the same forward batches and the same gradient sums, so nothing differs but
+    the order in which the metrics' means are taken."""
+    one = _run(_config(tmp_path / "one", 1, pipeline, objective="reverse_kl", batch_shards=2))
+    two = _run(_config(tmp_path / "two", 2, pipeline, objective="reverse_kl"))
+    steps = 2
     assert one.status == two.status == "finished" and one.step == two.step == steps
 
     start = _flat_parameters(ASSETS / "student")
     p1, p2 = (_flat_parameters(tmp_path / name / f"checkpoints/step_{steps}") for name in ("one", "two"))
-    moved = torch.linalg.vector_norm(p1 - start)
-    assert moved > 0
-    assert torch.linalg.vector_norm(p2 - p1) < tolerance * moved
+    assert torch.linalg.vector_norm(p1 - start) > 0
+    assert (p2 - p1).abs().max() <= 1e-6 * p1.abs().max()
 
     rows1, rows2 = _scalars(tmp_path / "one"), _scalars(tmp_path / "two")
     assert [sorted(r) for r in rows1] == [sorted(r) for r in rows2], "the same metrics at the same steps"
     for a, b in zip(rows1, rows2, strict=True):
-        tolerance = 1e-4 if a["step"] <= 1 else 5e-3
         for key, value in a.items():
-            assert b[key] == pytest.approx(value, rel=tolerance, abs=1e-6), (a["step"], key)
+            assert b[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (a["step"], key)
     used = [row["train/updated_state_fraction"] for row in rows2 if "train/loss" in row]
     assert any(u > 0 for u in used), "a step updated (GRPO: the shipped student's groups can mix outcomes)"
 
@@ -102,6 +116,52 @@ def test_two_ranks_equal_one_rank_of_the_same_global_batch(tmp_path, pipeline, s
         load_training_state(tmp_path / f"two/checkpoints/step_{steps}").extra["env_steps"]
         == load_training_state(tmp_path / f"one/checkpoints/step_{steps}").extra["env_steps"]
     )
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fsdp_shards_a_lora_transformers_student_and_resumes(tmp_path):
+    """FSDP2 (fully_shard per decoder layer, then the policy) on a tiny LLaVA with LoRA adapters: the 2-rank run
+    ends with the 1-rank run's parameters to float tolerance (the gradient norm is summed over shards, so the
+    clip factor may differ in its last bit), only adapters train, and a cancelled run resumes (weights and the
+    gathered AdamW state scattered back into the shards) to the straight run's parameters."""
+    vla = build_tiny_llava(tmp_path / "vla", hidden=32, layers=2)
+    teacher = tmp_path / "teacher"
+    arch = {"width": 4, "hidden": 32, "input_size": 16}
+    save_checkpoint(teacher, build_policy("small_vla", arch, ActionTokenizer.identity()), step=0)
+    base = dict(
+        pipeline="opd",
+        objective="reverse_kl",
+        hf_lora_rank=2,
+        student_checkpoint=str(vla),
+        teacher_checkpoint=str(teacher),
+        steps=2,
+        lr=1e-2,
+        eval_every=2,
+        eval_init_states=1,
+        save_every=1,
+        max_episode_steps=3,
+        batch_tasks=2,
+        group_size=2,
+        minibatch_size=4,
+        updates_per_step=1,
+    )
+    one = _run(tiny_config(tmp_path / "one", batch_shards=2, **base))
+    two = _run(tiny_config(tmp_path / "two", nproc_per_node=2, data_parallel="fsdp", **base))
+    assert one.status == two.status == "finished"
+    p0, p1, p2 = (
+        _flat_parameters(tmp_path / f"{n}/checkpoints/step_{k}") for n, k in [("one", 0), ("one", 2), ("two", 2)]
+    )
+    assert torch.linalg.vector_norm(p1 - p0) > 0
+    assert (p2 - p1).abs().max() <= 1e-6 * p1.abs().max()
+    trainable = [n for n, p in load_policy(tmp_path / "two/checkpoints/step_2").named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+    calls = iter([False, True])
+    config = tiny_config(tmp_path / "resumed", nproc_per_node=2, data_parallel="fsdp", **base)
+    assert _run(config, stop_requested=lambda: next(calls, True)).step == 1
+    resumed = _run(config, resume=True)
+    assert resumed.status == "finished" and resumed.resumed_from == 1
+    assert torch.equal(_flat_parameters(tmp_path / "resumed/checkpoints/step_2"), p2)
 
 
 def test_the_one_rank_default_keeps_its_single_generator(tmp_path):
@@ -153,6 +213,13 @@ def test_process_fields_are_validated(tmp_path):
         _config(tmp_path, 2, "opd", batch_tasks=3)
     with pytest.raises(ConfigError, match="nproc_per_node"):
         tiny_config(tmp_path, pipeline="sft", demos="x", nproc_per_node=2)
+    with pytest.raises(ConfigError, match="data_parallel"):
+        _config(tmp_path, 2, "opd", data_parallel="zero3")
+    with pytest.raises(ConfigError, match="batch_shards"):
+        _config(tmp_path, 2, "opd", batch_shards=3)
+    with pytest.raises(ConfigError, match="batch_shards"):
+        _config(tmp_path, 1, "opd", batch_shards=4)  # B=2 groups cannot make 4 shards
+    assert _config(tmp_path, 1, "opd", batch_shards=2, per_trajectory_seeds=False).trajectory_seeding
     config = _config(tmp_path, 2, "opd", nnodes=2, batch_tasks=4)
     assert config.world_size == 4 and config.trajectory_seeding
 
@@ -191,7 +258,8 @@ def test_the_launch_form_has_the_process_fields_and_the_runs_table_counts_ranks(
     from app.runs_table import COLUMN_ORDER, rank_count
 
     names = [spec.name for spec in field_specs()]
-    assert {"nproc_per_node", "nnodes", "per_trajectory_seeds"} <= set(names)
+    assert {"nproc_per_node", "nnodes", "per_trajectory_seeds", "batch_shards", "data_parallel"} <= set(names)
+    assert next(spec for spec in field_specs() if spec.name == "data_parallel").choices == ("ddp", "fsdp")
     assert field_sections()["nproc_per_node"].startswith("processes")
     assert rank_count({"nproc_per_node": 2, "nnodes": 3}) == 6 and rank_count({}) == 1
     assert "ranks" in COLUMN_ORDER

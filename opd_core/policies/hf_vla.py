@@ -298,11 +298,18 @@ class TransformersVLA(Policy):
         model = self.model
         if self.settings.lora_rank > 0:
             model.save_pretrained(directory / "lora_adapter")
+            from peft.tuners.lora import LoraLayer
+
+            bases = [m.get_base_layer().weight for m in model.modules() if isinstance(m, LoraLayer)]
+            kept = [weight.detach().clone() for weight in bases]
             model.merge_adapter()
             try:
                 model.get_base_model().save_pretrained(target)
             finally:
                 model.unmerge_adapter()
+                with torch.no_grad():  # unmerging rounds: the frozen base is restored to the bit, so that saving
+                    for weight, original in zip(bases, kept, strict=True):  # never changes the training
+                        weight.copy_(original)
         else:
             model.save_pretrained(target)
         self.processor.save_pretrained(target)
@@ -311,6 +318,12 @@ class TransformersVLA(Policy):
         (target / SETTINGS_FILE).write_text(json.dumps(conventions, indent=1))
         stats = {self.settings.unnorm_key or "opd": {"action": self.tokenizer.to_dict()}}
         (target / "dataset_statistics.json").write_text(json.dumps(stats, indent=1))
+
+    def load_weights(self, directory: Path) -> None:
+        """In place, from an OPD checkpoint folder (resume): the checkpoint as `from_checkpoint` restores it (a LoRA
+        run: its frozen base and trained adapters), its weights copied into this policy."""
+        fresh = type(self).from_checkpoint(directory, self.arch_config(), self.tokenizer, str(self.device))
+        self.load_state_dict(fresh.state_dict())
 
     def _copy_remote_code(self, target: Path) -> None:
         """A checkpoint with its own modeling code (config auto_map) keeps working only with that code beside it."""
