@@ -139,11 +139,11 @@ def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[Checkpoin
 
 def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: list[CheckpointChoice], key: str):
     """Shipped and lab checkpoints by name, the field's role on the form's suite first and chosen by default."""
-    suite = values["suite"]
-    ordered = ordered_for(checkpoints, spec.name, suite)
+    suite, env = values["suite"], values["env"]
+    ordered = ordered_for(checkpoints, spec.name, suite, env)
     labels = {choice.path: choice.label for choice in ordered}
     options = ["", *labels]
-    default = default_for(checkpoints, spec.name, suite)
+    default = default_for(checkpoints, spec.name, suite, env)
     return st.selectbox(
         spec.name,
         options,
@@ -156,8 +156,8 @@ def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: lis
 
 
 def _demos_picker(spec: FieldSpec, values: dict[str, Any], key: str):
-    """Expert demos made at launch (tabletop) by default; only sft runs read them."""
-    generated = expert_demos.GENERATE if values["env"] == "tabletop" else None
+    """Expert demos made at launch (a built-in simulator's scripted expert) by default; only sft runs read them."""
+    generated = expert_demos.GENERATE if expert_demos.can_generate(values["env"]) else None
     options = [option for option in (generated, "") if option is not None]
     names = {
         expert_demos.GENERATE: f"expert demos of the {values['suite']} suite (made at launch if missing)",
