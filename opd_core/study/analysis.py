@@ -346,7 +346,7 @@ def claims(suite_result: dict) -> list[dict]:
         teacher["seen_success"] >= 0.9,
     )
     add(
-        "The 1-demo student is well below the teacher",
+        "The student init (1-demo on the tabletop, many-demo on twin) is well below the teacher",
         "student < 0.75 x teacher (greedy seen success)",
         f"student {student['seen_success']:.2f} vs teacher {teacher['seen_success']:.2f}",
         student["seen_success"] < 0.75 * teacher["seen_success"],
