@@ -29,7 +29,7 @@ from opd_core.study.plan import (
     seen_tasks,
     task_groups,
 )
-from opd_core.study.presets import StudyPreset
+from opd_core.study.presets import METHOD_LABELS, StudyPreset
 from opd_core.study.recipes import load_recipe
 from opd_core.study.references import ROLES, references
 
@@ -162,7 +162,8 @@ def run_study(
             if key == "sft":
                 methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
             if is_objective:
-                objectives[key[len(OBJECTIVE_PREFIX) :]] = methods.pop(key)
+                objective = key[len(OBJECTIVE_PREFIX) :]
+                objectives[objective] = {**methods.pop(key), "label": METHOD_LABELS.get(objective, objective)}
         result = {
             "tasks": groups.to_dict(),
             "assets": suite_assets.describe(),
