@@ -202,8 +202,9 @@ TWIN_QUICK = StudyPreset(
 exact reverse KL) at B=4 x G=8 for 15 steps (10 seen + 4 held-out + 4 pre-training tasks x 5 initial states every
 5 steps), and the objective ablation of Figure 4 (reverse KL, forward KL, hard CE on beat_block_hammer alone at 32
 trajectories per step, 15 steps): 9 runs, 135 on-policy steps. No group-size ablation (the paper runs it on LIBERO
-only). Budget: an OPD step at B=4 x G=8 on twin costs about 5-7 CPU-seconds (measured with the load at 8 on 2
-cores, where it took 20-40 s of wall time)."""
+only). Measured from the shipped twin checkpoints with --jobs 2: about 19 minutes in all (the 4 reverse-KL and
+Figure 4 runs took 947 s with the load at 8-16 on 2 cores, 20-46 s per OPD step; the other 5 runs 207 s on a quiet
+machine, 2-5 s per step)."""
 
 TWIN_FULL = TWIN_QUICK.with_changes(
     name="twin-full",
