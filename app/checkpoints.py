@@ -1,12 +1,15 @@
 """The checkpoints a run can start from: the shipped ones and the lab's own, each with a readable name.
 
-Shipped: the base, teacher and 1-demo student checkpoints that come with the project (assets/tabletop), found
-through the study's own lookup (`shipped_root`), so the dashboard and `opd reproduce` start from the same files
-however the project is installed. The lab's own: the final checkpoint of every finished run in the store.
+Shipped: the base, teacher and student checkpoints that come with the project (assets/tabletop, and the dual-arm
+twin's in assets/twin), found through the study's own lookup (`shipped_roots`: its presets' default assets), so the
+dashboard and `opd reproduce` start from the same files however the project is installed. The lab's own: the final
+checkpoint of every finished run in the store.
 
 A checkpoint's role is read from the run config its meta.json (or its run) recorded: an sft run on the pretrain
-suite is a pre-trained base, an sft run with one demo per task a student, any other sft run a teacher; the final
-checkpoint of a post-training run (opd, grpo, ...) is a trained student.
+suite is a pre-trained base; an sft run named as a student or a teacher (the twin recipes: twin-student,
+twin-teacher) is that; otherwise one with one demo per task a student, any other sft run a teacher; the final
+checkpoint of a post-training run (opd, grpo, ...) is a trained student. A shipped checkpoint's folder
+(<suite>/teacher, <suite>/student, base) names its role.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,8 @@ class CheckpointChoice:
     """shipped | lab"""
     evaluation: dict[str, Any] = field(default_factory=dict)
     """The evaluation recorded with the checkpoint (seen_success, unseen_success, per_task); may be empty."""
+    env: str = "tabletop"
+    """The simulator it was trained on (a picker offers the form's env's first)."""
 
 
 def role_of(run_config: Mapping[str, Any]) -> str | None:
@@ -49,17 +55,40 @@ def role_of(run_config: Mapping[str, Any]) -> str | None:
         return "trained"
     if run_config.get("suite") == "pretrain":
         return "base"
+    words = set(re.split(r"[^a-z]+", str(run_config.get("name") or "").lower()))
+    for role in ("student", "teacher"):
+        if role in words:
+            return role
     return "student" if int(run_config.get("num_demos", 0) or 0) == 1 else "teacher"
+
+
+SHIPPED_ROLES = {"base": "base", "teacher": "teacher", "student": "student"}
+"""A shipped checkpoint's folder name -> its role (the study's layout: base, <suite>/teacher, <suite>/student)."""
 
 
 # ---- shipped checkpoints ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def shipped_root() -> Path | None:
-    """The folder of shipped checkpoints, as the study finds it for `opd reproduce` (its default --assets)."""
+    """The tabletop's folder of shipped checkpoints, as the study finds it for `opd reproduce` (its default
+    --assets)."""
     from opd_core.study.presets import QUICK  # the study's lookup; importing the study loads torch (about 2 s)
+
+    return _assets_folder(QUICK.default_assets)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_roots() -> tuple[Path, ...]:
+    """Every simulator's folder of shipped checkpoints (the study presets' default --assets: tabletop, twin)."""
+    from opd_core.study.presets import PRESETS
+
+    folders = dict.fromkeys(p.default_assets for p in PRESETS.values() if p.default_assets)
+    return tuple(root for root in map(_assets_folder, folders) if root is not None)
+
+
+def _assets_folder(relative: str) -> Path | None:
     from opd_core.study.recipes import CONFIG_DIR
 
-    root = (CONFIG_DIR.parent / QUICK.default_assets).resolve() if QUICK.default_assets else None
+    root = (CONFIG_DIR.parent / relative).resolve() if relative else None
     return root if root is not None and root.is_dir() else None
 
 
@@ -78,16 +107,18 @@ def checkpoints_on_disk(roots: Iterable[Path]) -> list[CheckpointChoice]:
                 continue
             run_config = meta.get("run_config") or {}
             evaluation = (meta.get("extra") or {}).get("eval") or {}
-            role = role_of(run_config)
+            role = SHIPPED_ROLES.get(meta_path.parent.name) or role_of(run_config)
             suite = str(run_config.get("suite") or "")
             label = f"{describe(role, run_config)} · shipped{success_text(evaluation)} · step {meta.get('step', '?')}"
-            found.append(CheckpointChoice(str(meta_path.parent.resolve()), label, role, suite, "shipped", evaluation))
+            env = str(run_config.get("env") or "tabletop")
+            found.append(
+                CheckpointChoice(str(meta_path.parent.resolve()), label, role, suite, "shipped", evaluation, env)
+            )
     return found
 
 
 def shipped_checkpoints() -> list[CheckpointChoice]:
-    root = shipped_root()
-    return checkpoints_on_disk([root]) if root is not None else []
+    return checkpoints_on_disk(shipped_roots())
 
 
 # ---- the lab's own ----------------------------------------------------------------------------------------
@@ -104,7 +135,13 @@ def lab_checkpoints(lab: Any) -> list[CheckpointChoice]:
         label = f"#{run.id} {run.name} · {describe(role, run.config)}{success_text(evaluation)} · step {last.step}"
         found.append(
             CheckpointChoice(
-                str(lab.artifact_path(last.path)), label, role, str(run.config.get("suite") or ""), "lab", evaluation
+                str(lab.artifact_path(last.path)),
+                label,
+                role,
+                str(run.config.get("suite") or ""),
+                "lab",
+                evaluation,
+                str(run.config.get("env") or "tabletop"),
             )
         )
     return found
@@ -118,34 +155,42 @@ def checkpoint_choices(lab: Any, shipped: Sequence[CheckpointChoice] | None = No
     return list(choices.values())
 
 
-def ordered_for(choices: Sequence[CheckpointChoice], field_name: str, suite: str) -> list[CheckpointChoice]:
-    """The picker's order: the field's role on the form's suite first, then the rest (stable otherwise)."""
+def ordered_for(
+    choices: Sequence[CheckpointChoice], field_name: str, suite: str, env: str | None = None
+) -> list[CheckpointChoice]:
+    """The picker's order: the field's role on the form's suite (and env) first, then the rest of the suite, then
+    the env's others, then everything else (stable otherwise)."""
     role = ROLE_OF_FIELD.get(field_name)
 
     def rank(choice: CheckpointChoice) -> int:
-        if choice.role == role and choice.suite == suite:
+        same_env = env is None or choice.env == env
+        if choice.role == role and choice.suite == suite and same_env:
             return 0
-        return 1 if choice.suite == suite else 2
+        if choice.suite == suite and same_env:
+            return 1
+        return 2 if same_env else 3
 
     return sorted(choices, key=rank)
 
 
-def default_for(choices: Sequence[CheckpointChoice], field_name: str, suite: str) -> str:
-    """The picker's default: the newest checkpoint in the field's role on the suite (the lab's own before the
-    shipped one); "" (none) when there is none."""
+def default_for(choices: Sequence[CheckpointChoice], field_name: str, suite: str, env: str | None = None) -> str:
+    """The picker's default: the newest checkpoint in the field's role on the suite (and env) (the lab's own
+    before the shipped one); "" (none) when there is none."""
     role = ROLE_OF_FIELD.get(field_name)
-    return next((c.path for c in choices if c.role == role and c.suite == suite), "")
+    return next((c.path for c in choices if c.role == role and c.suite == suite and (env is None or c.env == env)), "")
 
 
 # ---- labels -----------------------------------------------------------------------------------------------
 def describe(role: str | None, run_config: Mapping[str, Any]) -> str:
     suite = run_config.get("suite") or "?"
+    env = run_config.get("env") or "tabletop"
     if role == "base":
-        return "pre-trained base"
+        return "pre-trained base" if env == "tabletop" else f"{env} pre-trained base"
     if role == "teacher":
         return f"{suite} teacher"
     if role == "student":
-        return f"{suite} 1-demo student"
+        demos = run_config.get("num_demos")
+        return f"{suite} {demos}-demo student" if demos else f"{suite} student"
     if role == "trained":
         return method_label(run_config)
     return "checkpoint"

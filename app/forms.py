@@ -27,7 +27,9 @@ from opd_core.config import (
     RunConfig,
     field_docs,
 )
-from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.envs.base import TaskSuiteProvider
+from opd_core.errors import EnvironmentUnavailable
+from opd_core.registry import task_catalog
 
 CHOICES = {
     "pipeline": PIPELINES,
@@ -44,7 +46,6 @@ HIDDEN_FIELDS = ("out_dir", "seed")
 for a list of seeds instead (one run per seed)."""
 LIVE_FIELDS = ("env", "suite")
 """Drawn outside the form so that the task pickers can follow them (a form only reports on submit)."""
-TABLETOP_SUITES = tuple(CATALOG.suites)
 UNSEEN_SUITE = "unseen"
 
 
@@ -115,21 +116,33 @@ def field_sections() -> dict[str, str]:
     return sections
 
 
+def catalog_of(env: str) -> TaskSuiteProvider | None:
+    """The environment's task catalogue from the registry; None when it is an optional extra that is not
+    installed (its suites are then typed by name)."""
+    try:
+        return task_catalog(env)
+    except EnvironmentUnavailable:
+        return None
+
+
 def suite_choices(env: str) -> list[str]:
-    """Suites offered for an environment; LIBERO suites are typed by name (the catalogue is an optional extra)."""
-    return list(TABLETOP_SUITES) if env == "tabletop" else []
+    """Suites offered for an environment, from its catalogue (the tabletop's, the dual-arm twin's, an installed
+    extra's); none for an extra that is not installed."""
+    catalog = catalog_of(env)
+    return list(catalog.suites) if catalog is not None else []
 
 
 def task_choices(env: str, suite: str, field_name: str) -> list[str]:
     """Tasks offered by the picker: the suite's own for `tasks`; for `unseen_tasks` the held-out `unseen`
-    suite first, then every other tabletop task (any task can be held out)."""
-    if env != "tabletop":
+    suite first, then every other task of the environment (any task can be held out)."""
+    catalog = catalog_of(env)
+    if catalog is None:
         return []
+    suites = list(catalog.suites)
     if field_name == "tasks":
-        return CATALOG.suite_tasks(suite) if suite in CATALOG.suites else []
-    ordered = CATALOG.suite_tasks(UNSEEN_SUITE) + [
-        t for s in TABLETOP_SUITES if s != UNSEEN_SUITE for t in CATALOG.suite_tasks(s)
-    ]
+        return catalog.suite_tasks(suite) if suite in suites else []
+    first = [UNSEEN_SUITE] if UNSEEN_SUITE in suites else []
+    ordered = [t for s in first + [s for s in suites if s != UNSEEN_SUITE] for t in catalog.suite_tasks(s)]
     return list(dict.fromkeys(ordered))
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.forms import field_words
+from app.forms import UNSEEN_SUITE, catalog_of, field_words
 from opd_core.config import ConfigError, RunConfig
-from opd_core.envs.tabletop.tasks import CATALOG
 
 Grid = dict[str, list]
 PresetResult = tuple[dict[str, Any], Grid]
@@ -54,7 +53,7 @@ def forgetting_study(base: Mapping[str, Any]) -> PresetResult:
     """Paper 4.3 (Fig. 3): offline SFT vs GRPO vs OPD from one pre-trained student, evaluating the held-out
     unseen tasks at every checkpoint (about ten checkpoints per run so each run draws a path)."""
     steps = int(base.get("steps", RunConfig.steps))
-    unseen = list(base.get("unseen_tasks") or CATALOG.suite_tasks("unseen"))
+    unseen = list(base.get("unseen_tasks") or _held_out_tasks(str(base.get("env") or RunConfig.env)))
     eval_every = int(base.get("eval_every") or 0)
     if eval_every <= 0 or eval_every > max(1, steps // 5):
         eval_every = max(1, steps // 10)
@@ -62,6 +61,12 @@ def forgetting_study(base: Mapping[str, Any]) -> PresetResult:
         {**base, "unseen_tasks": unseen, "eval_every": eval_every, "save_every": eval_every},
         {"pipeline": ["sft", "grpo", "opd"]},
     )
+
+
+def _held_out_tasks(env: str) -> list[str]:
+    """The environment's held-out `unseen` suite (none when its catalogue has no such suite)."""
+    catalog = catalog_of(env)
+    return catalog.suite_tasks(UNSEEN_SUITE) if catalog is not None and UNSEEN_SUITE in catalog.suites else []
 
 
 PRESETS = (

@@ -1,6 +1,7 @@
 """`opd reproduce`: run the paper's study end to end (see opd_core/study/ for the parts).
 
     opd reproduce --out DIR [--quick] [--seeds N] [--suites object] [--assets FOLDER] [--jobs N]
+    opd reproduce --out DIR --quick --suites twin     (the dual-arm RoboTwin protocol: Table 3 and Figure 4)
 
 Hook into the CLI with `add_reproduce_command(subparsers)` in `opd_core.cli.build_parser`.
 """
@@ -32,7 +33,8 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
     parser.add_argument(
         "--suites",
         default="object",
-        help="comma-separated tabletop suites, or all (spatial,object,goal,long); default: object",
+        help="comma-separated tabletop suites, or all (spatial,object,goal,long), or twin (the dual-arm suite: "
+        "Table 3 and Figure 4, a study of its own); default: object",
     )
     parser.add_argument(
         "--assets",
@@ -54,6 +56,8 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
 
 
 POST_TRAINING_SUITES = ("spatial", "object", "goal", "long")
+DUAL_ARM_SUITES = ("twin",)
+"""Suites of the dual-arm twin env (its own base, teacher and student; a study of its own)."""
 
 
 def parse_suites(text: str) -> list[str]:
@@ -64,28 +68,41 @@ def parse_suites(text: str) -> list[str]:
     if not names:
         raise ConfigError("--suites", "no suite given")
     for name in names:
-        if name not in POST_TRAINING_SUITES:
+        if name not in (*POST_TRAINING_SUITES, *DUAL_ARM_SUITES):
             raise ConfigError(
-                "--suites", f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}, or all)"
+                "--suites",
+                f"{name!r} is not a post-training suite ({', '.join(POST_TRAINING_SUITES)}, or all; "
+                f"dual-arm: {', '.join(DUAL_ARM_SUITES)})",
             )
+    envs = {suite_env(name) for name in names}
+    if len(envs) > 1:
+        raise ConfigError(
+            "--suites", "the dual-arm twin suite is a study of its own (another simulator): run it separately"
+        )
     return list(dict.fromkeys(names))
+
+
+def suite_env(suite: str) -> str:
+    return "twin" if suite in DUAL_ARM_SUITES else "tabletop"
 
 
 def _cmd_reproduce(args, run=None) -> int:
     """`run`: the study runner (default opd_core.study.run_study; the lab passes one that uses its queue)."""
-    from opd_core.envs.tabletop.tasks import CATALOG
-    from opd_core.study import FULL, QUICK, run_study
+    from opd_core.registry import task_catalog
+    from opd_core.study import run_study
+    from opd_core.study.presets import preset_for
 
-    preset = QUICK if args.quick else FULL
+    suites = parse_suites(args.suites)
+    env = suite_env(suites[0])
+    preset = preset_for(env, args.quick)
     if args.seeds is not None:
         if args.seeds < 1:
             raise ConfigError("--seeds", f"must be at least 1, got {args.seeds}")
         preset = preset.with_changes(seeds=args.seeds)
     if args.jobs < 1:
         raise ConfigError("--jobs", f"must be at least 1, got {args.jobs}")
-    suites = parse_suites(args.suites)
     for suite in suites:
-        CATALOG.suite_tasks(suite)
+        task_catalog(env).suite_tasks(suite)
     if run is None:
         summary = run_study(
             args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs

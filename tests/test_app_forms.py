@@ -81,7 +81,8 @@ def test_shipped_checkpoints_are_found_with_readable_names_and_roles():
     assert {choice.role for choice in choices} == {"base", "teacher", "student"}
     teachers = {choice.suite: choice for choice in choices if choice.role == "teacher"}
     students = {choice.suite: choice for choice in choices if choice.role == "student"}
-    assert set(teachers) == set(students) == {"spatial", "object", "goal", "long"}  # one pair shipped per suite
+    assert set(teachers) == set(students) == {"spatial", "object", "goal", "long", "twin"}  # a pair per suite
+    assert {choice.env for choice in choices if choice.suite != "twin" and choice.role != "base"} == {"tabletop"}
     assert teachers["object"].label == "object teacher · shipped · seen 100% · step 1500"
     assert students["object"].label.startswith("object 1-demo student · ")
     assert [choice.label for choice in choices if choice.role == "base"][0].startswith("pre-trained base · shipped")
@@ -137,7 +138,7 @@ def test_every_preset_launches_on_the_forms_defaults_from_a_fresh_store(tmp_path
     from app.presets import PRESETS, expand
 
     made = []
-    monkeypatch.setattr(expert_demos, "generate", lambda tasks, n, folder: made.append((tasks, n, folder)))
+    monkeypatch.setattr(expert_demos, "generate", lambda tasks, n, folder, env: made.append((tasks, n, folder)))
     for preset in PRESETS:
         lab, at = open_launch(tmp_path)
         labels = [button.label for button in at.button]

@@ -10,6 +10,7 @@ from app import expert_demos, navigation
 from app.backend import action_errors, api
 from app.checkpoints import CheckpointChoice, checkpoint_choices, default_for, ordered_for
 from app.forms import (
+    CHECKPOINT_FIELDS,
     LIVE_FIELDS,
     FieldError,
     FieldSpec,
@@ -71,6 +72,7 @@ def _live_fields(specs: list[FieldSpec], slots: dict[str, Any]) -> dict[str, Any
         "env", env_spec.choices, index=env_spec.choices.index(env_spec.default), help=env_spec.help, key="launch_env"
     )
     slots["env"] = left.empty()
+    _forget_pickers_of_another_env(env)
     suites = suite_choices(env)
     if suites:
         suite = right.selectbox(
@@ -84,6 +86,16 @@ def _live_fields(specs: list[FieldSpec], slots: dict[str, Any]) -> dict[str, Any
         suite = right.text_input("suite", value="libero_object", help=suite_spec.help, key="launch_suite_text")
     slots["suite"] = right.empty()
     return {"env": env, "suite": suite}
+
+
+def _forget_pickers_of_another_env(env: str) -> None:
+    """A checkpoint chosen for one simulator means nothing on another: when env changes, the pickers start again
+    from the new env's defaults (its shipped teacher and student)."""
+    shown = st.session_state.get("launch_env_shown")
+    if shown is not None and shown != env:
+        for name in CHECKPOINT_FIELDS:
+            st.session_state.pop(f"launch_{name}", None)
+    st.session_state["launch_env_shown"] = env
 
 
 def _form_fields(
@@ -139,11 +151,11 @@ def _widget(spec: FieldSpec, values: dict[str, Any], checkpoints: list[Checkpoin
 
 def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: list[CheckpointChoice], key: str):
     """Shipped and lab checkpoints by name, the field's role on the form's suite first and chosen by default."""
-    suite = values["suite"]
-    ordered = ordered_for(checkpoints, spec.name, suite)
+    suite, env = values["suite"], values["env"]
+    ordered = ordered_for(checkpoints, spec.name, suite, env)
     labels = {choice.path: choice.label for choice in ordered}
     options = ["", *labels]
-    default = default_for(checkpoints, spec.name, suite)
+    default = default_for(checkpoints, spec.name, suite, env)
     return st.selectbox(
         spec.name,
         options,
@@ -156,8 +168,8 @@ def _checkpoint_picker(spec: FieldSpec, values: dict[str, Any], checkpoints: lis
 
 
 def _demos_picker(spec: FieldSpec, values: dict[str, Any], key: str):
-    """Expert demos made at launch (tabletop) by default; only sft runs read them."""
-    generated = expert_demos.GENERATE if values["env"] == "tabletop" else None
+    """Expert demos made at launch (a built-in simulator's scripted expert) by default; only sft runs read them."""
+    generated = expert_demos.GENERATE if expert_demos.can_generate(values["env"]) else None
     options = [option for option in (generated, "") if option is not None]
     names = {
         expert_demos.GENERATE: f"expert demos of the {values['suite']} suite (made at launch if missing)",

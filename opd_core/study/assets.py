@@ -4,6 +4,7 @@
   base                            the pre-trained base: sft on the pretrain suite (configs/pretrain_base.yaml)
   <suite>/teacher                 base + 50-demo sft on the suite              (configs/teacher_<suite>.yaml)
   <suite>/student                 base + 1-demo sft on the suite               (configs/student_<suite>_1demo.yaml)
+The twin env (preset.env) has its own chain: configs/twin_{pretrain_base,teacher,student}.yaml (assets/twin).
 
 Each asset is an ordinary run folder made by `train()` with the YAML recipe (paths overridden), so the study and
 `opd train` share recipes; its last checkpoint is the asset. An `--assets` folder may hold finished run folders or
@@ -23,15 +24,15 @@ import h5py
 from opd_core.checkpoint import META, latest_checkpoint, read_meta
 from opd_core.config import RunConfig
 from opd_core.data import task_file_name
-from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.registry import task_catalog
 from opd_core.study.jobs import StudyError, execute, is_finished
 from opd_core.study.presets import StudyPreset
 from opd_core.study.recipes import load_recipe
 
 FOUND_NAMES = {
-    "base": ("base", "pretrain_base"),
-    "teacher": ("{suite}/teacher", "teacher_{suite}", "teacher"),
-    "student": ("{suite}/student", "student_{suite}_1demo", "student"),
+    "base": ("base", "pretrain_base", "{env}_pretrain_base"),
+    "teacher": ("{suite}/teacher", "teacher_{suite}", "{env}_teacher", "teacher"),
+    "student": ("{suite}/student", "student_{suite}_1demo", "{env}_student", "student"),
 }
 """Where an --assets folder may hold each role: a finished run folder or a checkpoint folder."""
 
@@ -96,6 +97,8 @@ class AssetStore:
         self.log = log
         self.run_job = run_job or (lambda config, label: execute(config, progress=progress)[0])
         self._base: Asset | None = None
+        self.env = preset.env
+        self.catalog = task_catalog(preset.env)
         if self.found_in is not None and not self.found_in.is_dir():
             raise StudyError(f"--assets folder not found: {self.found_in}")
 
@@ -108,7 +111,7 @@ class AssetStore:
         student = self._find("student", suite) or self._build(
             self._recipe("student", suite, seen, base.path), "student"
         )
-        return SuiteAssets(suite, base, teacher, student, _trained_tasks(base.run_config), teacher_recipe)
+        return SuiteAssets(suite, base, teacher, student, self._trained_tasks(base.run_config), teacher_recipe)
 
     def base(self) -> Asset:
         """The pre-trained base. An --assets folder must hold it: a folder where nothing is found is a mistake,
@@ -118,7 +121,7 @@ class AssetStore:
             if found is None and self.found_in is not None:
                 raise StudyError(
                     f"no finished base checkpoint in --assets {self.found_in} (looked for "
-                    f"{', '.join(str(self.found_in / n) for n in FOUND_NAMES['base'])})"
+                    f"{', '.join(str(self.found_in / n.format(env=self.env)) for n in FOUND_NAMES['base'])})"
                 )
             self._base = found or self._build(self._recipe("base", "pretrain", [], None), "base")
         return self._base
@@ -135,7 +138,13 @@ class AssetStore:
             bar = _bar(self.progress, len(missing) * num, f"demos {suite}")
             try:
                 generate_demos(
-                    missing, num, folder, noise=DEMO_NOISE, seed=0, progress=bar.update if bar is not None else None
+                    missing,
+                    num,
+                    folder,
+                    noise=DEMO_NOISE,
+                    seed=0,
+                    progress=bar.update if bar is not None else None,
+                    env=self.env,
                 )
             finally:
                 if bar is not None:
@@ -144,8 +153,8 @@ class AssetStore:
 
     # ------------------------------------------------------------------ recipes
     def suite_demo_count(self, suite: str) -> int:
-        """Demos per task of the suite's demo set: the teacher recipe's (50); the 1-demo student reads the first."""
-        return load_recipe("teacher", suite).replace(**self._overrides("teacher")).num_demos
+        """Demos per task of the suite's demo set: the teacher recipe's (50); the student reads the first ones."""
+        return load_recipe("teacher", suite, env=self.env).replace(**self._overrides("teacher")).num_demos
 
     def _overrides(self, role: str) -> dict:
         return {**self.preset.common_overrides, **self.preset.asset_overrides.get(role, {})}
@@ -153,29 +162,29 @@ class AssetStore:
     def _recipe(self, role: str, suite: str, seen: list[str], base: Path | None) -> RunConfig:
         """The role's YAML recipe with the study's paths (and the preset's overrides) filled in."""
         if role == "base":
-            recipe = load_recipe("base", "pretrain")
+            recipe = load_recipe("base", "pretrain", env=self.env)
             count = self.preset.pretrain_tasks
             paths = {
-                "tasks": CATALOG.suite_tasks(recipe.suite)[:count] if count else [],
+                "tasks": self.catalog.suite_tasks(recipe.suite)[:count] if count else [],
                 "demos": str(self.root / "demos" / recipe.suite),
                 "out_dir": str(self.root / "base"),
             }
         else:
-            recipe = load_recipe(role, suite)
+            recipe = load_recipe(role, suite, env=self.env)
             paths = {
                 "tasks": seen,
                 "student_checkpoint": str(base),
                 "demos": str(self.root / "demos" / suite),
                 "out_dir": str(self.root / suite / role),
             }
-        return recipe.replace(**{**paths, **self._overrides(role)})
+        return recipe.replace(**{**paths, "env": self.env, **self._overrides(role)})
 
     def _build(self, recipe: RunConfig, role: str) -> Asset:
         if not is_finished(recipe):
             wanted = recipe.num_demos
             if role != "base":  # the suite's one demo set: the student reads the first episode of each file
                 wanted = max(wanted, self.suite_demo_count(recipe.suite))
-            folder = self.demos(recipe.suite, _trained_tasks(recipe.to_dict()), wanted)
+            folder = self.demos(recipe.suite, self._trained_tasks(recipe.to_dict()), wanted)
             recipe = recipe.replace(demos=str(folder))
         label = f"asset {role}" + ("" if role == "base" else f" ({recipe.suite})")
         if not is_finished(recipe):
@@ -184,12 +193,15 @@ class AssetStore:
         checkpoint = Path(self.run_job(recipe, label))
         return Asset(role, checkpoint, "built", read_meta(checkpoint).get("run_config", {}))
 
+    def _trained_tasks(self, run_config: dict) -> list[str]:
+        return list(run_config.get("tasks") or []) or self.catalog.suite_tasks(run_config.get("suite") or "pretrain")
+
     # ------------------------------------------------------------------ --assets lookup
     def _find(self, role: str, suite: str) -> Asset | None:
         if self.found_in is None:
             return None
         for name in FOUND_NAMES[role]:
-            name = name.format(suite=suite)
+            name = name.format(suite=suite, env=self.env)
             checkpoint = _checkpoint_in(self.found_in / name)
             if checkpoint is None:
                 continue
@@ -197,6 +209,8 @@ class AssetStore:
             run_config = meta.get("run_config") or {}
             if role != "base" and run_config.get("suite") not in (None, suite):
                 continue  # a teacher or student of another suite
+            if run_config.get("env", "tabletop") != self.env and run_config:
+                continue  # a checkpoint of another simulator
             _require_finished(checkpoint, meta)
             return Asset(role, checkpoint, "found", run_config)
         return None
@@ -222,10 +236,6 @@ def _require_finished(checkpoint: Path, meta: dict) -> None:
             f"{checkpoint} is not a finished run (step {meta.get('step')} of {total}); "
             f"finish it (opd train --resume) or leave it out of --assets"
         )
-
-
-def _trained_tasks(run_config: dict) -> list[str]:
-    return list(run_config.get("tasks") or []) or CATALOG.suite_tasks(run_config.get("suite") or "pretrain")
 
 
 def _demo_count(path: Path) -> int:

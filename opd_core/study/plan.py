@@ -3,7 +3,8 @@
 Run folders: DIR/runs/<suite>/<method>_seed<k>. Method keys are the METHODS names plus `reverse_kl_G<g>` for the
 group-size ablation (reverse KL at a fixed number of trajectories per step, B = trajectories / G; an ablation
 point whose batch equals the main batch is the main reverse-KL run itself and is not run twice) and
-`<objective>_lr<lr>` for the objective ablation at another learning rate.
+`<objective>_lr<lr>` for the objective ablation at another learning rate. The objective ablation of paper Fig. 4
+adds `objective_<objective>` runs that train on the preset's one `objective_task`.
 
 opd_then_grpo is a GRPO run from the same seed's reverse-KL checkpoint at the step where distillation plateaued
 (handoff.switch_step): its config is made once the reverse-KL runs have ended, and its folder holds the GRPO part.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opd_core.config import RunConfig
-from opd_core.envs.tabletop.tasks import CATALOG
+from opd_core.registry import task_catalog
 from opd_core.study.presets import StudyPreset
 
 
@@ -38,15 +39,20 @@ class TaskGroups:
         return {"seen": self.seen, "held_out": self.held_out, "retention": self.retention}
 
 
+OBJECTIVE_PREFIX = "objective_"
+"""Method keys of the objective ablation's runs: objective_reverse_kl, objective_forward_kl, objective_hard_ce."""
+
+
 def seen_tasks(preset: StudyPreset, suite: str) -> list[str]:
-    tasks = CATALOG.suite_tasks(suite)
+    tasks = task_catalog(preset.env).suite_tasks(suite)
     return tasks[: preset.seen_tasks] if preset.seen_tasks else tasks
 
 
 def task_groups(preset: StudyPreset, suite: str, base_tasks: list[str]) -> TaskGroups:
     """Seen: the suite; held out: the first `held_out_tasks` unseen tasks; retention: evenly spaced base tasks."""
-    held_out = CATALOG.suite_tasks("unseen")[: preset.held_out_tasks]
-    candidates = [t for t in base_tasks if t not in held_out and CATALOG.suite_of(t) != suite]
+    catalog = task_catalog(preset.env)
+    held_out = catalog.suite_tasks("unseen")[: preset.held_out_tasks]
+    candidates = [t for t in base_tasks if t not in held_out and catalog.suite_of(t) != suite]
     count = min(preset.retention_tasks, len(candidates))
     retention = [candidates[i * len(candidates) // count] for i in range(count)] if count else []
     return TaskGroups(seen_tasks(preset, suite), held_out, retention)
@@ -62,6 +68,10 @@ class RunSpec:
     group_size: int
     lr: float | None = None
     """The objective ablation's other learning rate; None: the recipe's."""
+    tasks: tuple[str, ...] = ()
+    """The tasks it trains on; empty: the suite's seen tasks (the objective ablation trains on one)."""
+    steps: int = 0
+    """On-policy steps; 0: the preset's."""
 
     @property
     def run_id(self) -> str:
@@ -69,6 +79,8 @@ class RunSpec:
 
     @property
     def base_method(self) -> str:
+        if self.method.startswith(OBJECTIVE_PREFIX):
+            return self.method[len(OBJECTIVE_PREFIX) :]
         if self.method.startswith("reverse_kl_G"):
             return "reverse_kl"
         return self.method.rsplit("_lr", 1)[0] if self.lr is not None else self.method
@@ -109,7 +121,32 @@ def plan_runs(preset: StudyPreset, suites: list[str], seeds: list[int]) -> list[
                 for method in preset.objective_lr_methods:
                     key = lr_method(method, lr)
                     specs.append(RunSpec(suite, key, seed, preset.batch_tasks, preset.group_size, lr=lr))
+            specs.extend(objective_runs(preset, suite, seed))
     return specs
+
+
+def objective_runs(preset: StudyPreset, suite: str, seed: int) -> list[RunSpec]:
+    """The objective ablation's runs (Fig. 4) of one seed: each objective on the one task at the ablation batch."""
+    if not preset.objective_task:
+        return []
+    g = preset.objective_group_size
+    return [
+        RunSpec(
+            suite,
+            f"{OBJECTIVE_PREFIX}{objective}",
+            seed,
+            preset.ablation_trajectories // g,
+            g,
+            tasks=(preset.objective_task,),
+            steps=preset.objective_steps or preset.steps,
+        )
+        for objective in preset.objective_methods
+    ]
+
+
+def objective_groups(preset: StudyPreset) -> TaskGroups:
+    """What the objective ablation's runs evaluate: its one task (its curves are the training rollouts')."""
+    return TaskGroups([preset.objective_task], [], [])
 
 
 def method_config(
@@ -129,9 +166,10 @@ def method_config(
     common = dict(
         name=f"study-{spec.suite}-{spec.run_id}",
         seed=spec.seed,
+        env=preset.env,
         suite=spec.suite,
-        tasks=groups.seen,
-        unseen_tasks=groups.unseen,
+        tasks=list(spec.tasks) or groups.seen,
+        unseen_tasks=[] if spec.tasks else groups.unseen,
         student_checkpoint=str(student),
         out_dir=str(spec.folder(out)),
         eval_init_states=preset.eval_init_states,
@@ -155,7 +193,7 @@ def method_config(
             group_size=spec.group_size,
             eval_every=preset.eval_every,
             save_every=preset.eval_every,
-            **_pipeline(spec.base_method, preset, switch_step),
+            **_pipeline(spec.base_method, preset, switch_step, spec.steps or preset.steps),
         )
     config = config.replace(**{**preset.common_overrides, **preset.method_overrides})
     if spec.lr is not None:
@@ -163,11 +201,11 @@ def method_config(
     return config.validate()
 
 
-def _pipeline(method: str, preset: StudyPreset, switch_step: int | None) -> dict:
+def _pipeline(method: str, preset: StudyPreset, switch_step: int | None, steps: int) -> dict:
     if method == "grpo":
-        return {"pipeline": "grpo", "steps": preset.steps, "grpo_steps": 0}
+        return {"pipeline": "grpo", "steps": steps, "grpo_steps": 0}
     if method == "opd_then_grpo":
-        if switch_step is None or not 0 < switch_step < preset.steps:
-            raise ValueError(f"opd_then_grpo needs the step GRPO takes over at, in (0, {preset.steps}): {switch_step}")
-        return {"pipeline": "grpo", "steps": preset.steps - switch_step, "grpo_steps": 0}
-    return {"pipeline": "opd", "objective": method, "steps": preset.steps, "grpo_steps": 0}
+        if switch_step is None or not 0 < switch_step < steps:
+            raise ValueError(f"opd_then_grpo needs the step GRPO takes over at, in (0, {steps}): {switch_step}")
+        return {"pipeline": "grpo", "steps": steps - switch_step, "grpo_steps": 0}
+    return {"pipeline": "opd", "objective": method, "steps": steps, "grpo_steps": 0}

@@ -1,8 +1,9 @@
 """PNG plots of a study, drawn from summary.json's numbers with matplotlib's object API (no pyplot state).
 
 Per suite: success curves (paper Fig. 2), entropy curves with the teacher as reference (Fig. 4), the seen-unseen
-trade-off with one panel per unseen task (Fig. 3), the group-size ablation (Fig. 5), and the objective ablation at
-each learning rate (entropy and training success, when objectives ran at a second one).
+trade-off with one panel per unseen task (Fig. 3), the group-size ablation (Fig. 5), the objective ablation at
+each learning rate (entropy and training success, when objectives ran at a second one), and, when the study ran
+it, the objective ablation on one task (Fig. 4: training success and entropy per step of each objective).
 """
 
 from __future__ import annotations
@@ -208,6 +209,28 @@ def ablation_plot(suite: str, result: dict, path: Path) -> Path:
     return path
 
 
+def objective_plot(suite: str, result: dict, path: Path) -> Path:
+    ablation, ref = result["objective_ablation"], result["reference"]
+    fig, (ax_success, ax_entropy) = _figure(2)
+    for objective, m in ablation["methods"].items():
+        curves = m["curves"]
+        _band(ax_success, curves["step"], curves["train_success"], m["label"], COLORS.get(objective, "black"))
+        _band(ax_entropy, curves["step"], curves["entropy"], m["label"], COLORS.get(objective, "black"))
+    ax_success.set(xlabel="training step", ylabel="training success rate", ylim=(-0.02, 1.02))
+    ax_entropy.set(xlabel="training step", ylabel="actor entropy (nats)")
+    if ref["teacher"].get("entropy") is not None:
+        ax_entropy.axhline(ref["teacher"]["entropy"], color="black", linewidth=1, label="teacher (own states)")
+    for ax in (ax_success, ax_entropy):
+        ax.grid(alpha=0.3)
+    ax_success.set_title(
+        f"{ablation['task']}: {ablation['trajectories']} trajectories/step (a) training success", fontsize=8
+    )
+    ax_entropy.set_title("(b) actor entropy", fontsize=8)
+    ax_entropy.legend(fontsize=7, loc="best")
+    fig.savefig(path)
+    return path
+
+
 def draw_all(summary: dict, folder: Path) -> dict[str, dict[str, str]]:
     """Every plot of every suite; returns suite -> plot kind -> path relative to the study folder."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,7 +244,12 @@ def draw_all(summary: dict, folder: Path) -> dict[str, dict[str, str]]:
             ("ablation", ablation_plot),
             ("objective_lr", objective_lr_plot),
         ):
+            if kind == "ablation" and not result["ablation"]["group_sizes"]:
+                continue
             path = draw(suite, result, folder / f"{kind}_{suite}.png")
             if path is not None:
                 made[suite][kind] = f"{folder.name}/{path.name}"
+        if result.get("objective_ablation"):
+            path = objective_plot(suite, result, folder / f"objectives_{suite}.png")
+            made[suite]["objectives"] = f"{folder.name}/{path.name}"
     return made

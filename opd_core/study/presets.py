@@ -104,6 +104,17 @@ class StudyPreset:
     fraction (`steps` when a seed never did), rounded up to the evaluation cadence, never below `steps`."""
     extend_chunk: int = 0
     """Steps added per extension round (each round ends with an evaluation; 0: eval_every)."""
+    env: str = "tabletop"
+    """The built-in simulator whose suites the study runs (its catalogue, demos and recipes): tabletop or twin."""
+    objective_task: str = ""
+    """Objective ablation (paper Fig. 4): the one task its runs train on; empty: no such runs (the main reverse-KL,
+    forward-KL and hard-CE runs stand in for it)."""
+    objective_methods: tuple[str, ...] = ("reverse_kl", "forward_kl", "hard_ce")
+    """Objective ablation: the objectives compared."""
+    objective_group_size: int = 8
+    """Objective ablation: G; B = ablation_trajectories / G (the paper's batch of 32)."""
+    objective_steps: int = 0
+    """Objective ablation: on-policy steps per run (0: `steps`)."""
 
     def __post_init__(self):
         unknown = set(self.methods) - set(METHODS)
@@ -138,6 +149,14 @@ class StudyPreset:
             )
         if not self.reach_fractions or not all(0 < f <= 1 for f in self.reach_fractions):
             raise ValueError(f"reach_fractions must be in (0, 1], got {self.reach_fractions}")
+        unknown = set(self.objective_methods) - {"reverse_kl", "reverse_kl_exact", "forward_kl", "hard_ce"}
+        if unknown:
+            raise ValueError(f"objective ablation compares distillation objectives, not {sorted(unknown)}")
+        if self.objective_task and self.ablation_trajectories % self.objective_group_size:
+            raise ValueError(
+                f"objective ablation G={self.objective_group_size} must divide "
+                f"{self.ablation_trajectories} trajectories"
+            )
         for g in self.ablation_group_sizes:
             if g < 2 or self.ablation_trajectories % g:
                 raise ValueError(f"ablation group size {g} must be >= 2 and divide {self.ablation_trajectories}")
@@ -200,4 +219,52 @@ at 3 seeds, without the extension and the lr-1e-3 runs: 1 h 24 min with `--jobs 
 about 2 h with one job) for the object suite; 5 seeds and four suites (260 runs) are about 4 x 5/3 x 13/10 times
 that, plus the GRPO extensions: days on this machine, hours spread over a few `opd worker` machines (`--queue`)."""
 
-PRESETS = {"quick": QUICK, "full": FULL}
+TWIN_QUICK = StudyPreset(
+    name="twin-quick",
+    env="twin",
+    seeds=1,
+    steps=15,
+    batch_tasks=4,
+    group_size=8,
+    eval_every=5,
+    eval_init_states=5,
+    distill_steps_before_grpo=5,
+    sft_steps=150,
+    sft_eval_every=30,
+    methods=tuple(m for m in METHODS if m != "reverse_kl_exact"),
+    ablation_group_sizes=(),
+    objective_task="twin/beat_block_hammer",
+    objective_steps=15,
+    default_assets="assets/twin",
+)
+"""The RoboTwin protocol on the dual-arm twin suite, sized to finish on a shared 2-core CPU: six methods (all but
+exact reverse KL) at B=4 x G=8 for 15 steps (10 seen + 4 held-out + 4 pre-training tasks x 5 initial states every
+5 steps), and the objective ablation of Figure 4 (reverse KL, forward KL, hard CE on beat_block_hammer alone at 32
+trajectories per step, 15 steps): 9 runs, 135 on-policy steps. No group-size ablation (the paper runs it on LIBERO
+only). Measured from the shipped twin checkpoints with --jobs 2: about 19 minutes in all (the 4 reverse-KL and
+Figure 4 runs took 947 s with the load at 8-16 on 2 cores, 20-46 s per OPD step; the other 5 runs 207 s on a quiet
+machine, 2-5 s per step)."""
+
+TWIN_FULL = TWIN_QUICK.with_changes(
+    name="twin-full",
+    methods=METHODS,
+    seeds=5,
+    steps=50,
+    batch_tasks=8,
+    eval_init_states=10,
+    distill_steps_before_grpo=15,
+    sft_steps=1500,
+    sft_eval_every=150,
+    objective_steps=50,
+    videos_per_eval=1,
+)
+"""The twin study at the full preset's size: 5 seeds, B=8 x G=8, 50 steps, 10 initial states per task."""
+
+PRESETS = {"quick": QUICK, "full": FULL, "twin-quick": TWIN_QUICK, "twin-full": TWIN_FULL}
+
+
+def preset_for(env: str, quick: bool) -> StudyPreset:
+    """The quick or full preset of a simulator's study."""
+    if env == "twin":
+        return TWIN_QUICK if quick else TWIN_FULL
+    return QUICK if quick else FULL

@@ -26,12 +26,19 @@ ROLES = {"base": "base", "teacher": "teacher", "student_init": "student"}
 
 
 def measure(
-    checkpoint: Path, groups: TaskGroups, *, init_states: int, image_size: int, max_episode_steps: int, seed: int = 0
+    checkpoint: Path,
+    groups: TaskGroups,
+    *,
+    init_states: int,
+    image_size: int,
+    max_episode_steps: int,
+    seed: int = 0,
+    env_name: str = "tabletop",
 ) -> dict:
     policy = load_policy(checkpoint)
     result = evaluate(
         policy,
-        "tabletop",
+        env_name,
         groups.seen,
         groups.unseen,
         init_states=init_states,
@@ -42,7 +49,7 @@ def measure(
     )
     tasks = [task for task in groups.seen for _ in range(init_states)]
     init_ids = [i for _ in groups.seen for i in range(init_states)]
-    env = make_env("tabletop", len(tasks), image_size=image_size, max_episode_steps=max_episode_steps)
+    env = make_env(env_name, len(tasks), image_size=image_size, max_episode_steps=max_episode_steps)
     try:
         policy.eval()
         rollout = collect(policy, env, tasks, init_ids, 1.0, torch.Generator().manual_seed(seed))
@@ -68,9 +75,11 @@ def references(
     init_states: int,
     image_size: int,
     max_episode_steps: int,
+    env_name: str = "tabletop",
 ) -> dict[str, dict]:
     """{base, teacher, student_init} -> measurement; reused from `cache` when the same things were measured."""
     key = {
+        **({"env": env_name} if env_name != "tabletop" else {}),  # tabletop caches made before envs stay valid
         "checkpoints": {k: str(v) for k, v in checkpoints.items()},
         "groups": groups.to_dict(),
         "init_states": init_states,
@@ -88,6 +97,7 @@ def references(
             init_states=init_states,
             image_size=image_size,
             max_episode_steps=max_episode_steps,
+            env_name=env_name,
         )
         for row in ROLES
     }

@@ -108,6 +108,127 @@ def table_2(results: dict) -> list[str]:
     return lines + [""]
 
 
+PAPER_TABLE_3 = {  # the paper's Table 3 (RoboTwin2.0, %): pick dual bottles, place empty cup, handover block,
+    # stack bowls two, avg
+    "Teacher (SimpleVLA-RL)": (68.3, 94.2, 57.8, 75.8, 74.0),
+    "Student init (OpenVLA-OFT, 1000 demos/task)": (29.7, 77.3, 33.1, 40.6, 45.2),
+    "VLA-OPD (Distill)": (66.4, 90.6, 52.3, 75.0, 71.1),
+}
+PAPER_TABLE_3_TASKS = ("pick_dual_bottles", "place_empty_cup", "handover_block", "stack_bowls_two")
+TABLE_3_ROWS = (
+    ("teacher", "Teacher"),
+    ("student_init", "Student init"),
+    ("reverse_kl", "Distill (reverse KL)"),
+    ("opd_then_grpo", "Distill then GRPO"),
+    ("grpo", "GRPO (sparse reward)"),
+    ("sft", "Offline SFT"),
+    ("base", "Pre-trained base"),
+)
+
+
+def _task_cell(result: dict, key: str, task: str) -> dict | None:
+    if key in result["reference"]:
+        value = result["reference"][key]["per_task"].get(task)
+        return None if value is None else {"mean": value, "n": 1}
+    method = result["methods"].get(key)
+    return method["final_per_task"].get(task) if method else None
+
+
+def table_3(suite: str, result: dict) -> list[str]:
+    """The paper's Table 3 on a dual-arm suite: greedy success (%) per seen task and their average."""
+    tasks = result["tasks"]["seen"]
+    short = [t.split("/", 1)[-1] for t in tasks]
+    lines = [
+        f"## Table 3: success rate (%) per task of the dual-arm `{suite}` suite",
+        "",
+        "Greedy success on each task's fixed initial states at each method's last nominal step (mean ± std over "
+        "seeds; reference rows measured once). Avg: the mean over the suite's tasks. The paper's four tasks "
+        "come first.",
+        "",
+    ]
+    order = sorted(range(len(tasks)), key=lambda i: (short[i] not in PAPER_TABLE_3_TASKS, i))
+    keys = [*TABLE_3_ROWS, *[(m, None) for m in METHODS if m not in dict(TABLE_3_ROWS)]]
+    rows = []
+    for key, label in keys:
+        cells = [_task_cell(result, key, tasks[i]) for i in order]
+        if all(c is None for c in cells):
+            continue
+        if key in result["methods"]:
+            label = result["methods"][key]["label"] if label is None or key == "sft" else label
+        means = [c["mean"] for c in cells if c and c.get("mean") is not None]
+        avg = f"{100 * sum(means) / len(means):.1f}" if len(means) == len(cells) else "–"
+        rows.append([label, *[_pct(c) for c in cells], avg])
+    lines += _table(["Method", *[short[i] for i in order], "Avg"], rows)
+    lines += ["", "The paper's Table 3 (RoboTwin2.0, OpenVLA-OFT student, SimpleVLA-RL teacher), for comparison:", ""]
+    lines += _table(
+        ["Paper", *PAPER_TABLE_3_TASKS, "Avg (4 tasks)"],
+        [[name, *[f"{v:.1f}" for v in values]] for name, values in PAPER_TABLE_3.items()],
+    )
+    return lines + [""]
+
+
+def figure_4(suite: str, result: dict) -> list[str]:
+    """Figure 4 in numbers: per objective the training success and entropy per step, the early valley and the
+    entropy's extremes."""
+    ablation = result.get("objective_ablation")
+    if not ablation:
+        return []
+    lines = [
+        f"## Figure 4: reverse KL vs forward KL vs hard CE on `{ablation['task']}` ({suite})",
+        "",
+        f"{ablation['trajectories']} trajectories per step (B={ablation['batch_tasks']} x G={ablation['group_size']})"
+        ", one task, from the same student and teacher. Success: the step's sampled training rollouts; entropy: "
+        "the student's mean per-dimension action entropy (nats) on its own states. Valley: the lowest success in "
+        "the first third of the steps; final: mean of the last 3 steps.",
+        "",
+    ]
+    rows = []
+    for row in ablation["figure_4"].values():
+        valley, ent = row.get("valley") or {}, row.get("entropy_extremes") or {}
+        rows.append(
+            [
+                row["label"],
+                _v(valley.get("start")),
+                f"{_v(valley.get('low'))} (step {valley.get('at_step', '–')})",
+                "–" if valley.get("relative_drop") is None else f"{100 * valley['relative_drop']:.0f}%",
+                _v(row.get("final_success")),
+                _v(row.get("final_eval_success")),
+                _v(ent.get("start")),
+                f"{_v(ent.get('max'))} (step {ent.get('max_at_step', '–')})",
+                f"{_v(ent.get('min'))} (step {ent.get('min_at_step', '–')})",
+                _v(ent.get("final")),
+            ]
+        )
+    lines += _table(
+        [
+            "Objective",
+            "Success step 1",
+            "Early valley",
+            "Drop",
+            "Success final",
+            "Greedy eval final",
+            "Entropy step 1",
+            "Entropy max",
+            "Entropy min",
+            "Entropy final",
+        ],
+        rows,
+    )
+    lines += ["", "Per step (training success / entropy):", ""]
+    objectives = list(ablation["figure_4"])
+    steps = ablation["figure_4"][objectives[0]]["steps"] if objectives else []
+    per_step = []
+    for i, step in enumerate(steps):
+        cells = []
+        for objective in objectives:
+            row = ablation["figure_4"][objective]
+            ok = i < len(row["steps"])
+            cells.append(f"{_v(row['train_success'][i] if ok else None)} / {_v(row['entropy'][i] if ok else None)}")
+        per_step.append([str(step), *cells])
+    lines += _table(["Step", *objectives], per_step)
+    return lines + [""]
+
+
 def _steps_cell(reach: dict, censored_at: int) -> str:
     values = reach["values"]
     if not reach.get("defined", True) or not values:
@@ -325,11 +446,34 @@ def objective_lrs(result: dict) -> list[str]:
     return lines + [""]
 
 
+def table_4(result: dict) -> list[str]:
+    """The group-size ablation (reverse KL at a fixed number of trajectories per step); none when not run."""
+    ablation, methods = result["ablation"], result["methods"]
+    if not ablation["group_sizes"]:
+        return []
+    lines = ["", f"### Table 4: group size at {ablation['trajectories']} trajectories per step (reverse KL)", ""]
+    rows = []
+    for g, key in sorted(ablation["group_sizes"].items(), key=lambda kv: int(kv[0])):
+        if key in methods:
+            m = methods[key]
+            rows.append(
+                [
+                    f"G={g}",
+                    str(m["batch_tasks"]),
+                    _pm(m["final"]["seen_success"]),
+                    _reach(m["steps_to_90"]["eval"]),
+                    _reach(m["steps_to_90"]["train"]),
+                ]
+            )
+    return lines + _table(["G", "B", "Final seen success", "Steps to 90% (eval)", "Steps to 90% (train)"], rows)
+
+
 def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
     preset, results = summary["preset"], summary["results"]
     suites = list(results)
+    env = preset.get("env", "tabletop")
     lines = [
-        "# VLA-OPD reproduced on the built-in tabletop",
+        f"# VLA-OPD reproduced on the built-in {env}",
         "",
         f"Preset **{preset['name']}**: {len(summary['seeds'])} seed(s), {preset['steps']} on-policy steps per method "
         f"at B={preset['batch_tasks']} x G={preset['group_size']} from the same 1-demo student and teacher; evaluation "
@@ -341,9 +485,14 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         "Numbers are mean ± std over seeds (one seed: the value). Definitions are at the end.",
         "",
     ]
-    lines += table_2(results)
+    if env == "tabletop":
+        lines += table_2(results)
+    for suite in suites if env != "tabletop" else []:
+        lines += table_3(suite, results[suite])
     lines += distill_then_grpo(results)
     lines += figure_2(results)
+    for suite in suites:
+        lines += figure_4(suite, results[suite])
 
     for suite in suites:
         result = results[suite]
@@ -416,23 +565,7 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         )
 
         lines += [""] + objective_lrs(result)
-
-        ablation = result["ablation"]
-        lines += ["", f"### Table 4: group size at {ablation['trajectories']} trajectories per step (reverse KL)", ""]
-        rows = []
-        for g, key in sorted(ablation["group_sizes"].items(), key=lambda kv: int(kv[0])):
-            if key in methods:
-                m = methods[key]
-                rows.append(
-                    [
-                        f"G={g}",
-                        str(m["batch_tasks"]),
-                        _pm(m["final"]["seen_success"]),
-                        _reach(m["steps_to_90"]["eval"]),
-                        _reach(m["steps_to_90"]["train"]),
-                    ]
-                )
-        lines += _table(["G", "B", "Final seen success", "Steps to 90% (eval)", "Steps to 90% (train)"], rows)
+        lines += table_4(result)
 
         lines += [
             "",
@@ -467,6 +600,7 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
                 "The objective ablation at each learning rate: entropy (top, the teacher's on its own states as "
                 "reference) and sampled training success (bottom, the student init dotted).",
             ),
+            ("objectives", "Figure 4: reverse KL vs forward KL vs hard CE on one task (training success, entropy)."),
         ):
             if kind in plots.get(suite, {}):
                 lines += [f"![{kind} {suite}]({plots[suite][kind]})", "", f"*{caption}*", ""]

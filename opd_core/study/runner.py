@@ -3,6 +3,7 @@
 Everything a study makes lives under its folder:
   assets/                       demos, base, <suite>/teacher, <suite>/student, <suite>/reference.json
   runs/<suite>/<method>_seed<k> one ordinary run folder per run (config.yaml, metrics.jsonl, checkpoints/)
+                                (objective_<objective>_seed<k>: the objective ablation of Fig. 4, on one task)
   summary.json, report.md, plots/*.png
 Finished runs are skipped and interrupted ones resume, so running the same command again continues a study.
 """
@@ -19,8 +20,17 @@ from opd_core.study import analysis, handoff, plots, report
 from opd_core.study.assets import AssetStore
 from opd_core.study.extend import DISTILLATION, extend_runs, plan_extension
 from opd_core.study.jobs import LocalExecutor
-from opd_core.study.plan import RunSpec, ablation_methods, method_config, plan_runs, seen_tasks, task_groups
-from opd_core.study.presets import StudyPreset
+from opd_core.study.plan import (
+    OBJECTIVE_PREFIX,
+    RunSpec,
+    ablation_methods,
+    method_config,
+    objective_groups,
+    plan_runs,
+    seen_tasks,
+    task_groups,
+)
+from opd_core.study.presets import METHOD_LABELS, StudyPreset
 from opd_core.study.recipes import load_recipe
 from opd_core.study.references import ROLES, references
 
@@ -58,7 +68,7 @@ def run_study(
         seen = seen_tasks(preset, suite)
         suite_assets = store.suite(suite, seen)
         groups = task_groups(preset, suite, suite_assets.base_tasks)
-        opd_recipe = load_recipe("opd", suite)
+        opd_recipe = load_recipe("opd", suite, env=preset.env)
         demos = store.demos(suite, seen, store.suite_demo_count(suite)) if "sft" in preset.methods else None
         log(f"[study] {suite}: reference evaluations (base, teacher, student)")
         checkpoints = {row: getattr(suite_assets, role).path for row, role in ROLES.items()}
@@ -69,6 +79,7 @@ def run_study(
             init_states=preset.eval_init_states,
             image_size=preset.common_overrides.get("image_size", opd_recipe.image_size),
             max_episode_steps=preset.max_episode_steps,
+            env_name=preset.env,
         )
         prepared[suite] = (suite_assets, groups, opd_recipe, demos, refs)
 
@@ -156,10 +167,12 @@ def run_study(
     for suite in suites:
         suite_assets, groups, _, _, refs = prepared[suite]
         suite_specs = [s for s in specs if s.suite == suite]
-        methods, handoff_result = {}, None
+        methods, objectives, handoff_result = {}, {}, None
         for key in dict.fromkeys(s.method for s in suite_specs):
             chosen = [s for s in suite_specs if s.method == key]
-            runs = [executor.read(s, configs[s], groups) for s in chosen]
+            is_objective = key.startswith(OBJECTIVE_PREFIX)
+            read_groups = objective_groups(preset) if is_objective else groups
+            runs = [executor.read(s, configs[s], read_groups) for s in chosen]
             config = configs[chosen[0]]
             if key == handoff.HANDOFF:
                 distill = [executor.read(distillation_of(s), configs[distillation_of(s)], groups) for s in chosen]
@@ -179,6 +192,9 @@ def run_study(
             )
             if key == "sft":
                 methods[key]["label"] = f"offline SFT ({config.num_demos} demos/task)"
+            if is_objective:
+                objective = key[len(OBJECTIVE_PREFIX) :]
+                objectives[objective] = {**methods.pop(key), "label": METHOD_LABELS.get(objective, objective)}
         result = {
             "tasks": groups.to_dict(),
             "assets": suite_assets.describe(),
@@ -200,6 +216,17 @@ def run_study(
             others=tuple(m for m in ("grpo", "opd_then_grpo") if m in preset.extend_methods) or ("grpo",),
         )
         result["claims"] = analysis.claims(result)
+        if objectives:
+            figure_4 = analysis.objective_ablation(objectives)
+            result["objective_ablation"] = {
+                "task": preset.objective_task,
+                "trajectories": preset.ablation_trajectories,
+                "group_size": preset.objective_group_size,
+                "batch_tasks": preset.ablation_trajectories // preset.objective_group_size,
+                "methods": objectives,
+                "figure_4": figure_4,
+            }
+            result["claims"] += analysis.objective_claims(figure_4, refs["teacher"].get("entropy"))
         summary["results"][suite] = result
 
     made = plots.draw_all(summary, out / "plots")
