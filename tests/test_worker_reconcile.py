@@ -216,7 +216,9 @@ def test_opd_runs_into_head_stops_quietly_and_launch_refuses_an_out_dir_override
     upgrade_to_head(store.engine)
     with store.session() as session:  # more than a pipe buffer of listing
         for index in range(1500):
-            lifecycle.add_run(session, store, config(), name=f"run {index}", queue="cpu", total_steps=2)
+            # long names: the listing (~200 KB) must outgrow the pipe's 64 KB whatever `head` has read
+            name = f"run {index} of a sweep with a long descriptive name " + "x" * 100
+            lifecycle.add_run(session, store, config(), name=name, queue="cpu", total_steps=2)
     store.close()
     listed = opd_shell("$OPD runs | head -n 2", data_dir)
     assert listed.returncode == 141 and len(listed.stdout.splitlines()) == 2
