@@ -259,15 +259,7 @@ def requeue_for_resume(
             update(Run)
             .where(*condition)
             .values(
-                status="queued",
-                attempt=Run.attempt + 1,
-                resume=True,
-                cancel_requested=False,
-                finished_at=None,
-                error=None,
-                traceback=None,
-                queued_at=utcnow(),
-                resumed_from_step=None,
+                **_queued_again(),
             )
         ).rowcount
         if not updated:
@@ -281,6 +273,21 @@ def requeue_for_resume(
             f"queued as attempt {attempt} to resume ({why}) after it was {status}" + (f": {error}" if error else ""),
         )
         return attempt, queue
+
+
+def _queued_again() -> dict:
+    """The columns of a run queued as its next attempt, resuming from its newest checkpoint."""
+    return {
+        "status": "queued",
+        "attempt": Run.attempt + 1,
+        "resume": True,
+        "cancel_requested": False,
+        "finished_at": None,
+        "error": None,
+        "traceback": None,
+        "queued_at": utcnow(),
+        "resumed_from_step": None,
+    }
 
 
 def requeue_longer(store: Store, run_id: int, lengths: dict[str, int], total_steps: int) -> tuple[int, str] | None:
@@ -299,15 +306,7 @@ def requeue_longer(store: Store, run_id: int, lengths: dict[str, int], total_ste
                 config={**run.config, **lengths},
                 total_steps=total_steps,
                 progress=min(1.0, step / total_steps) if total_steps else 0.0,
-                status="queued",
-                attempt=Run.attempt + 1,
-                resume=True,
-                cancel_requested=False,
-                finished_at=None,
-                error=None,
-                traceback=None,
-                queued_at=utcnow(),
-                resumed_from_step=None,
+                **_queued_again(),
             )
         ).rowcount
         if not updated:
