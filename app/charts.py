@@ -114,12 +114,12 @@ def is_basic(figure: go.Figure) -> bool:
     return all(trace.type in BASIC_TRACES for trace in figure.data)
 
 
-def page_figure(figure: go.Figure) -> dict[str, Any]:
-    """The figure as plotly.js takes it (numpy arrays as typed-array specs), styled like the page, sized to its
-    container's width."""
+def page_json(figure: go.Figure) -> str:
+    """The figure as plotly.js takes it (JSON, numpy arrays as typed-array specs), styled like the page, sized to
+    its container's width."""
     styled = go.Figure(figure)  # a copy: the caller's figure (also exported as PNG/SVG) keeps its layout
     styled.update_layout(**PAGE_LAYOUT, autosize=True, width=None)
-    return json.loads(styled.to_json())
+    return styled.to_json()
 
 
 def chart_config(filename: str) -> dict[str, Any]:
@@ -137,7 +137,8 @@ def show_figure(figure: go.Figure, *, key: str, filename: str) -> None:
         st.plotly_chart(figure, config=config, key=key)
         return
     height = int(figure.layout.height or DEFAULT_HEIGHT)
-    drawn = page_figure(figure)
-    version = hashlib.blake2b(json.dumps([drawn, config, height]).encode(), digest_size=8).hexdigest()
-    data = {"figure": drawn, "config": {**config, "responsive": True}, "height": height, "version": version}
+    drawn = page_json(figure)
+    # the JSON text itself identifies the drawing (the config follows from `filename`): no second serialisation
+    version = hashlib.blake2b(f"{drawn}|{filename}|{height}".encode(), digest_size=8).hexdigest()
+    data = {"figure": json.loads(drawn), "config": {**config, "responsive": True}, "height": height, "version": version}
     _component("opd_plotly_basic", _RENDERER_JS)(data=data, key=key)

@@ -3,6 +3,7 @@ browser tests (tests/e2e) check that the charts are drawn with their points."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.offline
 import pytest
 
-from app.charts import BASIC_TRACES, PLOTLY_JS_VERSION, chart_config, is_basic, page_figure
+from app.charts import BASIC_TRACES, PLOTLY_JS_VERSION, chart_config, is_basic, page_json
 from app.html_table import html_table
 
 BUNDLE = Path(__file__).resolve().parent.parent / "app" / "static" / "plotly-basic.min.js"
@@ -36,7 +37,7 @@ def test_page_figure_keeps_the_callers_figure_and_drops_streamlits_placeholder_t
     pio.templates["placeholder"] = go.layout.Template(layout={"paper_bgcolor": "#000038"})
     figure = go.Figure(go.Scatter(x=[0, 1], y=[0.5, 0.75], name="run"), layout={"template": "placeholder"})
     figure.update_layout(width=640, height=300)
-    drawn = page_figure(figure)
+    drawn = json.loads(page_json(figure))
     assert "#000038" not in str(drawn)
     assert drawn["layout"]["autosize"] is True and "width" not in drawn["layout"]
     assert drawn["layout"]["height"] == 300

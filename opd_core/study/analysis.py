@@ -554,14 +554,12 @@ def objective_ablation(methods: dict[str, dict]) -> dict[str, dict]:
         row: dict = {"label": method["label"], "steps": steps, "train_success": success, "entropy": entropy}
         known = [(s, v) for s, v in zip(steps, success) if v is not None]
         if known:
-            early = known[: max(2, len(known) // 3)]
-            low_step, low = min(early, key=lambda sv: sv[1])
-            start = known[0][1]
+            valley = success_valley(method)  # the same early-valley rule as the learning-rate ablation's
             row["valley"] = {
-                "start": start,
-                "low": low,
-                "at_step": low_step,
-                "relative_drop": (start - low) / start if start > 0 else None,
+                "start": valley["start"],
+                "low": valley["minimum"],
+                "at_step": valley["step"],
+                "relative_drop": valley["drop"],
             }
             row["final_success"] = float(np.mean([v for _, v in known[-TRAIN_WINDOW:]]))
         known = [(s, v) for s, v in zip(steps, entropy) if v is not None]
