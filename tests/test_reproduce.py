@@ -196,6 +196,66 @@ def test_a_second_invocation_reuses_everything(study):
     assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
 
 
+def _kept_in_git(out, to):
+    """The study folder as a clone of a repository that keeps it sees it: the runs' checkpoints left out (the
+    assets the runs start from stay where they are)."""
+    shutil.copytree(out, to, ignore=lambda folder, names: ["checkpoints"] if "/runs/" in folder else [])
+    return to
+
+
+def _training_rows(folder):
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def _table(summary):
+    methods = summary["results"]["object"]["methods"]
+    return {key: method["eval_curves"]["seen_success"]["mean"] for key, method in methods.items()}
+
+
+def test_a_study_kept_without_weights_is_read_from_its_metrics(study, tmp_path, monkeypatch):
+    from opd_core.study import references
+
+    out, summary = study
+    kept = _kept_in_git(out, tmp_path / "kept")
+    # its assets now lie elsewhere, with the same content: the cached reference rows still hold
+    monkeypatch.setattr(references, "measure", lambda *a, **k: pytest.fail("reference rows measured again"))
+    assert not list((kept / "runs").rglob("meta.json"))
+    again = run_study(kept, MINI, progress=False, log=lambda *_: None)
+    assert again["runs_run_now"] == 0 and again["extension_rounds_run_now"] == 0
+    assert _table(again) == _table(summary)
+    assert not list((kept / "runs").rglob("meta.json")), "nothing was made again"
+
+
+def test_a_checkpoint_retrained_in_place_is_measured_again(study, tmp_path):
+    from opd_core.study.references import fingerprint
+
+    out, _ = study
+    copy = shutil.copytree(out / "assets/base", tmp_path / "base")
+    checkpoint = next(copy.glob("checkpoints/step_*"))
+    original = next((out / "assets/base").glob(f"checkpoints/{checkpoint.name}"))
+    assert fingerprint(checkpoint) == fingerprint(original)
+    meta = checkpoint / "meta.json"
+    meta.write_text(meta.read_text().replace('"step"', '"step" ', 1))
+    assert fingerprint(checkpoint) != fingerprint(original)
+
+
+def test_a_kept_study_remakes_a_checkpoint_a_new_run_needs_and_reruns_unfinished_ones(study, tmp_path):
+    out, summary = study
+    kept = _kept_in_git(out, tmp_path / "kept")
+    shutil.rmtree(kept / "runs/object/opd_then_grpo_seed0")  # not run yet: it needs reverse KL's step-1 weights
+    grpo = kept / "runs/object/grpo_seed0/checkpoints.jsonl"  # stopped after its first checkpoint
+    grpo.write_text(grpo.read_text().splitlines()[0] + "\n")
+    messages = []
+    again = run_study(kept, MINI, progress=False, log=messages.append)
+    assert again["runs_run_now"] == 2  # the handoff and the unfinished GRPO run
+    assert any("kept without its weights: making it again for step 1" in m for m in messages)
+    assert (kept / "runs/object/reverse_kl_seed0/checkpoints/step_1/meta.json").is_file()
+    for run in ("reverse_kl_seed0", "grpo_seed0", "opd_then_grpo_seed0"):  # the same run made again
+        assert _training_rows(kept / "runs/object" / run) == _training_rows(out / "runs/object" / run), run
+    assert _table(again) == _table(summary)
+
+
 def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path, spawnable_main):
     out, summary = study
     parallel = run_study(tmp_path, MINI, assets=out / "assets", jobs=2, progress=False, log=lambda *_: None)

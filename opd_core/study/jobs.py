@@ -1,8 +1,14 @@
 """Run one RunConfig through `train()` into its out_dir, idempotently: finished runs are skipped, interrupted
-runs resume from their newest checkpoint, and a folder made with other settings is refused (never mixed)."""
+runs resume from their newest checkpoint, and a folder made with other settings is refused (never mixed).
+
+A finished run may be kept without its weights (a study kept in git, whose .gitignore leaves checkpoints out): its
+checkpoints.jsonl still records the final checkpoint, so it counts as ended and is read from its metrics; when a
+later run needs one of its checkpoints, the run is made again from scratch (a study run is deterministic for its
+seed, so it makes the same weights)."""
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,7 +35,29 @@ def final_checkpoint(config: RunConfig) -> Path:
 
 
 def is_finished(config: RunConfig) -> bool:
+    """Its final checkpoint is here (what an asset, whose weights are used, must be)."""
     return (final_checkpoint(config) / META).is_file()
+
+
+def weights_left_out(config: RunConfig) -> bool:
+    """A finished run kept without its checkpoints: no checkpoint folder is left, and checkpoints.jsonl records the
+    final one."""
+    out = Path(config.out_dir)
+    if latest_checkpoint(out) is not None or not (out / "checkpoints.jsonl").is_file():
+        return False
+    rows = (json.loads(line) for line in (out / "checkpoints.jsonl").read_text().splitlines() if line.strip())
+    return any(int(row["step"]) == config.total_steps for row in rows)
+
+
+def has_ended(config: RunConfig) -> bool:
+    """Finished: with its final checkpoint, or kept without its weights."""
+    return is_finished(config) or weights_left_out(config)
+
+
+def clear_run(out: Path) -> None:
+    """Forget a run kept without weights, so that it runs again from scratch (its config.yaml stays)."""
+    for name in LocalDirSink.FILES:
+        (out / name).unlink(missing_ok=True)
 
 
 def execute(config: RunConfig, *, progress: bool = False, extendable: bool = False) -> tuple[Path, bool]:
@@ -41,7 +69,7 @@ def execute(config: RunConfig, *, progress: bool = False, extendable: bool = Fal
 
     config.validate()
     out = Path(config.out_dir)
-    if is_finished(config):
+    if has_ended(config):
         check_same_settings(config, out, extendable=extendable)
         return final_checkpoint(config), False
     resume = latest_checkpoint(out) is not None
@@ -55,7 +83,7 @@ def execute(config: RunConfig, *, progress: bool = False, extendable: bool = Fal
         result = train(config, sink, resume=resume, progress_bar=progress)
     finally:
         sink.close()
-    if result.status != "finished" or not is_finished(config):
+    if result.status != "finished" or not has_ended(config):
         raise StudyError(f"run {out} stopped at step {result.step} ({result.status})")
     return final_checkpoint(config), True
 
@@ -166,12 +194,17 @@ class LocalExecutor:
     worker package gives another one (worker.study_queue.QueueExecutor) that sends the runs to the lab's store and
     broker."""
 
-    def __init__(self, *, jobs: int = 1, progress: bool = False):
+    runs_by_unit = True
+    """Run a seed's runs of a suite, and the distill-then-GRPO runs that continue them, before the next seed's: a
+    study stopped part-way has whole units done, and a handoff finds its reverse-KL checkpoint still there."""
+
+    def __init__(self, *, jobs: int = 1, progress: bool = False, log: Callable[[str], None] = print):
         self.jobs = jobs
         self.progress = progress
+        self.log = log
 
     def finished(self, spec, config: RunConfig) -> bool:
-        return is_finished(config)
+        return has_ended(config)
 
     def run_all(
         self,
@@ -197,6 +230,10 @@ class LocalExecutor:
     def checkpoint(self, spec, config: RunConfig, step: int) -> Path:
         """The run's checkpoint at `step` (a later run starts from it)."""
         path = Path(config.out_dir) / "checkpoints" / f"step_{step}"
+        if not (path / META).is_file() and weights_left_out(config):
+            self.log(f"[study] {config.out_dir} was kept without its weights: making it again for step {step}")
+            clear_run(Path(config.out_dir))
+            execute(config, progress=self.progress)
         if not (path / META).is_file():
             raise StudyError(f"{config.out_dir} has no checkpoint at step {step}")
         return path

@@ -3,11 +3,13 @@
 Greedy success on the same fixed initial states as every run's evaluation (seen, held-out unseen, pre-training
 tasks), plus one sampled rollout (temperature 1, as training rollouts are) on the seen tasks for the sampled
 success and the policy's entropy on its own states (the teacher's is the entropy plot's reference line).
-Cached in DIR/assets/<suite>/reference.json, keyed by what was measured.
+Cached in DIR/assets/<suite>/reference.json, keyed by what was measured (checkpoints by their content, so that a
+study folder cloned elsewhere keeps its cache and a checkpoint re-trained in place is measured again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from opd_core import objectives
-from opd_core.checkpoint import load_policy
+from opd_core.checkpoint import META, load_policy
 from opd_core.evaluate import evaluate
 from opd_core.registry import make_env
 from opd_core.rollout import collect
@@ -80,7 +82,7 @@ def references(
     """{base, teacher, student_init} -> measurement; reused from `cache` when the same things were measured."""
     key = {
         **({"env": env_name} if env_name != "tabletop" else {}),  # tabletop caches made before envs stay valid
-        "checkpoints": {k: str(v) for k, v in checkpoints.items()},
+        "checkpoints": {k: fingerprint(v) for k, v in checkpoints.items()},
         "groups": groups.to_dict(),
         "init_states": init_states,
         "image_size": image_size,
@@ -104,6 +106,17 @@ def references(
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "references": found}, indent=1))
     return found
+
+
+def fingerprint(checkpoint: Path) -> str:
+    """A checkpoint's identity wherever its folder lies: its files' names and sizes and its meta.json's text."""
+    checkpoint = Path(checkpoint)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(checkpoint)}:{file.stat().st_size}\n".encode())
+        if file.name == META:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _mean(per_task: dict[str, float], tasks: list[str]) -> float | None:

@@ -54,7 +54,7 @@ def run_study(
     """
     started = time.perf_counter()
     out = Path(out).resolve()  # run configs name the assets by absolute path (workers elsewhere read them too)
-    executor = executor or LocalExecutor(jobs=jobs, progress=progress)
+    executor = executor or LocalExecutor(jobs=jobs, progress=progress, log=log)
     out.mkdir(parents=True, exist_ok=True)
     suites = list(suites)
     seeds = list(range(preset.seeds))
@@ -116,23 +116,26 @@ def run_study(
             bar.update(1)
 
     extendable = {configs[spec].out_dir for spec in configs if spec.method in preset.extend_methods}
-    ran_now = executor.run_all(
-        [(spec, configs[spec]) for spec in specs if spec in configs],
-        on_done=advance,
-        extendable=lambda config: config.out_dir in extendable,
-    )
-    switches = {}
-    for spec in handoffs:
-        distill = distillation_of(spec)
-        switches[spec] = handoff.switch_step(preset, executor.read(distill, configs[distill], prepared[spec.suite][1]))
-        student = executor.checkpoint(distill, configs[distill], switches[spec][0])
-        configs[spec] = config_of(spec, student, switches[spec][0])
-    if handoffs:
-        log(
-            "[study] distill then GRPO from the reverse-KL checkpoints at steps "
-            + ", ".join(f"{s.suite}/seed{s.seed}: {switches[s][0]}" for s in handoffs)
+    ran_now, switches = 0, {}
+    for unit in _units(specs, executor):
+        ran_now += executor.run_all(
+            [(spec, configs[spec]) for spec in unit if spec in configs],
+            on_done=advance,
+            extendable=lambda config: config.out_dir in extendable,
         )
-        ran_now += executor.run_all([(spec, configs[spec]) for spec in handoffs], on_done=advance)
+        unit_handoffs = [spec for spec in unit if spec in handoffs]
+        for spec in unit_handoffs:
+            distill = distillation_of(spec)
+            switches[spec] = handoff.switch_step(
+                preset, executor.read(distill, configs[distill], prepared[spec.suite][1])
+            )
+            configs[spec] = _handoff_config(spec, distill, switches[spec][0], configs, config_of, executor)
+        if unit_handoffs:
+            log(
+                "[study] distill then GRPO from the reverse-KL checkpoints at steps "
+                + ", ".join(f"{s.suite}/seed{s.seed}: {switches[s][0]}" for s in unit_handoffs)
+            )
+            ran_now += executor.run_all([(spec, configs[spec]) for spec in unit_handoffs], on_done=advance)
     if bar is not None:
         bar.close()
 
@@ -236,6 +239,28 @@ def run_study(
     (out / "report.md").write_text(report.render(summary, made))
     log(f"[study] done in {summary['wall_seconds']:.0f} s: {out / 'summary.json'}, {out / 'report.md'}")
     return summary
+
+
+def _units(specs: list[RunSpec], executor) -> list[list[RunSpec]]:
+    """The order runs execute in: one unit per seed and suite for an executor that asks for it (here, so that a
+    study stopped part-way has whole units done), else every run at once (the queue's workers take them all)."""
+    if not getattr(executor, "runs_by_unit", False):
+        return [specs]
+    units: dict[tuple[int, str], list[RunSpec]] = {}
+    for spec in specs:
+        units.setdefault((spec.seed, spec.suite), []).append(spec)
+    return list(units.values())
+
+
+def _handoff_config(spec: RunSpec, distill: RunSpec, step: int, configs: dict, config_of, executor):
+    """The distill-then-GRPO run's config from the reverse-KL checkpoint at `step`. A handoff run that has ended
+    needs no checkpoint (its student's path is not compared), so a reverse-KL run kept without weights is not made
+    again for it."""
+    expected = Path(configs[distill].out_dir) / "checkpoints" / f"step_{step}"
+    config = config_of(spec, expected, step)
+    if executor.finished(spec, config):
+        return config
+    return config_of(spec, executor.checkpoint(distill, configs[distill], step), step)
 
 
 def distillation_of(spec: RunSpec) -> RunSpec:
