@@ -162,7 +162,7 @@ def test_shipped_twin_checkpoint_loads_and_matches_its_recipe(role):
 @pytest.fixture(scope="module")
 def twin_success():
     """Greedy success of each shipped twin checkpoint on the twin suite's first TWIN_EVAL_INIT_STATES initial
-    states. Measured (3 states; 10 states, bench/README.md, in brackets): teacher 0.50 (0.54), student 0.30
+    states. Measured (3 states; 10 states, bench/README.md, in brackets): teacher 0.73 (0.67), student 0.30
     (0.31), base 0.30 (0.27)."""
     from opd_core.envs.twin.tasks import CATALOG as TWIN
 
