@@ -20,6 +20,8 @@ Objectives (paper "VLA-OPD", Sec. 2.3 and 3.4, Algorithm 1):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -337,43 +339,27 @@ def sampled_reverse_kl(
     return reverse_kl(student_logits, actions, teacher_logits, behaviour_logp, mask=mask, clip_eps=clip_eps)
 
 
-def exact_reverse_kl(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    actions: Tensor | None = None,
-    behaviour_logp: Tensor | None = None,
-    *,
-    mask: Tensor | None = None,
-    clip_eps: float = 0.2,
-) -> Tensor:
-    """`reverse_kl_exact` in the table's form."""
-    return reverse_kl_exact(student_logits, teacher_logits, mask=mask)
+def _on_logits(loss: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`loss(student_logits, teacher_logits, mask=)` in the table's form (it uses no sampled actions)."""
+
+    def objective(
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        actions: Tensor | None = None,
+        behaviour_logp: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        clip_eps: float = 0.2,
+    ) -> Tensor:
+        return loss(student_logits, teacher_logits, mask=mask)
+
+    objective.__doc__ = f"`{loss.__name__}` in the table's form."
+    return objective
 
 
-def soft_forward_kl(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    actions: Tensor | None = None,
-    behaviour_logp: Tensor | None = None,
-    *,
-    mask: Tensor | None = None,
-    clip_eps: float = 0.2,
-) -> Tensor:
-    """`forward_kl` in the table's form."""
-    return forward_kl(student_logits, teacher_logits, mask=mask)
-
-
-def argmax_ce(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    actions: Tensor | None = None,
-    behaviour_logp: Tensor | None = None,
-    *,
-    mask: Tensor | None = None,
-    clip_eps: float = 0.2,
-) -> Tensor:
-    """`hard_ce` in the table's form."""
-    return hard_ce(student_logits, teacher_logits, mask=mask)
+exact_reverse_kl = _on_logits(reverse_kl_exact)
+soft_forward_kl = _on_logits(forward_kl)
+argmax_ce = _on_logits(hard_ce)
 
 
 OBJECTIVES = registry.OBJECTIVES

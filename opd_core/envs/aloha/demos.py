@@ -3,7 +3,8 @@
 Episodes start from seeds 1000+ (never the evaluation seeds 0-49 nor the training draws 50-999). With `noise` > 0
 the executed arm-joint actions get Gaussian noise (normalized units) while the clean expert action is recorded
 (DART), so a cloned policy sees how to recover; grippers are executed clean. Only successful episodes are kept,
-cut at their first success. `obs/ee_pos` holds both grip points, `obs/gripper_states` the four finger positions.
+cut at their first success (`opd_core.envs.expert_demos`). `obs/ee_pos` holds both grip points,
+`obs/gripper_states` the four finger positions.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from opd_core.data import Episode, task_file_name, write_task_demos
 from opd_core.envs.aloha.tasks import ACTION_DIM, CATALOG, ENV_NAME
+from opd_core.envs.expert_demos import Expert, write_expert_demos
 
-DEMO_SEED_OFFSET = 1000
 ARM_DIMS = np.r_[0:6, 7:13]
+"""Both arms' six joints; the two grippers (6 and 13) stay clean."""
 
 
 def generate_expert_demos(
@@ -35,49 +36,16 @@ def generate_expert_demos(
     """Write up to `num_demos` successful expert episodes per task; returns the episodes written per task."""
     from opd_core.envs.aloha import make_aloha_env
 
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    counts: dict[str, int] = {}
+    expert = Expert(_expert_actions, ARM_DIMS, CATALOG.instruction, ENV_NAME)
     env = make_aloha_env(num_envs, image_size=image_size)
     try:
-        for task in tasks:
-            kept: list[Episode] = []
-            next_seed = DEMO_SEED_OFFSET
-            while len(kept) < num_demos and next_seed < DEMO_SEED_OFFSET + num_demos * max_attempts:
-                seeds = list(range(next_seed, next_seed + num_envs))
-                next_seed += num_envs
-                for episode in _run(env, task, seeds, noise, rng):
-                    if episode is not None and len(kept) < num_demos:
-                        kept.append(episode)
-                        if progress is not None:
-                            progress(1)
-            if kept:
-                write_task_demos(out_dir / task_file_name(task), task, CATALOG.instruction(task), kept, ENV_NAME)
-            counts[task] = len(kept)
+        return write_expert_demos(
+            env, expert, tasks, num_demos, out_dir, noise=noise, seed=seed, max_attempts=max_attempts, progress=progress
+        )
     finally:
         env.close()
-    return counts
 
 
-def _run(env, task: str, seeds: list[int], noise: float, rng: np.random.Generator) -> list[Episode | None]:
-    n = len(seeds)
-    obs = env.reset([task] * n, seeds)
-    images, proprio, actions = [], [], []
-    done_at = np.full(n, -1)
-    for t in range(env.max_episode_steps):
-        clean = obs.state[:, :ACTION_DIM].astype(np.float64)
-        executed = clean.copy()
-        if noise > 0:
-            executed[:, ARM_DIMS] = np.clip(executed[:, ARM_DIMS] + rng.normal(0.0, noise, (n, 12)), -1.0, 1.0)
-        images.append(obs.image)
-        proprio.append(obs.proprio)
-        actions.append(clean)
-        obs, success = env.step(executed)
-        done_at[(done_at < 0) & success & ~env.failed] = t + 1
-        if ((done_at >= 0) | env.failed).all():
-            break
-    images_arr, proprio_arr, actions_arr = np.stack(images, 1), np.stack(proprio, 1), np.stack(actions, 1)
-    return [
-        Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
-        for i, end in enumerate(done_at)
-    ]
+def _expert_actions(obs) -> np.ndarray:
+    """The scripted expert's action: the privileged state's first 14 entries (the simulator computes it each step)."""
+    return obs.state[:, :ACTION_DIM].astype(np.float64)

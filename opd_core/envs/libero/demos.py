@@ -2,7 +2,7 @@
 
 Episodes start from sampled initial states 1000+ (never the 50 fixed evaluation states). With `noise` > 0 the
 executed xyz actions get Gaussian noise while the clean expert action is recorded (DART), so a cloned policy sees
-how to recover from small deviations. Only successful episodes are kept.
+how to recover from small deviations. Only successful episodes are kept (`opd_core.envs.expert_demos`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from opd_core.data import Episode, task_file_name, write_task_demos
+from opd_core.envs.expert_demos import Expert, write_expert_demos
 from opd_core.envs.libero.expert import expert_actions
 from opd_core.envs.libero.tasks import catalog
 
-DEMO_INIT_OFFSET = 1000
+NOISY_DIMS = np.arange(3)
+"""DART noise on the end effector's xyz; rotation and gripper stay clean."""
 
 
 def generate_expert_demos(
@@ -35,51 +36,11 @@ def generate_expert_demos(
     """Write up to `num_demos` successful expert episodes per task; returns the episodes written per task."""
     from opd_core.envs.libero import make_libero_env
 
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    cat = catalog()
-    counts: dict[str, int] = {}
+    expert = Expert(lambda obs: expert_actions(obs.state), NOISY_DIMS, catalog().instruction, "libero")
     env = make_libero_env(num_envs, image_size=image_size, max_episode_steps=max_episode_steps)
     try:
-        for task in tasks:
-            kept: list[Episode] = []
-            next_id = DEMO_INIT_OFFSET
-            budget = num_demos * max_attempts
-            while len(kept) < num_demos and next_id < DEMO_INIT_OFFSET + budget:
-                init_ids = list(range(next_id, next_id + num_envs))
-                next_id += num_envs
-                for episode in _run(env, task, init_ids, noise, rng):
-                    if episode is not None and len(kept) < num_demos:
-                        kept.append(episode)
-                        if progress is not None:
-                            progress(1)
-            if kept:
-                write_task_demos(out_dir / task_file_name(task), task, cat.instruction(task), kept, "libero")
-            counts[task] = len(kept)
+        return write_expert_demos(
+            env, expert, tasks, num_demos, out_dir, noise=noise, seed=seed, max_attempts=max_attempts, progress=progress
+        )
     finally:
         env.close()
-    return counts
-
-
-def _run(env, task: str, init_ids: list[int], noise: float, rng: np.random.Generator) -> list[Episode | None]:
-    n = len(init_ids)
-    obs = env.reset([task] * n, init_ids)
-    images, proprio, actions = [], [], []
-    done_at = np.full(n, -1)
-    for t in range(env.max_episode_steps):
-        clean = expert_actions(obs.state)
-        executed = clean.copy()
-        if noise > 0:
-            executed[:, :3] = np.clip(executed[:, :3] + rng.normal(0.0, noise, size=(n, 3)), -1.0, 1.0)
-        images.append(obs.image)
-        proprio.append(obs.proprio)
-        actions.append(clean)
-        obs, success = env.step(executed)
-        done_at[(done_at < 0) & success & ~env.failed] = t + 1
-        if ((done_at >= 0) | env.failed).all():
-            break
-    images_arr, proprio_arr, actions_arr = np.stack(images, 1), np.stack(proprio, 1), np.stack(actions, 1)
-    return [
-        Episode(images_arr[i, :end], proprio_arr[i, :end], actions_arr[i, :end]) if end > 0 else None
-        for i, end in enumerate(done_at)
-    ]
