@@ -91,6 +91,8 @@ class RunState:
     env_steps: int = 0
     wall_offset: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    cpu_offset: float = 0.0
+    cpu_started: float = field(default_factory=time.process_time)
     last_eval: dict = field(default_factory=dict)
     world: World = SINGLE
     """This process's rank in a multi-process run (SINGLE: the run is this one process)."""
@@ -99,6 +101,10 @@ class RunState:
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.perf_counter() - self.started
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process over the run's attempts (environment worker processes not included)."""
+        return self.cpu_offset + time.process_time() - self.cpu_started
 
     def close_rollout_env(self) -> None:
         if self.rollout_env is not None:
@@ -150,6 +156,7 @@ def _loop(state: RunState, stop_requested: Callable[[], bool], resume: bool, pro
         metrics["time/step_seconds"] = time.perf_counter() - step_started
         metrics["time/env_steps"] = float(state.env_steps)
         metrics["time/wall_seconds"] = state.wall_seconds()
+        metrics["time/cpu_seconds"] = state.cpu_seconds()
         sink.log(metrics, step)
         sink.progress(step, total)
         if bar is not None:
@@ -327,6 +334,7 @@ def _resume(state: RunState) -> int | None:
         state.generator.set_state(torch.tensor(mine["generator"], dtype=torch.uint8))
     state.env_steps = int(saved.extra.get("env_steps", 0))
     state.wall_offset = float(saved.extra.get("wall_seconds", 0.0))
+    state.cpu_offset = float(saved.extra.get("cpu_seconds", 0.0))
     state.last_eval = saved.extra.get("eval", {})
     state.sink.resume_from(saved.step)
     return saved.step
@@ -673,6 +681,7 @@ def _save(state: RunState, step: int) -> None:
     extra = {
         "env_steps": state.env_steps,
         "wall_seconds": state.wall_seconds(),
+        "cpu_seconds": state.cpu_seconds(),
         "eval": state.last_eval,
         "generator": state.generator.get_state().tolist(),
     }

@@ -196,6 +196,16 @@ def test_a_second_invocation_reuses_everything(study):
     assert again["runs_run_now"] == 0 and again["runs_reused"] == len(plan_runs(MINI, ["object"], [0]))
 
 
+def test_the_runs_training_time_is_summed_from_their_own_clocks_whatever_invocation_made_them(study):
+    out, summary = study
+    compute = summary["compute"]
+    assert compute["runs"] == len(plan_runs(MINI, ["object"], [0])) and compute["runs_without_cpu_seconds"] == 0
+    assert 0 < compute["run_cpu_seconds"] and 0 < compute["run_wall_seconds"]
+    assert "CPU-hours of the training processes" in (out / "report.md").read_text()
+    again = run_study(out, MINI, progress=False, log=lambda *_: None)  # trains nothing, counts the same runs
+    assert again["compute"] == compute
+
+
 def _kept_in_git(out, to):
     """The study folder as a clone of a repository that keeps it sees it: the runs' checkpoints left out (the
     assets the runs start from stay where they are)."""

@@ -201,6 +201,9 @@ def test_resume_continues_exactly_where_a_cancelled_run_stopped(sft_run, tmp_pat
     assert opt_a == opt_b
     steps = [row["step"] for row in read_metrics(tmp_path / "interrupted") if "train/loss" in row]
     assert steps == [1, 2, 3, 4], "each step exactly once after resume"
+    clocks = {row["step"]: row for row in read_metrics(tmp_path / "interrupted") if "train/loss" in row}
+    for key in ("time/wall_seconds", "time/cpu_seconds"):  # the resumed attempt adds to the first one's time
+        assert 0 < clocks[2][key] < clocks[3][key] <= clocks[4][key], key
 
 
 def test_missing_teacher_is_a_clear_error(sft_run, tmp_path):

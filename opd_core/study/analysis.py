@@ -44,6 +44,8 @@ DEFINITIONS = {
     "steps_to_90_train": "first step with trailing 3-step mean training success >= 0.9 x teacher sampled success",
     "entropy": "mean per-dimension action entropy (nats) on the policy's own rollout states; start = step 1, "
     "final = mean of the last 3 steps",
+    "reverse_kl": "mean per-dimension KL(student || teacher) (nats) on the student's own rollout states, whatever "
+    "the method optimises: whether a run moved towards the teacher; start = step 1, final = mean of the last 3 steps",
     "unseen_success": "greedy success on the held-out compositions (unseen suite)",
     "pretrain_success": "greedy success on a few of the base's pre-training tasks (retention)",
     "seconds_per_step": "median wall seconds per training step (rollout + labeling + update; eval excluded)",
@@ -88,6 +90,20 @@ def run_from_rows(rows: list[dict], where: str, groups: TaskGroups) -> dict:
         "per_task": per_task,
         "seconds_per_step": float(np.nanmedian(step_seconds)) if step_seconds else math.nan,
         "wall_seconds": _num(train_rows[steps[-1]].get("time/wall_seconds")) if steps else math.nan,
+        "cpu_seconds": _num(train_rows[steps[-1]].get("time/cpu_seconds")) if steps else math.nan,
+    }
+
+
+def compute(runs: list[dict]) -> dict:
+    """The training time the study's runs took, summed over them whatever sitting made them (from each run's own
+    clock, so a study spread over sittings or machines is counted once per run)."""
+    wall = [r["wall_seconds"] for r in runs if not math.isnan(r.get("wall_seconds", math.nan))]
+    cpu = [r["cpu_seconds"] for r in runs if not math.isnan(r.get("cpu_seconds", math.nan))]
+    return {
+        "runs": len(runs),
+        "run_wall_seconds": float(sum(wall)),
+        "run_cpu_seconds": float(sum(cpu)),
+        "runs_without_cpu_seconds": len(runs) - len(cpu),
     }
 
 
@@ -168,6 +184,8 @@ def summarize_method(
     }
     final["entropy_start"] = aggregate([r["train"]["entropy"][0] if r["steps"] else None for r in runs])
     final["entropy"] = aggregate([_tail_mean(r["train"]["entropy"]) for r in runs])
+    final["reverse_kl_start"] = aggregate([r["train"]["reverse_kl"][0] if r["steps"] else None for r in runs])
+    final["reverse_kl"] = aggregate([_tail_mean(r["train"]["reverse_kl"]) for r in runs])
     final["teacher_entropy_on_student_states"] = aggregate([_tail_mean(r["train"]["teacher_entropy"]) for r in runs])
     per_task = (
         {

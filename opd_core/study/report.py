@@ -16,6 +16,29 @@ def _pm(agg: dict | None, digits: int = 2) -> str:
     return f"{agg['mean']:.{digits}f}"
 
 
+def _kl_change(final: dict) -> str:
+    """A run's KL to the teacher at its first step and at its end (means over seeds)."""
+    start, end = final.get("reverse_kl_start"), final.get("reverse_kl")
+    if not start or not end or start.get("mean") is None or end.get("mean") is None:
+        return "–"
+    return f"{start['mean']:.3f} -> {end['mean']:.3f}"
+
+
+def _compute(compute: dict | None) -> str:
+    """The runs' own training time, summed over every sitting that made them."""
+    if not compute:
+        return ""
+    text = (
+        f"The {compute['runs']} runs' own training time, summed over whatever sittings made them: "
+        f"{compute['run_wall_seconds'] / 3600:.2f} run-hours of wall time"
+    )
+    if compute["runs_without_cpu_seconds"] < compute["runs"]:
+        text += f", {compute['run_cpu_seconds'] / 3600:.2f} CPU-hours of the training processes"
+    if compute["runs_without_cpu_seconds"]:
+        text += f" ({compute['runs_without_cpu_seconds']} runs made before CPU time was recorded have none)"
+    return text + " (reference evaluations and asset training not included)."
+
+
 def _v(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -472,15 +495,21 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
     preset, results = summary["preset"], summary["results"]
     suites = list(results)
     env = preset.get("env", "tabletop")
+    student = "1-demo" if env == "tabletop" else "many-demo SFT"
+    ablation = (
+        f"; group-size ablation at {preset['ablation_trajectories']} trajectories per step"
+        if preset.get("ablation_group_sizes")
+        else ""
+    )
     lines = [
         f"# VLA-OPD reproduced on the built-in {env}",
         "",
         f"Preset **{preset['name']}**: {len(summary['seeds'])} seed(s), {preset['steps']} on-policy steps per method "
-        f"at B={preset['batch_tasks']} x G={preset['group_size']} from the same 1-demo student and teacher; evaluation "
-        f"every {preset['eval_every']} steps on {preset['eval_init_states']} fixed initial states per task; offline "
-        f"SFT {preset['sft_steps']} gradient steps; group-size ablation at {preset['ablation_trajectories']} "
-        f"trajectories per step. Wall time of this invocation: {summary['wall_seconds']:.0f} s "
-        f"({summary['runs_run_now']} runs trained now, {summary['runs_reused']} reused from an earlier invocation).",
+        f"at B={preset['batch_tasks']} x G={preset['group_size']} from the same {student} student and teacher; "
+        f"evaluation every {preset['eval_every']} steps on {preset['eval_init_states']} fixed initial states per "
+        f"task; offline SFT {preset['sft_steps']} gradient steps{ablation}. Wall time of this invocation: "
+        f"{summary['wall_seconds']:.0f} s ({summary['runs_run_now']} runs trained now, {summary['runs_reused']} "
+        f"reused from an earlier invocation). {_compute(summary.get('compute'))}",
         "",
         "Numbers are mean ± std over seeds (one seed: the value). Definitions are at the end.",
         "",
@@ -519,6 +548,7 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
                 "–",
                 _v(ref[key]["entropy"]),
                 "–",
+                "–",
             ]
             for key in REF_ROWS
         ]
@@ -532,16 +562,29 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
                     _pm(f["pretrain_success"]),
                     _pm(f["entropy_start"]),
                     _pm(f["entropy"]),
+                    _kl_change(f),
                     _pm(methods[m]["seconds_per_step"], 1),
                 ]
             )
         lines += _table(
-            ["Method", "Seen", "Unseen (held-out)", "Pre-training", "Entropy start", "Entropy final", "s / step"], rows
+            [
+                "Method",
+                "Seen",
+                "Unseen (held-out)",
+                "Pre-training",
+                "Entropy start",
+                "Entropy final",
+                "KL to teacher start -> final",
+                "s / step",
+            ],
+            rows,
         )
         lines += [
             "",
             "Reference rows' entropy: on their own sampled rollouts. SFT's entropy is on demo states and "
-            "its steps are gradient steps on demos, not rollouts.",
+            "its steps are gradient steps on demos, not rollouts. KL to teacher: per-dimension KL(student || "
+            "teacher) in nats on the student's own rollout states (SFT has no rollouts), step 1 -> the mean of the "
+            "last 3 steps: whether a run moved towards the teacher, whatever its success did.",
             "",
         ]
 

@@ -167,6 +167,7 @@ def run_study(
         "definitions": analysis.DEFINITIONS,
         "results": {},
     }
+    every_run: list[dict] = []
     for suite in suites:
         suite_assets, groups, _, _, refs = prepared[suite]
         suite_specs = [s for s in specs if s.suite == suite]
@@ -176,6 +177,7 @@ def run_study(
             is_objective = key.startswith(OBJECTIVE_PREFIX)
             read_groups = objective_groups(preset) if is_objective else groups
             runs = [executor.read(s, configs[s], read_groups) for s in chosen]
+            every_run += runs
             config = configs[chosen[0]]
             if key == handoff.HANDOFF:
                 distill = [executor.read(distillation_of(s), configs[distillation_of(s)], groups) for s in chosen]
@@ -232,6 +234,7 @@ def run_study(
             result["claims"] += analysis.objective_claims(figure_4, refs["teacher"].get("entropy"))
         summary["results"][suite] = result
 
+    summary["compute"] = analysis.compute(every_run)
     made = plots.draw_all(summary, out / "plots")
     summary["plots"] = made
     summary["wall_seconds"] = time.perf_counter() - started
