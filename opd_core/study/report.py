@@ -35,8 +35,8 @@ def _compute(compute: dict | None) -> str:
     if compute["runs_without_cpu_seconds"] < compute["runs"]:
         text += f", {compute['run_cpu_seconds'] / 3600:.2f} CPU-hours of the training processes"
     if compute["runs_without_cpu_seconds"]:
-        text += f" ({compute['runs_without_cpu_seconds']} runs made before CPU time was recorded have none)"
-    return text + " (reference evaluations and asset training not included)."
+        text += f"; {compute['runs_without_cpu_seconds']} runs made before CPU time was recorded have no CPU time"
+    return text + "; reference evaluations and asset training not included."
 
 
 def _v(value, digits: int = 2) -> str:
