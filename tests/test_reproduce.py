@@ -200,7 +200,7 @@ def test_the_runs_training_time_is_summed_from_their_own_clocks_whatever_invocat
     out, summary = study
     compute = summary["compute"]
     assert compute["runs"] == len(plan_runs(MINI, ["object"], [0])) and compute["runs_without_cpu_seconds"] == 0
-    assert 0 < compute["run_cpu_seconds"] and 0 < compute["run_wall_seconds"]
+    assert compute["run_cpu_seconds"] > 0 and compute["run_wall_seconds"] > 0
     assert "CPU-hours of the training processes" in (out / "report.md").read_text()
     again = run_study(out, MINI, progress=False, log=lambda *_: None)  # trains nothing, counts the same runs
     assert again["compute"] == compute
