@@ -6,7 +6,13 @@ resuming a finished study); the paper's claims are measured by the command, neve
 
 import argparse
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +336,44 @@ def test_cli_parses():
     add_reproduce_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["reproduce", "--out", "x", "--quick", "--seeds", "2", "--assets", "runs"])
     assert args.quick and args.seeds == 2 and args.assets == "runs" and args.suites == "object"
+
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+from multiprocessing import get_context
+from opd_core.study import jobs
+
+def run_process(pid_file):
+    jobs._start_child(1)  # what the study's pool runs first in every run process
+    open(pid_file, "w").write(str(os.getpid()))
+    time.sleep(120)  # a run that would go on training
+
+if __name__ == "__main__":
+    get_context("spawn").Process(target=run_process, args=(sys.argv[1],)).start()
+    while not (os.path.exists(sys.argv[1]) and open(sys.argv[1]).read()):
+        time.sleep(0.05)
+    os._exit(0)  # the study's process dies without a word to its children (SIGKILL, or SIGTERM to it alone)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_run_process_exits_when_the_study_process_dies(tmp_path):
+    script, pid_file = tmp_path / "study.py", tmp_path / "child.pid"
+    script.write_text(ORPHAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(pid_file)], env=env, check=True, timeout=120)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 30  # a liveness bound: the watch looks every half second
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _running(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the orphaned run process went on after the study's process died"

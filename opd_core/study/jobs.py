@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -113,7 +115,7 @@ def execute_all(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failures, ran_now = [], 0
     pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
+        max_workers=jobs, mp_context=get_context("spawn"), initializer=_start_child, initargs=(threads,)
     )
     try:
         pending = {pool.submit(_execute_in_child, config, extendable(config)): config for config in configs}
@@ -147,10 +149,21 @@ def _execute_in_child(config: RunConfig, extendable: bool) -> tuple[bool, str | 
         return False, f"{type(exc).__name__}: {exc}{detail}"
 
 
-def _limit_threads(threads: int) -> None:
+def _start_child(threads: int) -> None:
+    """A run process's set-up: its torch threads, and a watch on the study's process, so that a study killed
+    outright (SIGKILL, or SIGTERM to its process alone) does not leave its runs training on as orphans that
+    write into the study folder behind the next invocation's back."""
     import torch
 
     torch.set_num_threads(threads)
+    parent = os.getppid()
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # the run's folder is left unfinished: the next invocation makes it again
 
 
 LENGTH_FIELDS = ("steps", "grpo_steps")
