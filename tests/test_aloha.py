@@ -148,54 +148,24 @@ def test_crashed_or_hung_worker_is_restarted_and_its_episode_replayed_or_marked(
 
 
 def test_two_opd_steps_with_the_expert_teacher_then_an_eval_with_a_video(aloha, tmp_path):
-    from opd_core.checkpoint import save_checkpoint
+    from extra_smoke import two_opd_steps
     from opd_core.cli import main
-    from opd_core.config import RunConfig
     from opd_core.envs.aloha.policy import save_expert_checkpoint
     from opd_core.envs.libero.pool import _LIVE
-    from opd_core.policies import build_policy
-    from opd_core.sinks import LocalDirSink, read_metrics
-    from opd_core.tokenizer import ActionTokenizer
-    from opd_core.train import train
     from opd_core.video import read_video_info
 
-    torch.manual_seed(0)
-    tiny = {"width": 4, "hidden": 32, "input_size": 16, "proprio_dim": 10}
-    student = build_policy("small_vla", tiny, ActionTokenizer.identity(14))
-    save_checkpoint(tmp_path / "student", student, step=0)
-    save_expert_checkpoint(tmp_path / "teacher")
-    config = RunConfig.from_dict(
-        dict(
-            name="aloha-smoke",
-            env="aloha",
-            suite="aloha",
-            tasks=["transfer_cube"],
-            pipeline="opd",
-            objective="reverse_kl",
-            student_checkpoint=str(tmp_path / "student"),
-            teacher_checkpoint=str(tmp_path / "teacher"),
-            steps=2,
-            batch_tasks=1,
-            group_size=2,
-            max_episode_steps=3,
-            image_size=16,
-            eval_every=2,
-            eval_init_states=1,
-            videos_per_eval=1,
-            save_every=0,
-            minibatch_size=64,
-            updates_per_step=1,
-            out_dir=str(tmp_path / "run"),
-        )
-    ).validate()
-    sink = LocalDirSink(config.out_dir)
-    try:
-        result = train(config, sink)
-    finally:
-        sink.close()
+    result, rows, videos = two_opd_steps(
+        tmp_path,
+        env="aloha",
+        suite="aloha",
+        task="transfer_cube",
+        save_expert=save_expert_checkpoint,
+        image_size=16,
+        action_dim=14,
+        policy_size={"proprio_dim": 10},
+    )
     assert not _LIVE, "train() closes its ALOHA environments (their worker processes)"
     assert result.status == "finished" and result.step == 2
-    rows = read_metrics(tmp_path / "run")
     steps = [row for row in rows if "train/loss" in row]
     assert [row["step"] for row in steps] == [1, 2]
     for row in steps:
@@ -204,7 +174,6 @@ def test_two_opd_steps_with_the_expert_teacher_then_an_eval_with_a_video(aloha, 
     keys = set().union(*rows)
     assert {"eval/seen_success", "eval/success/transfer_cube", "time/rollout_seconds"} <= keys
     assert any(key.startswith("train/reverse_kl/left") for key in keys)  # per-arm diagnostics of a 14-D policy
-    videos = [json.loads(line) for line in (tmp_path / "run/videos.jsonl").read_text().splitlines()]
     assert videos
     info = read_video_info(tmp_path / "run" / videos[0]["path"])
     assert info["codec"] == "h264" and info["frames"] == 4

@@ -224,53 +224,22 @@ def test_crashed_or_hung_worker_is_restarted_and_its_episode_retried_or_marked()
 
 @needs_libero
 def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_path):
-    from opd_core.checkpoint import save_checkpoint
-    from opd_core.config import RunConfig
+    from extra_smoke import two_opd_steps
     from opd_core.envs.libero.policy import save_expert_checkpoint
-    from opd_core.policies import build_policy
-    from opd_core.sinks import LocalDirSink, read_metrics
-    from opd_core.tokenizer import ActionTokenizer
-    from opd_core.train import train
     from opd_core.video import read_video_info
 
-    torch.manual_seed(0)
-    tiny = {"width": 4, "hidden": 32, "input_size": 16}
-    save_checkpoint(tmp_path / "student", build_policy("small_vla", tiny, ActionTokenizer.identity()), step=0)
-    save_expert_checkpoint(tmp_path / "teacher")  # labels from the privileged state the rollout keeps per state
-    config = RunConfig.from_dict(
-        dict(
-            name="libero-smoke",
-            env="libero",
-            suite="libero_object",
-            tasks=[OBJECT_TASK],
-            pipeline="opd",
-            objective="reverse_kl",
-            student_checkpoint=str(tmp_path / "student"),
-            teacher_checkpoint=str(tmp_path / "teacher"),
-            steps=2,
-            batch_tasks=1,
-            group_size=2,
-            max_episode_steps=3,
-            image_size=32,
-            eval_every=2,
-            eval_init_states=1,
-            videos_per_eval=1,
-            save_every=0,
-            minibatch_size=64,
-            updates_per_step=1,
-            out_dir=str(tmp_path / "run"),
-        )
-    ).validate()
-    sink = LocalDirSink(config.out_dir)
-    try:
-        result = train(config, sink)
-    finally:
-        sink.close()
+    result, rows, videos = two_opd_steps(
+        tmp_path,
+        env="libero",
+        suite="libero_object",
+        task=OBJECT_TASK,
+        save_expert=save_expert_checkpoint,
+        image_size=32,
+    )
     from opd_core.envs.libero.pool import _LIVE
 
     assert not _LIVE, "train() closes its LIBERO environments (their worker processes hold GBs)"
     assert result.status == "finished" and result.step == 2
-    rows = read_metrics(tmp_path / "run")
     steps = [row for row in rows if "train/loss" in row]
     assert [row["step"] for row in steps] == [1, 2]
     for row in steps:
@@ -278,7 +247,6 @@ def test_two_opd_steps_on_libero_object_write_metrics_and_a_playable_video(tmp_p
         assert row["train/episode_length"] == 3.0
     keys = set().union(*rows)
     assert {"eval/seen_success", f"eval/success/{OBJECT_TASK}", "time/rollout_seconds", "time/env_steps"} <= keys
-    videos = [json.loads(line) for line in (tmp_path / "run/videos.jsonl").read_text().splitlines()]
     assert videos
     for video in videos:
         info = read_video_info(tmp_path / "run" / video["path"])
