@@ -51,6 +51,12 @@ def add_reproduce_command(subparsers: argparse._SubParsersAction) -> argparse.Ar
         help="method runs at once, one process each, sharing the CPU cores (default 1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: write the summary, report and plots of the seeds whose runs (per suite) have all "
+        "ended so far, an interim look at a study that spans several sittings",
+    )
     parser.set_defaults(handler=_cmd_reproduce)
     return parser
 
@@ -103,12 +109,11 @@ def _cmd_reproduce(args, run=None) -> int:
         raise ConfigError("--jobs", f"must be at least 1, got {args.jobs}")
     for suite in suites:
         task_catalog(env).suite_tasks(suite)
+    options = dict(suites=suites, assets=args.assets, progress=not args.no_progress, finished_only=args.finished_only)
     if run is None:
-        summary = run_study(
-            args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress, jobs=args.jobs
-        )
+        summary = run_study(args.out, preset, jobs=args.jobs, **options)
     else:
-        summary = run(args.out, preset, suites=suites, assets=args.assets, progress=not args.no_progress)
+        summary = run(args.out, preset, **options)
     brief = {
         suite: {
             m: {

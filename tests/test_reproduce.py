@@ -336,6 +336,7 @@ def test_cli_parses():
     add_reproduce_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["reproduce", "--out", "x", "--quick", "--seeds", "2", "--assets", "runs"])
     assert args.quick and args.seeds == 2 and args.assets == "runs" and args.suites == "object"
+    assert not args.finished_only and parser.parse_args(["reproduce", "--out", "x", "--finished-only"]).finished_only
 
 
 ORPHAN_SCRIPT = """
@@ -377,3 +378,19 @@ def test_a_run_process_exits_when_the_study_process_dies(tmp_path):
     if alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, "the orphaned run process went on after the study's process died"
+
+
+def test_an_interim_report_covers_the_finished_units_and_trains_nothing(study, tmp_path):
+    out, summary = study
+    kept = _kept_in_git(out, tmp_path / "kept")
+    two_seeds = MINI.with_changes(seeds=2)  # seed 1 has not run: its unit is left out
+    interim = run_study(kept, two_seeds, finished_only=True, progress=False, log=lambda *_: None)
+    assert interim["finished_units"] == {"covered": 1, "planned": 2} and interim["seeds"] == [0]
+    assert interim["runs_run_now"] == 0 and not list((kept / "runs/object").glob("*_seed1"))
+    assert _table(interim) == _table(summary)
+    assert "**Interim report**" in (kept / "report.md").read_text()
+
+    unfinished = kept / "runs/object/grpo_seed0/checkpoints.jsonl"
+    unfinished.write_text("\n".join(unfinished.read_text().splitlines()[:-1]) + "\n")  # as if stopped mid-run
+    with pytest.raises(StudyError, match="nothing to report"):
+        run_study(kept, two_seeds, finished_only=True, progress=False, log=lambda *_: None)

@@ -204,9 +204,20 @@ def _check_same_settings(run, config: RunConfig, *, extendable: bool) -> None:
         )
 
 
-def run_queued_study(out, preset, *, suites, assets=None, progress=True, poll_seconds: float = 2.0, log=print):
+def run_queued_study(
+    out, preset, *, suites, assets=None, progress=True, poll_seconds: float = 2.0, finished_only=False, log=print
+):
     """`opd reproduce --queue`: run_study with the runs on the lab's queue."""
     from opd_core.study import run_study
 
     executor = QueueExecutor(out, poll_seconds=poll_seconds, log=log)
-    return run_study(out, preset, suites=suites, assets=assets, progress=progress, executor=executor, log=log)
+    return run_study(
+        out,
+        preset,
+        suites=suites,
+        assets=assets,
+        progress=progress,
+        executor=executor,
+        finished_only=finished_only,
+        log=log,
+    )

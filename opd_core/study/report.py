@@ -514,6 +514,15 @@ def render(summary: dict, plots: dict[str, dict[str, str]]) -> str:
         "Numbers are mean ± std over seeds (one seed: the value). Definitions are at the end.",
         "",
     ]
+    units = summary.get("finished_units")
+    if units:
+        lines += [
+            f"**Interim report** (`--finished-only`): it covers the {units['covered']} of {units['planned']} "
+            "(seed, suite) units whose runs have all ended; the rest of the study has not run yet, and neither have "
+            "Figure 2's extensions, so a method that did not reach a threshold within its nominal length reads "
+            "as censored there. Verdicts on fewer than 5 seeds are provisional.",
+            "",
+        ]
     if env == "tabletop":
         lines += table_2(results)
     for suite in suites if env != "tabletop" else []:

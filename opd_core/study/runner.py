@@ -19,7 +19,7 @@ from opd_core.resources import RESOURCES_DIR
 from opd_core.study import analysis, handoff, plots, report
 from opd_core.study.assets import AssetStore
 from opd_core.study.extend import DISTILLATION, extend_runs, plan_extension
-from opd_core.study.jobs import LocalExecutor
+from opd_core.study.jobs import LocalExecutor, StudyError
 from opd_core.study.plan import (
     OBJECTIVE_PREFIX,
     RunSpec,
@@ -44,6 +44,7 @@ def run_study(
     progress: bool = True,
     jobs: int = 1,
     executor=None,
+    finished_only: bool = False,
     log=print,
 ) -> dict:
     """Run (or continue) the study in `out`; returns the summary that is also written to out/summary.json.
@@ -51,6 +52,8 @@ def run_study(
     `jobs` runs that many method runs at once, each in its own process (the assets are made first, in order).
     `executor`: where the method runs execute and are read back from (default: jobs.LocalExecutor, here, into
     out/runs; the worker package's QueueExecutor sends them to the lab's workers and reads them from its store).
+    `finished_only`: train nothing; the summary, report and plots cover the (seed, suite) units whose runs have
+    all ended (an interim look at a study that spans sittings; Figure 2's extensions are not run).
     """
     started = time.perf_counter()
     out = Path(out).resolve()  # run configs name the assets by absolute path (workers elsewhere read them too)
@@ -117,7 +120,22 @@ def run_study(
 
     extendable = {configs[spec].out_dir for spec in configs if spec.method in preset.extend_methods}
     ran_now, switches = 0, {}
-    for unit in _units(specs, executor):
+
+    def switch_of(spec: RunSpec) -> int:
+        """Where the distill-then-GRPO run `spec` takes over from its reverse-KL run (which has ended)."""
+        distill = distillation_of(spec)
+        switches[spec] = handoff.switch_step(preset, executor.read(distill, configs[distill], prepared[spec.suite][1]))
+        return switches[spec][0]
+
+    units_planned = len(_by_unit(specs))
+    if finished_only:
+        specs = _finished_units(
+            specs, configs, executor, lambda spec: config_of(spec, *_handoff_start(spec, switch_of(spec), configs))
+        )
+        suites = [suite for suite in suites if any(spec.suite == suite for spec in specs)]
+        seeds = sorted({spec.seed for spec in specs})
+        log(f"[study] {len(_by_unit(specs))} of {units_planned} units finished: the report covers those")
+    for unit in [] if finished_only else _units(specs, executor):
         ran_now += executor.run_all(
             [(spec, configs[spec]) for spec in unit if spec in configs],
             on_done=advance,
@@ -125,11 +143,7 @@ def run_study(
         )
         unit_handoffs = [spec for spec in unit if spec in handoffs]
         for spec in unit_handoffs:
-            distill = distillation_of(spec)
-            switches[spec] = handoff.switch_step(
-                preset, executor.read(distill, configs[distill], prepared[spec.suite][1])
-            )
-            configs[spec] = _handoff_config(spec, distill, switches[spec][0], configs, config_of, executor)
+            configs[spec] = _handoff_config(spec, switch_of(spec), configs, config_of, executor)
         if unit_handoffs:
             log(
                 "[study] distill then GRPO from the reverse-KL checkpoints at steps "
@@ -140,7 +154,7 @@ def run_study(
         bar.close()
 
     extensions = {}
-    if preset.extend_methods:
+    if preset.extend_methods and not finished_only:
         for suite in suites:
             suite_assets, groups, _, _, refs = prepared[suite]
             distill = [
@@ -163,6 +177,7 @@ def run_study(
         "runs_run_now": ran_now,
         "runs_reused": len(specs) - ran_now,
         "extension_rounds_run_now": extended_now,
+        "finished_units": {"covered": len(_by_unit(specs)), "planned": units_planned} if finished_only else None,
         "execution": executor.describe(),
         "definitions": analysis.DEFINITIONS,
         "results": {},
@@ -249,20 +264,46 @@ def _units(specs: list[RunSpec], executor) -> list[list[RunSpec]]:
     study stopped part-way has whole units done), else every run at once (the queue's workers take them all)."""
     if not getattr(executor, "runs_by_unit", False):
         return [specs]
+    return _by_unit(specs)
+
+
+def _by_unit(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The runs of each seed and suite, in plan order."""
     units: dict[tuple[int, str], list[RunSpec]] = {}
     for spec in specs:
         units.setdefault((spec.seed, spec.suite), []).append(spec)
     return list(units.values())
 
 
-def _handoff_config(spec: RunSpec, distill: RunSpec, step: int, configs: dict, config_of, executor):
+def _finished_units(specs: list[RunSpec], configs: dict, executor, handoff_config) -> list[RunSpec]:
+    """The runs of the units whose every run has ended (a handoff run is judged once its reverse-KL run has)."""
+    kept = []
+    for unit in _by_unit(specs):
+        if not all(executor.finished(spec, configs[spec]) for spec in unit if spec in configs):
+            continue
+        handoffs = [spec for spec in unit if spec not in configs]
+        for spec in handoffs:
+            configs[spec] = handoff_config(spec)
+        if all(executor.finished(spec, configs[spec]) for spec in handoffs):
+            kept += unit
+    if not kept:
+        raise StudyError("no seed of any suite has all its runs finished yet: nothing to report")
+    return kept
+
+
+def _handoff_start(spec: RunSpec, step: int, configs: dict) -> tuple[Path, int]:
+    """The reverse-KL checkpoint a distill-then-GRPO run starts from, as its config names it."""
+    return Path(configs[distillation_of(spec)].out_dir) / "checkpoints" / f"step_{step}", step
+
+
+def _handoff_config(spec: RunSpec, step: int, configs: dict, config_of, executor):
     """The distill-then-GRPO run's config from the reverse-KL checkpoint at `step`. A handoff run that has ended
     needs no checkpoint (its student's path is not compared), so a reverse-KL run kept without weights is not made
     again for it."""
-    expected = Path(configs[distill].out_dir) / "checkpoints" / f"step_{step}"
-    config = config_of(spec, expected, step)
+    config = config_of(spec, *_handoff_start(spec, step, configs))
     if executor.finished(spec, config):
         return config
+    distill = distillation_of(spec)
     return config_of(spec, executor.checkpoint(distill, configs[distill], step), step)
 
 
