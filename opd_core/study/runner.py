@@ -111,7 +111,7 @@ def run_study(
     reused = sum(executor.finished(spec, config) for spec, config in configs.items())
     where = out / "runs" if isinstance(executor, LocalExecutor) else executor.describe().get("where", "the queue")
     log(f"[study] {len(specs)} runs ({reused} of the first {len(configs)} already finished) in {where}")
-    bar = _bar(progress, len(specs))
+    bar = _bar(progress and not finished_only, len(specs))
 
     def advance(config, ran):
         if bar is not None:
