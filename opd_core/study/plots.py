@@ -32,6 +32,12 @@ def _figure(cols: int, rows: int = 1, width: float = 5.2, height: float = 3.8):
     return fig, [ax for row in axes for ax in row]
 
 
+def _legend_below(fig, ax) -> None:
+    """One legend for the figure, under its panels, so that it never covers a curve."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=7, frameon=False)
+
+
 def _band(ax, steps, curve, label, color, marker=None):
     mean = [float("nan") if v is None else v for v in curve["mean"]]
     std = [0.0 if v is None else v for v in curve["std"]]
@@ -74,7 +80,7 @@ def success_plot(suite: str, result: dict, path: Path) -> Path:
         ax.axhline(ref["student_init"][key], color="black", linewidth=0.8, linestyle=":", label="student init")
         ax.set(xlabel="training step", ylabel="success rate", ylim=(-0.02, 1.02), title=f"{suite}: {what}")
         ax.grid(alpha=0.3)
-    ax_eval.legend(fontsize=7, loc="lower right")
+    _legend_below(fig, ax_eval)
     fig.savefig(path)
     return path
 
@@ -204,7 +210,7 @@ def ablation_plot(suite: str, result: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
     ax_eval.set_title(f"{suite}: reverse KL, {ablation['trajectories']} trajectories/step (eval)")
     ax_train.set_title("training rollouts")
-    ax_eval.legend(fontsize=7, loc="lower right")
+    _legend_below(fig, ax_eval)
     fig.savefig(path)
     return path
 
