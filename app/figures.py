@@ -235,14 +235,7 @@ def curves_figure(
         height=height + 70 + bottom,
         margin={"l": 60, "r": 16, "t": 70, "b": bottom},
         hovermode="closest",
-        legend={
-            "orientation": "h",
-            "x": 0,
-            "xanchor": "left",
-            "y": -56 / height,
-            "yanchor": "top",
-            "title": {"text": legend_title, "side": "top"} if legend_title else None,
-        },
+        legend=_legend_below(height, 56, legend_title),
         showlegend=bool(lines),
     )
     figure.update_xaxes(title_text=x_title, title_standoff=6, automargin=False)
@@ -250,6 +243,18 @@ def curves_figure(
     if is_success_key(key):
         figure.update_yaxes(range=SUCCESS_RANGE)
     return figure
+
+
+def _legend_below(plot_height: int, gap: int, title: str) -> dict:
+    """A horizontal legend `gap` px under the plot area, where it covers no curve (y is in plot-height units)."""
+    return {
+        "orientation": "h",
+        "x": 0,
+        "xanchor": "left",
+        "y": -gap / plot_height,
+        "yanchor": "top",
+        "title": {"text": title, "side": "top"} if title else None,
+    }
 
 
 def shorten_label(label: str, limit: int = 48) -> str:
@@ -331,14 +336,7 @@ def dims_figure(
         height=plot_height + 100 + bottom,
         margin={"l": 60, "r": 16, "t": 100, "b": bottom},
         hovermode="closest",
-        legend={
-            "orientation": "h",
-            "x": 0,
-            "xanchor": "left",
-            "y": -62 / plot_height,
-            "yanchor": "top",
-            "title": {"text": legend_title, "side": "top"} if legend_title else None,
-        },
+        legend=_legend_below(plot_height, 62, legend_title),
     )
     figure.update_xaxes(title_text=x_title, title_standoff=4, row=rows)
     figure.update_yaxes(title_text=axis_title("train/" + family), col=1)

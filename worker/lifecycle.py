@@ -51,32 +51,10 @@ def is_stale_running(stale_after_seconds: float):
     return and_(Run.status == "running", Run.heartbeat_at < stale_cutoff(stale_after_seconds))
 
 
-def create_run(
-    store: Store,
-    config: dict[str, Any],
-    *,
-    name: str,
-    queue: str,
-    total_steps: int,
-    tags=(),
-    notes: str = "",
-    sweep_id: int | None = None,
-    parent_run_id: int | None = None,
-) -> int:
-    """Insert a queued run; its config's out_dir becomes the run folder `runs/<id>` (data-dir relative)."""
+def create_run(store: Store, config: dict[str, Any], **fields: Any) -> int:
+    """Insert a queued run in its own transaction; `fields` are `add_run`'s (name, queue, total_steps, ...)."""
     with store.session() as session:
-        return add_run(
-            session,
-            store,
-            config,
-            name=name,
-            queue=queue,
-            total_steps=total_steps,
-            tags=tags,
-            notes=notes,
-            sweep_id=sweep_id,
-            parent_run_id=parent_run_id,
-        )
+        return add_run(session, store, config, **fields)
 
 
 def add_run(
@@ -92,6 +70,7 @@ def add_run(
     sweep_id: int | None = None,
     parent_run_id: int | None = None,
 ) -> int:
+    """Add a queued run to `session`; its config's out_dir becomes the run folder `runs/<id>` (data-dir relative)."""
     now = utcnow()
     run = Run(
         name=name,
