@@ -17,49 +17,24 @@ from pathlib import Path
 import pytest
 
 from opd_core.config import RunConfig
-from opd_core.study import METHODS, StudyPreset, run_study
+from opd_core.study import METHODS, run_study
 from opd_core.study.assets import AssetStore
 from opd_core.study.jobs import StudyError, check_same_settings, execute_all
 from opd_core.study.plan import plan_runs, seen_tasks
-from tinyrun import TINY_POLICY
+from study_minis import mini_preset, tiny_assets, tiny_runs
 
-TINY = {
-    **TINY_POLICY,
-    "videos_per_eval": 0,
-    "minibatch_size": 64,
-    "updates_per_step": 1,
-    "sft_batch_size": 32,
-    "eval_init_states": 1,
-    "max_episode_steps": 8,
-}
-TINY_ASSET = {"steps": 3, "eval_every": 0, "save_every": 0, "unseen_tasks": []}
-
-MINI = StudyPreset(
-    name="mini",
-    seeds=1,
-    steps=2,
-    batch_tasks=2,
-    group_size=2,
-    eval_every=1,
-    eval_init_states=1,
-    distill_steps_before_grpo=1,
-    sft_steps=2,
+MINI = mini_preset(
+    "mini",
     sft_eval_every=1,
     ablation_trajectories=4,
     ablation_group_sizes=(2, 4),
     held_out_tasks=2,
-    retention_tasks=1,
-    seen_tasks=2,
     pretrain_tasks=2,
     objective_lrs=(1e-3,),
     objective_lr_methods=("forward_kl",),
     max_episode_steps=8,
-    common_overrides=TINY,
-    asset_overrides={
-        "base": {**TINY_ASSET, "num_demos": 2, "lr": 3e-3},
-        "teacher": {**TINY_ASSET, "num_demos": 2},
-        "student": {**TINY_ASSET, "steps": 2},
-    },
+    common_overrides=tiny_runs(max_episode_steps=8),
+    asset_overrides=tiny_assets(3, student={"steps": 2}),
 )
 
 

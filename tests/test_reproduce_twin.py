@@ -12,52 +12,26 @@ import json
 import pytest
 
 from opd_core.config import ConfigError, RunConfig
-from opd_core.study import StudyPreset, run_study
+from opd_core.study import run_study
 from opd_core.study.plan import objective_runs, plan_runs
 from opd_core.study.presets import TWIN_QUICK, preset_for
 from opd_core.study.recipes import load_recipe
-from tinyrun import TINY_POLICY
+from study_minis import mini_preset, tiny_assets, tiny_runs
 
 TASK = "twin/beat_block_hammer"
-TINY = {
-    **TINY_POLICY,
-    "videos_per_eval": 0,
-    "minibatch_size": 64,
-    "updates_per_step": 1,
-    "sft_batch_size": 32,
-    "eval_init_states": 1,
-    "max_episode_steps": 6,
-}
-TINY_ASSET = {"steps": 2, "eval_every": 0, "save_every": 0, "unseen_tasks": []}
-
-MINI = StudyPreset(
-    name="mini-twin",
+MINI = mini_preset(
+    "mini-twin",
     env="twin",
-    seeds=1,
-    steps=2,
-    batch_tasks=2,
-    group_size=2,
-    eval_every=1,
-    eval_init_states=1,
-    distill_steps_before_grpo=1,
-    sft_steps=2,
     sft_eval_every=1,
     ablation_trajectories=4,
     ablation_group_sizes=(),
     objective_task=TASK,
     objective_group_size=2,
     objective_steps=3,
-    held_out_tasks=1,
-    retention_tasks=1,
-    seen_tasks=2,
     pretrain_tasks=2,
     max_episode_steps=6,
-    common_overrides=TINY,
-    asset_overrides={
-        "base": {**TINY_ASSET, "num_demos": 2, "lr": 3e-3},
-        "teacher": {**TINY_ASSET, "num_demos": 2},
-        "student": {**TINY_ASSET, "num_demos": 1},
-    },
+    common_overrides=tiny_runs(max_episode_steps=6),
+    asset_overrides=tiny_assets(2, student={"num_demos": 1}),
 )
 
 

@@ -15,35 +15,19 @@ import pytest
 
 from conftest import _fast_settings
 from lab_workers import LabWorkers
-from opd_core.study import StudyPreset, run_study
+from opd_core.study import run_study
 from opd_core.study.plan import plan_runs
+from study_minis import SHIPPED_RUNS, mini_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "assets/tabletop"
-SMALL = {
-    "videos_per_eval": 0,
-    "minibatch_size": 64,
-    "updates_per_step": 1,
-    "sft_batch_size": 32,
-    "label_batch_size": 64,
-}
-MINI = StudyPreset(
-    name="mini-queue",
+MINI = mini_preset(
+    "mini-queue",
     seeds=2,
-    steps=2,
-    batch_tasks=2,
-    group_size=2,
-    eval_every=1,
     extend_chunk=2,
-    eval_init_states=1,
-    distill_steps_before_grpo=1,
-    sft_steps=2,
     sft_eval_every=2,
     ablation_group_sizes=(),
-    held_out_tasks=1,
-    retention_tasks=1,
-    seen_tasks=2,
-    common_overrides=SMALL,
+    common_overrides=SHIPPED_RUNS,
     methods=("reverse_kl", "grpo", "opd_then_grpo"),
     extend_methods=("grpo",),
 )

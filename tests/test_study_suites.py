@@ -16,38 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from opd_core.study import METHODS, StudyPreset, run_study
+from opd_core.study import METHODS, run_study
 from opd_core.study.analysis import speedups
 from opd_core.study.extend import extension_cap
 from opd_core.study.plan import plan_runs
+from study_minis import SHIPPED_RUNS, mini_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "assets/tabletop"
-SMALL = {
-    "videos_per_eval": 0,
-    "minibatch_size": 64,
-    "updates_per_step": 1,
-    "sft_batch_size": 32,
-    "label_batch_size": 64,
-}
-
-MINI = StudyPreset(
-    name="mini-suites",
-    seeds=1,
-    steps=2,
-    batch_tasks=2,
-    group_size=2,
-    eval_every=1,
-    eval_init_states=1,
-    distill_steps_before_grpo=1,
-    sft_steps=2,
+MINI = mini_preset(
+    "mini-suites",
     sft_eval_every=2,
     ablation_trajectories=4,
     ablation_group_sizes=(2, 4),
-    held_out_tasks=1,
-    retention_tasks=1,
-    seen_tasks=2,
-    common_overrides=SMALL,
+    common_overrides=SHIPPED_RUNS,
     asset_overrides={"teacher": {"num_demos": 2}},
     extend_methods=("grpo",),
     extend_chunk=2,

@@ -8,47 +8,26 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from lab_runs import SLOW_STEPS, run_config, stored_steps, wait_until_ended
 from opd_core.checkpoint import load_policy, load_training_state
 from opd_core.config import ConfigError
 from opd_core.sinks import read_metrics
 from polling import wait_for
-from tinyrun import tiny_config
-
-# A few tenths of a second per step on this machine, no evaluation: long enough to act on a run mid-way.
-SLOW_STEPS = dict(pipeline="grpo", max_episode_steps=16, batch_tasks=2, group_size=4, eval_every=0, videos_per_eval=0)
-
-
-def config(**changes) -> dict:
-    return tiny_config(Path("set-by-the-lab"), **{"pipeline": "grpo", **changes}).to_dict()
-
-
-def wait_until_ended(lab, run_id: int, timeout: float):
-    return wait_for(
-        lambda: (run := lab.get_run(run_id)).status not in ("queued", "running") and run,
-        timeout,
-        f"run {run_id} to end",
-    )
-
-
-def steps_of(lab, run_id: int, key: str) -> list[int]:
-    series = lab.metrics([run_id], [key]).get(run_id, {}).get(key)
-    return [] if series is None else series.steps.tolist()
 
 
 @pytest.mark.timeout(60)
 def test_launch_refuses_an_invalid_config_naming_the_field_and_writes_nothing(lab, lab_settings):
     with pytest.raises(ConfigError, match="batch_tasks") as refused:
-        lab.launch(config(batch_tasks=0))
+        lab.launch(run_config(batch_tasks=0))
     assert refused.value.field == "batch_tasks"
     with pytest.raises(ConfigError, match="no_such_field"):
-        lab.launch({**config(), "no_such_field": 1})
+        lab.launch({**run_config(), "no_such_field": 1})
     with pytest.raises(ConfigError, match="group_size"):  # one bad point refuses the whole sweep
-        lab.launch_sweep(config(), {"seed": [0, 1], "group_size": [4, 1]}, "bad sweep")
+        lab.launch_sweep(run_config(), {"seed": [0, 1], "group_size": [4, 1]}, "bad sweep")
     assert lab.list_runs() == [] and lab.list_sweeps() == []
     queue_folder = lab_settings.broker_dir / "queue"
     assert not queue_folder.exists() or not any(queue_folder.iterdir())
@@ -56,8 +35,8 @@ def test_launch_refuses_an_invalid_config_naming_the_field_and_writes_nothing(la
 
 @pytest.mark.timeout(60)
 def test_cuda_runs_go_to_the_gpu_queue_and_runs_keep_tags_and_notes(lab, lab_settings):
-    gpu_run = lab.launch(config(device="cuda"))
-    cpu_run = lab.launch(config(), tags=["a"])
+    gpu_run = lab.launch(run_config(device="cuda"))
+    cpu_run = lab.launch(run_config(), tags=["a"])
     assert (lab.get_run(gpu_run).queue, lab.get_run(cpu_run).queue) == ("gpu", "cpu")
     assert queued_messages(lab_settings) == {"gpu": 1, "cpu": 1}
 
@@ -89,20 +68,20 @@ def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that
 ):
     start_worker(lab_settings)
     with pytest.raises(ConfigError) as refused:
-        lab.launch(config(pipeline="opd", teacher_checkpoint="missing/teacher"))
+        lab.launch(run_config(pipeline="opd", teacher_checkpoint="missing/teacher"))
     assert refused.value.field == "teacher_checkpoint" and "not found" in str(refused.value)
     assert lab.list_runs() == []
     broken = lab_settings.data_dir / "broken/teacher"  # there at launch, unreadable when the run starts
     broken.mkdir(parents=True)
     (broken / "meta.json").write_text('{"format": "something-else"}')
-    good = lab.launch(config(steps=4, eval_every=2, save_every=2), tags=["smoke"], notes="tiny")
-    bad = lab.launch(config(pipeline="opd", teacher_checkpoint="broken/teacher"))
+    good = lab.launch(run_config(steps=4, eval_every=2, save_every=2), tags=["smoke"], notes="tiny")
+    bad = lab.launch(run_config(pipeline="opd", teacher_checkpoint="broken/teacher"))
 
     run = wait_until_ended(lab, good, 120)
     assert (run.status, run.step, run.progress, run.error) == ("finished", 4, 1.0, None)
     assert run.tags == ["smoke"] and run.notes == "tiny" and run.worker_host
-    assert steps_of(lab, good, "train/success") == [1, 2, 3, 4]
-    assert steps_of(lab, good, "eval/seen_success") == [0, 2, 4]
+    assert stored_steps(lab, good, "train/success") == [1, 2, 3, 4]
+    assert stored_steps(lab, good, "eval/seen_success") == [0, 2, 4]
     assert [c.step for c in lab.checkpoints(good)] == [0, 2, 4]
     assert all(lab.artifact_path(c.path).is_dir() for c in lab.checkpoints(good))
     videos = lab.videos(good, step=4)
@@ -125,7 +104,7 @@ def test_a_run_finishes_with_its_artifacts_and_a_missing_teacher_fails_with_that
 def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_once(lab, lab_settings, start_worker):
     total = 20
     first = start_worker(lab_settings)
-    run_id = lab.launch(config(steps=total, save_every=3, **SLOW_STEPS))
+    run_id = lab.launch(run_config(steps=total, save_every=3, **SLOW_STEPS))
     wait_for(lambda: any(c.step >= 6 for c in lab.checkpoints(run_id)), 120, "a checkpoint at step 6")
 
     first.kill_hard()
@@ -141,7 +120,7 @@ def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_on
     run = wait_until_ended(lab, run_id, 150)
     assert (run.status, run.attempt, run.step) == ("finished", 2, total)
     for key in ("train/success", "time/step_seconds", "time/env_steps"):
-        assert steps_of(lab, run_id, key) == list(range(1, total + 1)), key
+        assert stored_steps(lab, run_id, key) == list(range(1, total + 1)), key
     # Resumed, not restarted: steps up to the checkpoint kept the first attempt's points.
     early = lab.metrics([run_id], ["train/success"], with_wall_time=True)[run_id]["train/success"]
     assert early.wall_times[0] < killed_at
@@ -153,7 +132,7 @@ def test_a_killed_worker_shows_the_run_crashed_and_resume_finishes_every_step_on
 @pytest.mark.timeout(180)
 def test_cancel_stops_a_run_within_one_step_and_its_checkpoint_loads(lab, lab_settings, start_worker):
     start_worker(lab_settings)
-    run_id = lab.launch(config(steps=500, save_every=100, **SLOW_STEPS))
+    run_id = lab.launch(run_config(steps=500, save_every=100, **SLOW_STEPS))
     out_dir = wait_for(
         lambda: (run := lab.get_run(run_id)).step >= 2 and lab.artifact_path(run.out_dir), 120, "two steps"
     )
@@ -193,7 +172,7 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
     for worker in workers:  # started together: each takes seconds to import the training code
         worker.wait_ready()
     quick = dict(steps=2, save_every=2, eval_init_states=0, videos_per_eval=0)  # no evaluation at all
-    sweep_id, run_ids = lab.launch_sweep(config(**quick), {"seed": [0, 1, 2], "group_size": [2, 4]}, "seeds x G")
+    sweep_id, run_ids = lab.launch_sweep(run_config(**quick), {"seed": [0, 1, 2], "group_size": [2, 4]}, "seeds x G")
     assert len(run_ids) == 6
 
     wait_for(
@@ -202,7 +181,7 @@ def test_two_workers_run_a_sweep_of_six_runs_each_exactly_once(lab, lab_settings
     runs = [lab.get_run(r) for r in run_ids]
     assert [(r.status, r.attempt) for r in runs] == [("finished", 1)] * 6
     assert {(r.config["seed"], r.config["group_size"]) for r in runs} == {(s, g) for s in (0, 1, 2) for g in (2, 4)}
-    assert all(steps_of(lab, r, "train/success") == [1, 2] for r in run_ids)
+    assert all(stored_steps(lab, r, "train/success") == [1, 2] for r in run_ids)
     claims = [int(m) for w in workers for m in re.findall(r"run (\d+) attempt 1: claimed", w.log_text())]
     assert sorted(claims) == sorted(run_ids), "every run claimed exactly once"
     assert len({r.worker_host for r in runs}) == 2, "both workers took runs"
@@ -230,11 +209,11 @@ def test_a_transformers_student_runs_like_any_other_run(lab, lab_settings, start
     )
     with pytest.raises(ConfigError) as refused:  # a folder that is no model at all
         (lab_settings.data_dir / "models/empty").mkdir()
-        lab.launch(config(pipeline="opd", student_checkpoint="models/empty", teacher_checkpoint="models/teacher"))
+        lab.launch(run_config(pipeline="opd", student_checkpoint="models/empty", teacher_checkpoint="models/teacher"))
     assert refused.value.field == "student_checkpoint"
     start_worker(lab_settings)
     run_id = lab.launch(
-        config(
+        run_config(
             pipeline="opd",
             objective="reverse_kl",
             student_checkpoint="models/tiny-vla",
@@ -247,6 +226,6 @@ def test_a_transformers_student_runs_like_any_other_run(lab, lab_settings, start
     )
     run = wait_until_ended(lab, run_id, 200)
     assert (run.status, run.error) == ("finished", None)
-    assert steps_of(lab, run_id, "train/reverse_kl") == [1, 2]
+    assert stored_steps(lab, run_id, "train/reverse_kl") == [1, 2]
     final = lab.checkpoints(run_id)[-1]
     assert final.step == 2 and (lab.artifact_path(final.path) / "hf_model/config.json").is_file()

@@ -5,38 +5,17 @@ point is what the lab records and shows: the run's status, error, events, metric
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from lab_runs import SLOW_STEPS, run_config, stored_steps, wait_until_ended
 from opd_core.checkpoint import save_checkpoint
 from opd_core.policies import build_policy
 from opd_core.sinks import read_metrics
 from opd_core.tokenizer import ActionTokenizer
 from polling import wait_for
-from tinyrun import tiny_config
 
-# A few tenths of a second per step, no evaluation: long enough to cancel the run mid-way.
-SLOW_STEPS = dict(pipeline="grpo", max_episode_steps=16, batch_tasks=2, group_size=4, eval_every=0, videos_per_eval=0)
 TINY = {"width": 4, "hidden": 32, "input_size": 16}
-
-
-def config(**changes) -> dict:
-    return tiny_config(Path("set-by-the-lab"), **{"pipeline": "grpo", **changes}).to_dict()
-
-
-def wait_until_ended(lab, run_id: int, timeout: float):
-    return wait_for(
-        lambda: (run := lab.get_run(run_id)).status not in ("queued", "running") and run,
-        timeout,
-        f"run {run_id} to end",
-    )
-
-
-def stored_steps(lab, run_id: int, key: str) -> list[int]:
-    series = lab.metrics([run_id], [key]).get(run_id, {}).get(key)
-    return [] if series is None else series.steps.tolist()
 
 
 def local_steps(lab, run_id: int, key: str) -> list[int]:
@@ -54,7 +33,7 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one_every_step_
 ):
     total, every = 40, 2
     worker = start_worker(lab_settings)
-    run_id = lab.launch(config(steps=total, save_every=every, **SLOW_STEPS))
+    run_id = lab.launch(run_config(steps=total, save_every=every, **SLOW_STEPS))
     wait_for(lambda: any(c.step >= 2 * every for c in lab.checkpoints(run_id)), 120, "a second checkpoint")
     lab.cancel(run_id)
     cancelled = wait_until_ended(lab, run_id, 60)
@@ -99,7 +78,7 @@ def test_a_diverging_run_fails_naming_the_step_and_keeps_no_checkpoint_after_the
 ):
     # The config of test_train_faults' huge-learning-rate test: one finite update at lr=1e6 makes the logits
     # overflow, and step 2's rollout meets them.
-    diverging = config(
+    diverging = run_config(
         pipeline="opd",
         student_checkpoint="policies/student",
         teacher_checkpoint="policies/teacher",
