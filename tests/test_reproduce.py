@@ -241,6 +241,9 @@ def test_a_kept_study_remakes_a_checkpoint_a_new_run_needs_and_reruns_unfinished
     again = run_study(kept, MINI, progress=False, log=messages.append)
     assert again["runs_run_now"] == 2  # the handoff and the unfinished GRPO run
     assert any("kept without its weights: making it again for step 1" in m for m in messages)
+    ended = [m for m in messages if " runs ended: " in m]  # a line a run made now, none for the reused ones
+    assert len(ended) == 2 and any("object/grpo_seed0" in m for m in ended), ended
+    assert any("object/opd_then_grpo_seed0" in m for m in ended), ended
     assert (kept / "runs/object/reverse_kl_seed0/checkpoints/step_1/meta.json").is_file()
     for run in ("reverse_kl_seed0", "grpo_seed0", "opd_then_grpo_seed0"):  # the same run made again
         assert _training_rows(kept / "runs/object" / run) == _training_rows(out / "runs/object" / run), run
