@@ -11,9 +11,9 @@ import time
 import psutil
 import pytest
 
+from lab_runs import SLOW_STEPS, run_config, stored_steps, wait_until_ended
 from opd_core.sinks import read_metrics
 from polling import wait_for
-from test_worker import SLOW_STEPS, config, steps_of, wait_until_ended
 
 
 def ranks_of(worker) -> list[psutil.Process]:
@@ -33,7 +33,7 @@ def ranks_of(worker) -> list[psutil.Process]:
 
 
 def two_rank_config(**changes) -> dict:
-    return config(**{**SLOW_STEPS, "nproc_per_node": 2, **changes})
+    return run_config(**{**SLOW_STEPS, "nproc_per_node": 2, **changes})
 
 
 @pytest.mark.timeout(240)
@@ -50,7 +50,7 @@ def test_a_two_rank_run_is_watched_and_cancelled_at_one_step_on_every_rank(lab, 
     run = wait_until_ended(lab, run_id, 60)
     assert run.status == "cancelled" and run.error is None
     assert [c.step for c in lab.checkpoints(run_id)][-1] == run.step
-    assert steps_of(lab, run_id, "train/success") == list(range(1, run.step + 1))
+    assert stored_steps(lab, run_id, "train/success") == list(range(1, run.step + 1))
     assert [row["step"] for row in read_metrics(out_dir) if "train/success" in row] == list(range(1, run.step + 1))
     wait_for(lambda: not ranks_of(worker), 30, "the ranks to exit")
 
@@ -77,7 +77,7 @@ def test_a_killed_rank_crashes_the_run_leaves_no_rank_and_resume_finishes_every_
     run = wait_until_ended(lab, run_id, 200)
     assert (run.status, run.attempt, run.step) == ("finished", 2, total)
     for key in ("train/success", "time/env_steps"):
-        assert steps_of(lab, run_id, key) == list(range(1, total + 1)), key
+        assert stored_steps(lab, run_id, key) == list(range(1, total + 1)), key
     local_rows = read_metrics(lab.artifact_path(run.out_dir))
     assert [row["step"] for row in local_rows if "train/success" in row] == list(range(1, total + 1))
 
