@@ -113,10 +113,11 @@ def run_study(
     log(f"[study] {len(specs)} runs ({reused} of the first {len(configs)} already finished) in {where}")
     bar = _bar(progress and not finished_only, len(specs))
 
-    ended = [0]  # runs ended so far, reused ones included
+    ended = 0  # runs ended so far, reused ones included
 
     def advance(config, ran):
-        ended[0] += 1
+        nonlocal ended
+        ended += 1
         name = Path(config.out_dir).name
         if bar is not None:
             bar.set_postfix_str(name)
@@ -124,7 +125,7 @@ def run_study(
         elif ran:  # without a bar (a log file), a line a run: how far a study of days has got
             minutes = (time.perf_counter() - started) / 60
             run = f"{Path(config.out_dir).parent.name}/{name}"
-            log(f"[study] {ended[0]} of {len(specs)} runs ended: {run} ({minutes:.0f} min in)")
+            log(f"[study] {ended} of {len(specs)} runs ended: {run} ({minutes:.0f} min in)")
 
     extendable = {configs[spec].out_dir for spec in configs if spec.method in preset.extend_methods}
     ran_now, switches = 0, {}
