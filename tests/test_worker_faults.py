@@ -19,19 +19,17 @@ from sqlalchemy.engine import make_url
 
 from conftest import _empty_postgres, _fast_settings, servers_required
 from fault_services import PrivateRedis, TcpProxy
+from lab_runs import SLOW_STEPS, run_config, stored_steps, wait_until_ended
 from lab_workers import LabWorkers
 from opd_core.sinks import read_metrics
 from polling import wait_for
-from tinyrun import tiny_config
 
-SLOW_STEPS = dict(max_episode_steps=16, batch_tasks=2, group_size=4, eval_every=0, videos_per_eval=0)
 TRAIN_KEYS = ("train/success", "time/step_seconds")
 
 
 def config(**changes) -> dict:
-    return tiny_config(
-        Path("set-by-the-lab"), **{"pipeline": "grpo", "eval_every": 0, "videos_per_eval": 0, **changes}
-    ).to_dict()
+    """A tiny GRPO run without evaluations: the faults hit training steps, which the store must hold once each."""
+    return run_config(**{"eval_every": 0, "videos_per_eval": 0, **changes})
 
 
 def fault_settings(data_dir: Path, **changes):
@@ -70,18 +68,9 @@ def private_redis(tmp_path):
     redis.stop()
 
 
-def wait_until_ended(lab, run_id: int, timeout: float):
-    return wait_for(
-        lambda: (run := lab.get_run(run_id)).status not in ("queued", "running") and run,
-        timeout,
-        f"run {run_id} to end",
-    )
-
-
 def assert_every_step_once(lab, run_id: int, total: int) -> None:
     for key in TRAIN_KEYS:
-        series = lab.metrics([run_id], [key])[run_id][key]
-        assert series.steps.tolist() == list(range(1, total + 1)), key
+        assert stored_steps(lab, run_id, key) == list(range(1, total + 1)), key
     local = [
         row["step"] for row in read_metrics(lab.artifact_path(lab.get_run(run_id).out_dir)) if "train/success" in row
     ]
