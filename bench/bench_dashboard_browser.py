@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,17 +29,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # the dashboard start-up the browser tests use
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the dashboard start-up and the Chromium the browser tests use
 
-CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TARGET_FIRST, TARGET_WARM = 3.0, 2.0
 DRAWN = """charts => {
     const divs = [...document.querySelectorAll('.js-plotly-plot')];
@@ -113,6 +103,7 @@ def main() -> None:
         os.environ.pop("OPD_DATABASE_URL", None)  # the embedded SQLite store, like bench_dashboard.py
         from bench_dashboard import fill_store
 
+        from browser_pages import CHROMIUM, CHROMIUM_ARGS
         from dashboard_server import running_dashboard
 
         fill_seconds = fill_store(args.runs, args.steps)

@@ -12,45 +12,21 @@ then restores the same view in a new browser context. Screenshots at 1440 and 10
 
 from __future__ import annotations
 
-import os
-import shutil
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dashboard_server import running_dashboard
+from browser_pages import BROWSER_TESTS, settle, shoot
+from browser_pages import choose as choose_option
 from polling import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
-CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 DIMS = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 SUCCESS_TITLE = "Success (train)"
 """Titles as Plotly keeps them (Streamlit's theme wraps them in <b>): compared by `in`."""
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).is_file(),
-        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
-    ),
-]
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
-)
+pytestmark = BROWSER_TESTS
 
 
 # ============================================================================================ the lab, by hand
@@ -152,52 +128,15 @@ def sweep_configs() -> list[tuple[str, dict]]:
 # ============================================================================================ fixtures
 @pytest.fixture
 def lab_settings(tmp_path):
+    """An embedded lab in which no run goes stale: the hand-made runs have no worker beating for them."""
     from worker.settings import Settings
 
     return Settings(data_dir=tmp_path / "data", stale_after_seconds=3600.0)
 
 
-@pytest.fixture
-def lab(lab_settings):
-    from worker import api
-
-    api.configure(lab_settings)
-    yield api
-    api.configure(None)
-
-
-@pytest.fixture
-def dashboard(lab_settings, tmp_path):
-    env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
-    with running_dashboard(env, tmp_path / "streamlit.log") as server:
-        yield server.url
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 # ============================================================================================ page helpers
-def settle(page, timeout_ms: int = 60_000) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_selector(READY, timeout=timeout_ms)
-    page.wait_for_timeout(300)
-
-
-def shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def choose(page, label: str, option: str) -> None:
-    page.locator(f"input[aria-label='{label}']").click()
-    page.get_by_role("option", name=option, exact=True).click()
+    choose_option(page, label, option)
     settle(page)
 
 

@@ -8,115 +8,22 @@ page goes to artifacts/dashboard/ for a person to look at. Skipped, saying why, 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-from dashboard_server import running_dashboard
+from browser_pages import ARTIFACTS, BROWSER_TESTS, choose, settle, shoot, trace_lengths, type_into, visit
 from opd_core.envs.libero import libero_available
 from polling import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "artifacts" / "dashboard"
-CHROMIUM = os.environ.get("OPD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SHORT_STEPS = 60
 """The watched run: long enough (0.4-1 s per step here, from the shipped student) for the chart to be seen growing."""
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).is_file(),
-        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
-    ),
-]
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
-)
-
-
-# ============================================================================================ fixtures
-@pytest.fixture
-def lab_settings(tmp_path):
-    from worker.settings import Settings
-
-    return Settings(
-        data_dir=tmp_path / "data", stale_after_seconds=30.0, heartbeat_seconds=0.5, cancel_poll_seconds=0.1
-    )
-
-
-@pytest.fixture
-def lab(lab_settings):
-    """worker.api on the same data directory, to wait for what the browser caused."""
-    from worker import api
-
-    api.configure(lab_settings)
-    yield api
-    api.configure(None)
-
-
-@pytest.fixture
-def dashboard(lab_settings, tmp_path):
-    """The dashboard as a researcher starts it (`python -m app`, bound to 127.0.0.1) on a free port."""
-    env = {**os.environ, **lab_settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
-    with running_dashboard(env, tmp_path / "streamlit.log") as server:
-        yield server.url
-
-
-@pytest.fixture
-def page(request):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1440, "height": 1000})
-            yield tab
-            if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-                shoot(tab, "99-failure")  # what the browser showed when the test gave up
-        finally:
-            browser.close()
+pytestmark = BROWSER_TESTS
 
 
 # ============================================================================================ helpers
-def visit(page, url: str) -> None:
-    page.goto(url)
-    settle(page)
-
-
-def settle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the script run that the last action caused has finished and its elements are drawn."""
-    page.wait_for_timeout(300)  # the run state flips to "running" a moment after a click
-    page.wait_for_selector(READY, timeout=timeout_ms)
-    page.wait_for_timeout(300)
-
-
-def shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def choose(page, label: str, option: str) -> None:
-    page.locator(f"input[aria-label='{label}']").click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
-def type_into(page, label: str, value: str) -> None:
-    field = page.locator(f"input[aria-label='{label}']")
-    field.fill(value)
-    field.press("Tab")
-
-
 def pick_many(page, label: str, text: str, option: str | re.Pattern) -> None:
     """Type into a multiselect to filter it, then take one option (not "select all matches")."""
     page.locator(f"input[aria-label='{label}']").click()
@@ -143,12 +50,6 @@ def launch_from_form(page, url: str, name: str, steps: int) -> None:
     page.get_by_test_id("stFormSubmitButton").filter(has_text="Launch").first.click()
     settle(page)
     page.get_by_text("Queued run").wait_for(timeout=30_000)
-
-
-def trace_lengths(page) -> list[int]:
-    """Points in each trace of the first chart on the page, as Plotly drew them (its decoded full data: the
-    figure JSON carries arrays base64-encoded)."""
-    return page.locator(".js-plotly-plot").first.evaluate("div => (div._fullData || []).map(t => t._length || 0)")
 
 
 def assert_first_video_plays(page, play_ms: int) -> None:

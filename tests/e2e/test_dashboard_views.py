@@ -13,16 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dashboard_browser import (  # the fixtures are this module's test parameters
-    ARTIFACTS,
-    dashboard,  # noqa: F401
-    lab,  # noqa: F401
-    lab_settings,  # noqa: F401
-    page,  # noqa: F401
-    pytestmark,  # noqa: F401
-    settle,
-    visit,
-)
+
+from browser_pages import ARTIFACTS, BROWSER_TESTS, settle, visit
+
+pytestmark = BROWSER_TESTS
 
 UNSEEN = [
     "unseen/put_red_block_behind_tray",
@@ -175,7 +169,9 @@ def test_run_page_sweep_and_video_grid_in_a_browser(many_runs, dashboard, page):
     visit(page, f"{url}/run?id={run_ids[4]}")
     charts_drawn(1)(page)
     page.get_by_text("Checkpoints and evaluations").wait_for()
-    assert page.get_by_role("button", name="PNG", exact=True).count() == 1
+    png = page.get_by_role("button", name="PNG", exact=True)
+    png.first.wait_for()  # the export buttons may be drawn a moment after the text above them
+    assert png.count() == 1
     shoot_at_widths(page, "run", charts_drawn(1))
 
     # --- the sweep: final seen success against the group size, one point per seed, and parallel coordinates

@@ -7,18 +7,10 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from test_dashboard_browser import (  # noqa: F401 - fixtures, and the marks (slow, timeout, skips)
-    dashboard,
-    lab,
-    lab_settings,
-    page,
-    pytestmark,
-    settle,
-    shoot,
-    visit,
-)
-
+from browser_pages import BROWSER_TESTS, settle, shoot, visit
 from test_inspector_api import SEEN, tiny_run
+
+pytestmark = BROWSER_TESTS
 
 FRAME_SLIDER = "Frame (the action taken at this frame of the video)"
 LONG_NAME = "reverse-KL distillation of the 1-demo object student from the shipped 50-demo object teacher"

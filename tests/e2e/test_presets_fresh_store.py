@@ -3,38 +3,17 @@ checkpoints) launches the objective-ablation preset on the Launch form's default
 and draw curves on Compare with the shipped teacher as the reference line; every page opens at its own URL.
 
 Then the store is filled with many runs with long names, and Overview, Launch and Results are photographed at
-1440 and 1024 px wide into artifacts/dashboard/ for a person to look at. Reuses the dashboard and worker
-fixtures of test_dashboard_browser.py (Chromium through Playwright; skipped, saying why, without them).
+1440 and 1024 px wide into artifacts/dashboard/ for a person to look at. The dashboard and browser
+fixtures are tests/e2e/conftest.py's (Chromium through Playwright; skipped, saying why, without them).
 """
 
 from __future__ import annotations
 
-import pytest
-from test_dashboard_browser import (  # noqa: F401 - fixtures are used by name
-    ARTIFACTS,
-    CHROMIUM,
-    dashboard,
-    lab,
-    lab_settings,
-    page,
-    settle,
-    shoot,
-    trace_lengths,
-    type_into,
-    visit,
-)
-
 from app.main import PAGES
+from browser_pages import ARTIFACTS, BROWSER_TESTS, settle, shoot, trace_lengths, type_into, visit
 from polling import wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        not CHROMIUM or not __import__("pathlib").Path(CHROMIUM).is_file(),
-        reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPD_CHROMIUM)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 TINY = (
     ("steps", 2),
