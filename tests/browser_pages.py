@@ -1,6 +1,6 @@
 """What the browser tests share: where Chromium is, the marks that skip them (saying why) without it or without
 Playwright, and the moves a researcher makes on a Streamlit page (visit, wait for it to settle, choose, type,
-photograph). The fixtures that start the dashboard and the browser are in tests/e2e/conftest.py."""
+photograph). The fixtures that start the dashboard and the browser are in tests/browser_fixtures.py."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from browser_fixtures import browser, dashboard  # noqa: F401 - fixtures, used by name
 from browser_pages import BROWSER_TESTS, settle, shoot
 from browser_pages import choose as choose_option
 from polling import wait_for

@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from browser_fixtures import browser, dashboard, lab_settings, page  # noqa: F401 - fixtures, used by name
 from browser_pages import ARTIFACTS, BROWSER_TESTS, choose, settle, shoot, trace_lengths, type_into, visit
 from opd_core.envs.libero import libero_available
 from polling import wait_for

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser_fixtures import browser, dashboard, lab_settings, page  # noqa: F401 - fixtures, used by name
 from browser_pages import ARTIFACTS, BROWSER_TESTS, settle, visit
 
 pytestmark = BROWSER_TESTS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from browser_fixtures import browser, dashboard, lab_settings, page  # noqa: F401 - fixtures, used by name
 from browser_pages import BROWSER_TESTS, settle, shoot, visit
 from test_inspector_api import SEEN, tiny_run
 

@@ -4,12 +4,13 @@ and draw curves on Compare with the shipped teacher as the reference line; every
 
 Then the store is filled with many runs with long names, and Overview, Launch and Results are photographed at
 1440 and 1024 px wide into artifacts/dashboard/ for a person to look at. The dashboard and browser
-fixtures are tests/e2e/conftest.py's (Chromium through Playwright; skipped, saying why, without them).
+fixtures are tests/browser_fixtures.py's (Chromium through Playwright; skipped, saying why, without them).
 """
 
 from __future__ import annotations
 
 from app.main import PAGES
+from browser_fixtures import browser, dashboard, lab_settings, page  # noqa: F401 - fixtures, used by name
 from browser_pages import ARTIFACTS, BROWSER_TESTS, settle, shoot, trace_lengths, type_into, visit
 from polling import wait_for
 
