@@ -1,7 +1,7 @@
-"""Fixtures of the browser tests (imported by name into each tests/e2e module; a conftest.py there would
-shadow tests/conftest.py, which other tests import helpers from): the lab's settings, the dashboard as a researcher starts it, and headless
+"""Fixtures of the browser tests: the lab's settings, the dashboard as a researcher starts it, and headless
 Chromium through Playwright (imported only here, so that a machine without it collects and skips the tests).
-`lab` (worker.api on these settings) comes from tests/conftest.py."""
+Each tests/e2e module imports them by name: a conftest.py there would shadow tests/conftest.py, whose helpers
+other tests import. `lab` (worker.api on these settings) comes from tests/conftest.py."""
 
 from __future__ import annotations
 
