@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -248,6 +249,51 @@ def test_a_kept_study_remakes_a_checkpoint_a_new_run_needs_and_reruns_unfinished
     for run in ("reverse_kl_seed0", "grpo_seed0", "opd_then_grpo_seed0"):  # the same run made again
         assert _training_rows(kept / "runs/object" / run) == _training_rows(out / "runs/object" / run), run
     assert _table(again) == _table(summary)
+
+
+def test_a_run_made_again_with_another_curve_says_so_and_its_new_metrics_are_kept(study, tmp_path):
+    """As when the kept run was made on another CPU, whose floating point changed a sampled action: the run made
+    again here replaces the kept metrics (which no longer match any weights), and the log says so."""
+    out, summary = study
+    kept = _kept_in_git(out, tmp_path / "kept")
+    shutil.rmtree(kept / "runs/object/opd_then_grpo_seed0")
+    metrics = kept / "runs/object/reverse_kl_seed0/metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for row in rows:
+        if "eval/seen_success" in row:
+            row["eval/seen_success"] = 0.123
+    metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    messages = []
+    again = run_study(kept, MINI, progress=False, log=messages.append)
+    assert any("reverse_kl_seed0 made again differs from the kept run" in m for m in messages), messages
+    assert _training_rows(kept / "runs/object/reverse_kl_seed0") == _training_rows(out / "runs/object/reverse_kl_seed0")
+    assert _table(again) == _table(summary)
+
+
+def test_the_handoff_reads_its_switch_again_from_a_reverse_kl_run_made_again(tmp_path):
+    """The switch step comes from the reverse-KL curve; when getting the checkpoint made that run again with
+    another curve, the handoff starts where the new curve plateaus, from that step's checkpoint."""
+    from opd_core.study.runner import _handoff_config, distillation_of
+
+    spec = next(s for s in plan_runs(MINI, ["object"], [0]) if s.method == "opd_then_grpo")
+    configs = {distillation_of(spec): SimpleNamespace(out_dir=str(tmp_path / "reverse_kl_seed0"))}
+    switch = {"step": 35}  # read off the kept curve
+
+    class RemakingExecutor:
+        asked: list[int] = []
+
+        def finished(self, spec, config):
+            return False
+
+        def checkpoint(self, spec, config, step):
+            self.asked.append(step)
+            switch["step"] = 20  # made again, the run plateaus earlier
+            return tmp_path / f"step_{step}"
+
+    executor = RemakingExecutor()
+    config = _handoff_config(spec, lambda s: switch["step"], configs, lambda s, path, step: (path, step), executor)
+    assert config == (tmp_path / "step_20", 20)
+    assert executor.asked == [35, 20]
 
 
 def test_parallel_jobs_run_every_method_in_its_own_process(study, tmp_path, spawnable_main):

@@ -3,8 +3,9 @@ runs resume from their newest checkpoint, and a folder made with other settings 
 
 A finished run may be kept without its weights (a study kept in git, whose .gitignore leaves checkpoints out): its
 checkpoints.jsonl still records the final checkpoint, so it counts as ended and is read from its metrics; when a
-later run needs one of its checkpoints, the run is made again from scratch (a study run is deterministic for its
-seed, so it makes the same weights)."""
+later run needs one of its checkpoints, the run is made again from scratch. On one machine a study run is
+deterministic for its seed and makes the same weights; on another CPU, floating-point differences can change a sampled
+action and so the whole curve: the run made again then replaces the kept one's metrics, and the log says so."""
 
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ def weights_left_out(config: RunConfig) -> bool:
 def has_ended(config: RunConfig) -> bool:
     """Finished: with its final checkpoint, or kept without its weights."""
     return is_finished(config) or weights_left_out(config)
+
+
+def eval_curve(out: Path) -> list[tuple[int, float]]:
+    """The run's greedy seen success per evaluated step, as its metrics.jsonl records it."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(row["step"], row["eval/seen_success"]) for row in rows if "eval/seen_success" in row]
 
 
 def clear_run(out: Path) -> None:
@@ -245,8 +252,14 @@ class LocalExecutor:
         path = Path(config.out_dir) / "checkpoints" / f"step_{step}"
         if not (path / META).is_file() and weights_left_out(config):
             self.log(f"[study] {config.out_dir} was kept without its weights: making it again for step {step}")
+            kept = eval_curve(Path(config.out_dir))
             clear_run(Path(config.out_dir))
             execute(config, progress=self.progress)
+            if eval_curve(Path(config.out_dir)) != kept:
+                self.log(
+                    f"[study] {config.out_dir} made again differs from the kept run (another machine's floating "
+                    "point): its new metrics replace the kept ones"
+                )
         if not (path / META).is_file():
             raise StudyError(f"{config.out_dir} has no checkpoint at step {step}")
         return path

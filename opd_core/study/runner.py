@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def run_study(
         )
         unit_handoffs = [spec for spec in unit if spec in handoffs]
         for spec in unit_handoffs:
-            configs[spec] = _handoff_config(spec, switch_of(spec), configs, config_of, executor)
+            configs[spec] = _handoff_config(spec, switch_of, configs, config_of, executor)
         if unit_handoffs:
             log(
                 "[study] distill then GRPO from the reverse-KL checkpoints at steps "
@@ -305,15 +306,21 @@ def _handoff_start(spec: RunSpec, step: int, configs: dict) -> tuple[Path, int]:
     return Path(configs[distillation_of(spec)].out_dir) / "checkpoints" / f"step_{step}", step
 
 
-def _handoff_config(spec: RunSpec, step: int, configs: dict, config_of, executor):
-    """The distill-then-GRPO run's config from the reverse-KL checkpoint at `step`. A handoff run that has ended
-    needs no checkpoint (its student's path is not compared), so a reverse-KL run kept without weights is not made
-    again for it."""
+def _handoff_config(spec: RunSpec, switch_of: Callable[[RunSpec], int], configs: dict, config_of, executor):
+    """The distill-then-GRPO run's config from the reverse-KL checkpoint at its switch step. A handoff run that has
+    ended needs no checkpoint (its student's path is not compared), so a reverse-KL run kept without weights is not
+    made again for it. One that is made again (`executor.checkpoint`) may, on another machine, have a curve other
+    than the kept one: the switch is then read again from the run as it now is, so that the handoff and the
+    reverse-KL metrics on disk agree."""
+    step = switch_of(spec)
     config = config_of(spec, *_handoff_start(spec, step, configs))
     if executor.finished(spec, config):
         return config
     distill = distillation_of(spec)
-    return config_of(spec, executor.checkpoint(distill, configs[distill], step), step)
+    checkpoint = executor.checkpoint(distill, configs[distill], step)
+    if (step_now := switch_of(spec)) != step:
+        step, checkpoint = step_now, executor.checkpoint(distill, configs[distill], step_now)
+    return config_of(spec, checkpoint, step)
 
 
 def distillation_of(spec: RunSpec) -> RunSpec:
