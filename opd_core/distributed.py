@@ -29,7 +29,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
@@ -243,7 +243,7 @@ def _run_rank(local_rank: int, config_dict: dict, resume: bool, messages, stop) 
         close_world(world)
 
 
-def exit_without_finalizers(code: int) -> None:
+def exit_without_finalizers(code: int) -> NoReturn:
     """End a rank's process without the interpreter's finalization, once its run is over and its process group
     destroyed: at that finalization a torch.distributed (gloo) C++ thread left joinable can abort the process
     ("terminate called without an active exception", SIGABRT, no Python frame left), which would read as a

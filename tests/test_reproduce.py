@@ -280,7 +280,8 @@ def test_the_handoff_reads_its_switch_again_from_a_reverse_kl_run_made_again(tmp
     switch = {"step": 35}  # read off the kept curve
 
     class RemakingExecutor:
-        asked: list[int] = []
+        def __init__(self):
+            self.asked: list[int] = []
 
         def finished(self, spec, config):
             return False

@@ -23,7 +23,7 @@ from pathlib import Path
 from opd_core.checkpoint import META, latest_checkpoint, read_meta
 from opd_core.config import ConfigError, RunConfig
 from opd_core.errors import OpdError
-from opd_core.sinks import LocalDirSink
+from opd_core.sinks import LocalDirSink, read_metrics
 
 PATH_FIELDS = ("out_dir", "student_checkpoint", "teacher_checkpoint", "demos")
 """Fields left out of the same-settings check, so that a study folder (or its assets) can move."""
@@ -59,8 +59,7 @@ def has_ended(config: RunConfig) -> bool:
 
 def eval_curve(out: Path) -> list[tuple[int, float]]:
     """The run's greedy seen success per evaluated step, as its metrics.jsonl records it."""
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [(row["step"], row["eval/seen_success"]) for row in rows if "eval/seen_success" in row]
+    return [(row["step"], row["eval/seen_success"]) for row in read_metrics(out) if "eval/seen_success" in row]
 
 
 def clear_run(out: Path) -> None:
