@@ -160,6 +160,14 @@ def test_the_steps_claim_is_open_while_grpo_is_censored(rkl_steps, grpo_steps, v
     }
     found = [c for c in claims(result) if "third of GRPO" in c["claim"]]
     assert [c["verdict"] for c in found] == [verdict, verdict]
+    if None in rkl_steps:  # reverse KL's own run length, not GRPO's extended one
+        assert all("within its 50 steps" in c["measured"] for c in found)
+
+
+def test_a_small_nonzero_rate_is_not_printed_as_zero():
+    from opd_core.study.analysis import format_rate
+
+    assert [format_rate(v) for v in (0.0, 0.0016, 0.25, 1.0)] == ["0.00", "0.002", "0.25", "1.00"]
 
 
 def test_report_and_plots_exist(study):

@@ -391,7 +391,8 @@ def claims(suite_result: dict) -> list[dict]:
             if not r.get("defined", True):
                 verdict, text = None, "the teacher's success is 0: 90% of it is undefined"
             elif r["reached"] < r["of"]:
-                verdict, text = False, f"reverse KL reached in {r['reached']}/{r['of']} seeds within {censored} steps"
+                verdict, length = False, rkl["steps_to_90"]["censored_at"]
+                text = f"reverse KL reached in {r['reached']}/{r['of']} seeds within its {length} steps"
             else:
                 verdict = r["max"] <= g_bound / 3
                 text = f"reverse KL {r['max']} (slowest seed) vs GRPO {g_bound:.1f}"
@@ -451,7 +452,8 @@ def claims(suite_result: dict) -> list[dict]:
                 f"Forward KL shows an early success valley{at}",
                 "min training success in the first third of the steps < step-1 success - 0.10 (the paper: a drop "
                 "of more than 50%)",
-                f"step 1 {valley['start']:.2f}, early minimum {valley['minimum']:.2f} at step {valley['step']} "
+                f"step 1 {format_rate(valley['start'])}, early minimum {format_rate(valley['minimum'])} "
+                f"at step {valley['step']} "
                 f"({_relative(valley['drop'])})",
                 valley["minimum"] < valley["start"] - 0.10,
             )
@@ -537,6 +539,11 @@ def success_valley(method: dict | None) -> dict | None:
     start = pairs[0][1]
     step, minimum = min(early, key=lambda pair: pair[1])
     return {"start": start, "minimum": minimum, "step": step, "drop": (start - minimum) / start if start > 0 else None}
+
+
+def format_rate(value: float) -> str:
+    """A success rate to two decimals, or three below 0.01 so that a small nonzero rate does not read as 0.00."""
+    return f"{value:.3f}" if 0 < value < 0.01 else f"{value:.2f}"
 
 
 def _relative(drop: float | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opd_core.study.analysis import DEFINITIONS
+from opd_core.study.analysis import DEFINITIONS, format_rate
 from opd_core.study.presets import METHOD_LABELS, METHODS
 
 REF_ROWS = ("base", "teacher", "student_init")
@@ -442,7 +442,7 @@ def objective_lrs(result: dict) -> list[str]:
             valley_text = (
                 "–"
                 if valley is None
-                else f"{valley['start']:.2f} -> {valley['minimum']:.2f} at step {valley['step']}"
+                else f"{format_rate(valley['start'])} -> {format_rate(valley['minimum'])} at step {valley['step']}"
                 + ("" if valley["drop"] is None else f" ({100 * valley['drop']:.0f}% drop)")
             )
             rows.append(
