@@ -618,7 +618,7 @@ def objective_claims(figure_4: dict[str, dict], teacher_entropy: float | None) -
         add(
             "Fig. 4a: forward KL's training success drops by more than 50% early",
             "lowest training success in the first third of the steps < 0.5 x step-1 success",
-            f"step 1 {v['start']:.2f}, lowest {v['low']:.2f} at step {v['at_step']}"
+            f"step 1 {format_rate(v['start'])}, lowest {format_rate(v['low'])} at step {v['at_step']}"
             + (f" ({100 * drop:.0f}% drop)" if drop is not None else " (step-1 success 0: no drop measurable)"),
             None if drop is None else drop > VALLEY_DROP,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opd_core.study.analysis import DEFINITIONS, format_rate
+from opd_core.study.analysis import DEFINITIONS, format_rate, success_valley
 from opd_core.study.presets import METHOD_LABELS, METHODS
 
 REF_ROWS = ("base", "teacher", "student_init")
@@ -41,6 +41,10 @@ def _compute(compute: dict | None) -> str:
 
 def _v(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else format_rate(value)
 
 
 def _reach(reach: dict) -> str:
@@ -211,8 +215,8 @@ def figure_4(suite: str, result: dict) -> list[str]:
         rows.append(
             [
                 row["label"],
-                _v(valley.get("start")),
-                f"{_v(valley.get('low'))} (step {valley.get('at_step', '–')})",
+                _rate(valley.get("start")),
+                f"{_rate(valley.get('low'))} (step {valley.get('at_step', '–')})",
                 "–" if valley.get("relative_drop") is None else f"{100 * valley['relative_drop']:.0f}%",
                 _v(row.get("final_success")),
                 _v(row.get("final_eval_success")),
@@ -419,7 +423,6 @@ def _points(agg: dict) -> str:
 
 def objective_lrs(result: dict) -> list[str]:
     """The objective ablation at each learning rate: success, the early valley and entropy."""
-    from opd_core.study.analysis import success_valley
     from opd_core.study.plots import objective_groups
 
     methods = result["methods"]
